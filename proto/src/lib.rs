@@ -1,0 +1,1 @@
+//! gRPC and queue contracts of shadowsync.

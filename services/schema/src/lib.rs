@@ -1,0 +1,1 @@
+//! The shadowsync schema engine (DESIGN.md §5).
