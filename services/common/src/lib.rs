@@ -1,4 +1,17 @@
-//! What every shadowsync service shares: configuration, telemetry, identity, the error → status
-//! mapping and the queue abstraction.
+//! What every shadowsync service shares.
+//!
+//! - [`config`]: layered configuration, loaded and validated once at start-up;
+//! - [`telemetry`]: tracing and OpenTelemetry set-up with a flushing guard;
+//! - [`auth`]: bearer-token identity, service identities, the server interceptor;
+//! - [`error`]: the one mapping from domain errors to `tonic::Status`;
+//! - [`grpc`]: TLS, reflection, serving with graceful shutdown, authenticated channels;
+//! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
+//! - [`secret`]: a wrapper that keeps secrets out of logs.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
 pub mod queue;
+pub mod secret;
+pub mod telemetry;

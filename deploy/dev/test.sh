@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: start what the tests need, then run the whole test suite.
+# Extra arguments go to cargo test (e.g. `deploy/dev/test.sh -p shadowsync-schema`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+deploy/dev/services.sh
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/shadowsync-target}
+if [ $# -eq 0 ]; then set -- --workspace; fi
+cargo test --locked "$@"

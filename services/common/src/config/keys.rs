@@ -1,0 +1,240 @@
+//! The one list of configuration keys, their defaults, and how each is parsed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use base64::Engine as _;
+
+use super::{
+    AuthConfig, Config, ConfigError, Endpoints, ExecutorConfig, LogFormat, Origin, QueueConfig,
+    TlsConfig,
+};
+use crate::secret::Secret;
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// Dotted name, as written in the TOML file and `--set`.
+    pub name: &'static str,
+    /// Built-in default, if any.
+    pub default: Option<&'static str>,
+    /// One line for `--help` and the documentation.
+    pub help: &'static str,
+}
+
+impl Key {
+    /// `SHADOWSYNC_` + the name upper-cased with dots as underscores.
+    pub fn env_var(&self) -> String {
+        format!("SHADOWSYNC_{}", self.name.replace('.', "_").to_uppercase())
+    }
+}
+
+const fn key(name: &'static str, default: Option<&'static str>, help: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        help,
+    }
+}
+
+/// Every key the services read.
+pub const KEYS: &[Key] = &[
+    key("listen", Some("127.0.0.1:50051"), "gRPC listen address (port 0 picks a free one)"),
+    key("data_dir", Some(".shadowsync"), "directory for embedded-mode files"),
+    key("log.format", Some("pretty"), "pretty or json"),
+    key("log.filter", Some("info"), "tracing filter directives, e.g. info,shadowsync_task=debug"),
+    key("otlp.endpoint", None, "OTLP/gRPC endpoint for traces and metrics"),
+    key("auth.hs256_secret", None, "HS256 token signing secret"),
+    key("auth.rs256_public_keys", None, "comma-separated PEM files of accepted RS256 keys"),
+    key("auth.audience", Some("shadowsync"), "the aud every token must carry"),
+    key("auth.service_token", None, "token this service presents to the others"),
+    key("tls.cert", None, "PEM certificate chain; enables gRPC TLS"),
+    key("tls.key", None, "PEM private key for tls.cert"),
+    key("tls.client_ca", None, "PEM CA bundle; requires client certificates (mTLS)"),
+    key("database.url", None, "metadata store: postgres://… or sqlite://…"),
+    key("queue.url", None, "AMQP URL; the in-process queue when absent"),
+    key("queue.prefix", Some(""), "prefix of every queue and exchange name"),
+    key("endpoints.task", None, "task service URL when not in this process"),
+    key("endpoints.approval", None, "approval service URL when not in this process"),
+    key("endpoints.analysis", None, "analysis service URL when not in this process"),
+    key("encryption.key", None, "base64 32-byte AES-256-GCM key for passwords at rest"),
+    key("executor.prefetch", Some("1"), "unacknowledged deliveries per executor"),
+    key("executor.concurrency", Some("1"), "tasks an executor runs at once"),
+];
+
+type Raw = BTreeMap<&'static str, (String, Origin)>;
+
+struct Reader<'a> {
+    raw: &'a Raw,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &'static str) -> Option<(&str, &Origin)> {
+        self.raw
+            .get(key)
+            .map(|(value, origin)| (value.trim(), origin))
+            .filter(|(value, _)| !value.is_empty())
+    }
+
+    fn invalid(&self, key: &'static str, reason: impl Into<String>) -> ConfigError {
+        let origin = self
+            .raw
+            .get(key)
+            .map_or(Origin::Default, |(_, origin)| origin.clone());
+        ConfigError::Invalid {
+            key,
+            origin,
+            reason: reason.into(),
+        }
+    }
+
+    fn string(&self, key: &'static str) -> Option<String> {
+        self.get(key).map(|(value, _)| value.to_string())
+    }
+
+    fn secret(&self, key: &'static str) -> Option<Secret<String>> {
+        // Secrets are not trimmed: a trailing space may be part of one.
+        self.raw
+            .get(key)
+            .filter(|(value, _)| !value.is_empty())
+            .map(|(value, _)| Secret::new(value.clone()))
+    }
+
+    fn parsed<T: FromStr>(&self, key: &'static str) -> Result<Option<T>, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(key)
+            .map(|(value, _)| value.parse::<T>().map_err(|e| self.invalid(key, e.to_string())))
+            .transpose()
+    }
+
+    fn required<T: FromStr>(&self, key: &'static str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.parsed(key)?
+            .ok_or_else(|| self.invalid(key, "a value is required"))
+    }
+
+    fn url(&self, key: &'static str, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.string(key) else {
+            return Ok(None);
+        };
+        let scheme = value.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some(scheme) if schemes.contains(&scheme) => Ok(Some(value)),
+            // The value may hold credentials: the message names the schemes, never the value.
+            _ => Err(self.invalid(key, format!("expected a URL starting with {}", schemes.join("://, ") + "://"))),
+        }
+    }
+}
+
+pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
+    let r = Reader { raw };
+    let listen: SocketAddr = r.required("listen")?;
+    let data_dir: PathBuf = r.required("data_dir")?;
+    let log_format = match r.string("log.format").as_deref() {
+        Some("pretty") | None => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(r.invalid("log.format", format!("expected pretty or json, found {other:?}")));
+        }
+    };
+    let log_filter = r.string("log.filter").unwrap_or_else(|| "info".into());
+    tracing_subscriber::EnvFilter::try_new(&log_filter)
+        .map_err(|e| r.invalid("log.filter", e.to_string()))?;
+
+    let auth = AuthConfig {
+        hs256_secret: r.secret("auth.hs256_secret"),
+        rs256_public_keys: r
+            .string("auth.rs256_public_keys")
+            .map(|list| list.split(',').map(|p| PathBuf::from(p.trim())).collect())
+            .unwrap_or_default(),
+        audience: r.required("auth.audience")?,
+        service_token: r.secret("auth.service_token"),
+    };
+    if let Some(secret) = &auth.hs256_secret
+        && secret.expose().len() < 32
+    {
+        return Err(r.invalid("auth.hs256_secret", "must be at least 32 characters"));
+    }
+
+    let tls = match (r.parsed::<PathBuf>("tls.cert")?, r.parsed::<PathBuf>("tls.key")?) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert,
+            key,
+            client_ca: r.parsed("tls.client_ca")?,
+        }),
+        (None, None) => {
+            if r.get("tls.client_ca").is_some() {
+                return Err(r.invalid("tls.client_ca", "needs tls.cert and tls.key"));
+            }
+            None
+        }
+        (Some(_), None) => return Err(r.invalid("tls.key", "required when tls.cert is set")),
+        (None, Some(_)) => return Err(r.invalid("tls.cert", "required when tls.key is set")),
+    };
+
+    let database_url = r
+        .url("database.url", &["postgres", "postgresql", "sqlite"])?
+        .map(Secret::new);
+    let queue = QueueConfig {
+        url: r.url("queue.url", &["amqp", "amqps"])?.map(Secret::new),
+        prefix: r.string("queue.prefix").unwrap_or_default(),
+    };
+    if !queue
+        .prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(r.invalid("queue.prefix", "only letters, digits, '.', '-' and '_' are allowed"));
+    }
+    let endpoints = Endpoints {
+        task: r.url("endpoints.task", &["http", "https"])?,
+        approval: r.url("endpoints.approval", &["http", "https"])?,
+        analysis: r.url("endpoints.analysis", &["http", "https"])?,
+    };
+
+    let encryption_key = match r.secret("encryption.key") {
+        None => None,
+        Some(encoded) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.expose().trim())
+                .map_err(|_| r.invalid("encryption.key", "not valid base64"))?;
+            if bytes.len() != 32 {
+                return Err(r.invalid("encryption.key", format!("must decode to 32 bytes, found {}", bytes.len())));
+            }
+            Some(Secret::new(bytes))
+        }
+    };
+
+    let prefetch: u16 = r.required("executor.prefetch")?;
+    if prefetch == 0 {
+        return Err(r.invalid("executor.prefetch", "must be at least 1"));
+    }
+    let concurrency: usize = r.required("executor.concurrency")?;
+    if concurrency == 0 {
+        return Err(r.invalid("executor.concurrency", "must be at least 1"));
+    }
+
+    Ok(Config {
+        listen,
+        data_dir,
+        log_format,
+        log_filter,
+        otlp_endpoint: r.url("otlp.endpoint", &["http", "https"])?,
+        auth,
+        tls,
+        database_url,
+        queue,
+        endpoints,
+        encryption_key,
+        executor: ExecutorConfig {
+            prefetch,
+            concurrency,
+        },
+    })
+}
