@@ -1,0 +1,128 @@
+//! What introspection hands to planning: the database's table list and the tables read.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Table;
+use crate::naming::ShadowNaming;
+use crate::normalize::ServerContext;
+
+/// The tables a request covers: every source table, or an explicit list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRange {
+    /// Every base table that is not itself the shadow of another table under the naming rule.
+    All,
+    /// These source tables (each must be a base table of the database).
+    Partial(Vec<String>),
+}
+
+/// One table read with `SHOW CREATE TABLE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogTable {
+    pub name: String,
+    /// The server's DDL, verbatim.
+    pub ddl: String,
+    /// The parsed model, or why the DDL could not be parsed.
+    pub parsed: Result<Table, String>,
+}
+
+/// A database as far as one analysis needs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    pub database: String,
+    pub server: ServerContext,
+    /// Every base table of the database (cheap to list; used for shadow existence and *All*).
+    pub base_tables: Vec<String>,
+    /// The tables read, by [`ServerContext::table_key`]: the requested sources and their shadows.
+    pub tables: BTreeMap<String, CatalogTable>,
+}
+
+impl Catalog {
+    /// True if `name` is a base table of the database.
+    pub fn has_base_table(&self, name: &str) -> bool {
+        let key = self.server.table_key(name);
+        self.base_tables
+            .iter()
+            .any(|table| self.server.table_key(table) == key)
+    }
+
+    /// The base table's name as the server spells it.
+    pub fn base_table_name(&self, name: &str) -> Option<&str> {
+        let key = self.server.table_key(name);
+        self.base_tables
+            .iter()
+            .find(|table| self.server.table_key(table) == key)
+            .map(String::as_str)
+    }
+
+    /// Base tables by [`ServerContext::table_key`], for repeated look-ups.
+    pub fn base_table_index(&self) -> std::collections::HashMap<String, &str> {
+        self.base_tables
+            .iter()
+            .map(|table| (self.server.table_key(table), table.as_str()))
+            .collect()
+    }
+
+    /// The table read under `name`, if any.
+    pub fn table(&self, name: &str) -> Option<&CatalogTable> {
+        self.tables.get(&self.server.table_key(name))
+    }
+
+    /// Inserts a table read from the server.
+    pub fn insert(&mut self, table: CatalogTable) {
+        self.tables.insert(self.server.table_key(&table.name), table);
+    }
+
+    /// The source tables `range` names, in a stable order; for [`SyncRange::Partial`], the
+    /// names that are not base tables are returned as the error.
+    pub fn resolve_sources(
+        &self,
+        range: &SyncRange,
+        naming: &ShadowNaming,
+    ) -> Result<Vec<String>, Vec<String>> {
+        match range {
+            SyncRange::All => {
+                let keys: std::collections::HashSet<String> = self
+                    .base_tables
+                    .iter()
+                    .map(|t| self.server.table_key(t))
+                    .collect();
+                let fold = |name: &str| self.server.table_key(name);
+                let mut sources: Vec<String> = self
+                    .base_tables
+                    .iter()
+                    .filter(|table| {
+                        naming
+                            .source_of(table, fold)
+                            .is_none_or(|source| !keys.contains(&source))
+                    })
+                    .cloned()
+                    .collect();
+                sources.sort();
+                Ok(sources)
+            }
+            SyncRange::Partial(names) => {
+                let index = self.base_table_index();
+                let mut sources: Vec<String> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                let mut unknown = Vec::new();
+                for name in names {
+                    match index.get(&self.server.table_key(name)) {
+                        Some(found) => {
+                            if seen.insert(*found) {
+                                sources.push((*found).to_owned());
+                            }
+                        }
+                        None => unknown.push(name.clone()),
+                    }
+                }
+                if unknown.is_empty() {
+                    Ok(sources)
+                } else {
+                    Err(unknown)
+                }
+            }
+        }
+    }
+}

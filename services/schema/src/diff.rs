@@ -1,0 +1,386 @@
+//! Diff of one shadow table against its desired state, as ordered DDL steps.
+//!
+//! Both sides are normalized models of the same server. The desired model is the source under
+//! the shadow's name with foreign keys already pointing where they should and new constraint
+//! names already chosen (see `plan`). The output is as few statements as MySQL-family servers
+//! accept: one `ALTER TABLE` holding every change, plus a separate `ALTER TABLE ... ADD FOREIGN
+//! KEY` only when a foreign key must be both dropped and added (a server cannot do both in one
+//! copying ALTER) or its parent is not ready yet (dependency cycles).
+
+use std::collections::HashMap;
+
+use crate::model::{Column, ForeignKey, GeneratedStorage, Index, IndexTarget, Table};
+use crate::render::{self, Flavor, quote_identifier};
+
+/// One statement and the shadow's model once it has run.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub sql: String,
+    pub after: Table,
+}
+
+/// The statements that take a shadow to its desired state.
+#[derive(Debug, Clone, Default)]
+pub struct TableChange {
+    /// Run in order, as soon as the table's turn comes.
+    pub steps: Vec<Step>,
+    /// Foreign keys whose parent is not ready at the table's turn; run after every table's
+    /// main steps.
+    pub deferred: Option<Step>,
+}
+
+/// `CREATE TABLE` for a missing shadow. `ready(fk)` says whether the parent of `fk` exists when
+/// the statement runs; the others are added by a deferred `ALTER TABLE`.
+pub fn create(desired: &Table, flavor: Flavor, ready: &dyn Fn(&ForeignKey) -> bool) -> TableChange {
+    let (now, later): (Vec<ForeignKey>, Vec<ForeignKey>) =
+        desired.foreign_keys.iter().cloned().partition(|fk| ready(fk));
+    let mut first = desired.clone();
+    first.foreign_keys = now;
+    let steps = vec![Step {
+        sql: render::create_table(&first, flavor),
+        after: first,
+    }];
+    let deferred = add_foreign_keys(&desired.name, &later, desired);
+    TableChange { steps, deferred }
+}
+
+fn add_foreign_keys(table: &str, foreign_keys: &[ForeignKey], after: &Table) -> Option<Step> {
+    if foreign_keys.is_empty() {
+        return None;
+    }
+    let clauses: Vec<String> = foreign_keys
+        .iter()
+        .map(|fk| format!("ADD {}", render::foreign_key(fk)))
+        .collect();
+    Some(Step {
+        sql: format!(
+            "ALTER TABLE {} {}",
+            quote_identifier(table),
+            clauses.join(", ")
+        ),
+        after: after.clone(),
+    })
+}
+
+fn key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn same_column(a: &Column, b: &Column) -> bool {
+    let mut a = a.clone();
+    let mut b = b.clone();
+    a.name = key(&a.name);
+    b.name = key(&b.name);
+    a == b
+}
+
+/// MariaDB cannot switch a generated column's storage (or make a column generated) in place.
+fn needs_recreate(current: &Column, desired: &Column) -> bool {
+    let storage = |c: &Column| c.generated.as_ref().map(|g| g.storage);
+    storage(current) != storage(desired)
+        || (storage(desired) == Some(GeneratedStorage::Stored) && current.generated != desired.generated)
+}
+
+pub(crate) fn same_foreign_key(a: &ForeignKey, b: &ForeignKey) -> bool {
+    let lower = |names: &[String]| names.iter().map(|n| key(n)).collect::<Vec<_>>();
+    lower(&a.columns) == lower(&b.columns)
+        && a.referenced_schema == b.referenced_schema
+        && a.referenced_table == b.referenced_table
+        && lower(&a.referenced_columns) == lower(&b.referenced_columns)
+        && a.on_delete == b.on_delete
+        && a.on_update == b.on_update
+}
+
+fn index_uses(index: &Index, columns: &[String]) -> bool {
+    index.parts.iter().any(|part| match &part.target {
+        IndexTarget::Column(name) => columns.contains(&key(name)),
+        // An expression may use any column; rebuilding it is always safe.
+        IndexTarget::Expression(_) => !columns.is_empty(),
+    })
+}
+
+/// The longest common subsequence of two name lists (columns that need not move).
+fn stable_columns(current: &[String], desired: &[String]) -> Vec<String> {
+    let (n, m) = (current.len(), desired.len());
+    let mut table = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            table[i][j] = if current[i] == desired[j] {
+                table[i + 1][j + 1] + 1
+            } else {
+                table[i + 1][j].max(table[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n && j < m {
+        if current[i] == desired[j] {
+            out.push(current[i].clone());
+            i += 1;
+            j += 1;
+        } else if table[i + 1][j] >= table[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// `ALTER TABLE` steps taking `current` to `desired` (both normalized, same name); empty when
+/// they are structurally equal.
+pub fn alter(
+    current: &Table,
+    desired: &Table,
+    flavor: Flavor,
+    ready: &dyn Fn(&ForeignKey) -> bool,
+) -> TableChange {
+    let mut clauses: Vec<String> = Vec::new();
+    let current_columns: HashMap<String, &Column> =
+        current.columns.iter().map(|c| (key(&c.name), c)).collect();
+    let desired_keys: Vec<String> = desired.columns.iter().map(|c| key(&c.name)).collect();
+
+    // Columns whose definition changes (FKs and indexes on them are rebuilt around the change).
+    let mut changed_columns = Vec::new();
+    let mut recreated = Vec::new();
+    for column in &desired.columns {
+        if let Some(old) = current_columns.get(&key(&column.name)) {
+            if needs_recreate(old, column) {
+                recreated.push(key(&column.name));
+                changed_columns.push(key(&column.name));
+            } else if !same_column(old, column) {
+                changed_columns.push(key(&column.name));
+            }
+        }
+    }
+
+    // Foreign keys: matched by definition, never by name.
+    let mut unmatched_current: Vec<&ForeignKey> = current.foreign_keys.iter().collect();
+    let mut kept_fks = Vec::new();
+    let mut added_fks = Vec::new();
+    for fk in &desired.foreign_keys {
+        let touches_change = fk.columns.iter().any(|c| changed_columns.contains(&key(c)));
+        match unmatched_current
+            .iter()
+            .position(|old| same_foreign_key(old, fk))
+            .filter(|_| !touches_change)
+        {
+            Some(position) => kept_fks.push(unmatched_current.remove(position).clone()),
+            None => added_fks.push(fk.clone()),
+        }
+    }
+    let dropped_fks: Vec<&ForeignKey> = unmatched_current;
+    for fk in &dropped_fks {
+        clauses.push(format!("DROP FOREIGN KEY {}", quote_identifier(&fk.name)));
+    }
+
+    // Checks: matched by expression.
+    let mut unmatched_checks: Vec<_> = current.checks.iter().collect();
+    let mut added_checks = Vec::new();
+    let mut kept_checks = Vec::new();
+    for check in &desired.checks {
+        match unmatched_checks
+            .iter()
+            .position(|old| old.expression == check.expression)
+        {
+            Some(position) => kept_checks.push(unmatched_checks.remove(position).clone()),
+            None => added_checks.push(check.clone()),
+        }
+    }
+    for check in &unmatched_checks {
+        clauses.push(format!("DROP CONSTRAINT {}", quote_identifier(&check.name)));
+    }
+
+    // Indexes: matched by name; a changed index, or one on a recreated column, is rebuilt.
+    let desired_indexes: HashMap<String, &Index> =
+        desired.indexes.iter().map(|i| (key(&i.name), i)).collect();
+    let current_indexes: HashMap<String, &Index> =
+        current.indexes.iter().map(|i| (key(&i.name), i)).collect();
+    for index in &current.indexes {
+        let rebuild = match desired_indexes.get(&key(&index.name)) {
+            Some(wanted) => *wanted != index || index_uses(index, &recreated),
+            None => true,
+        };
+        if rebuild {
+            clauses.push(format!("DROP INDEX {}", quote_identifier(&index.name)));
+        }
+    }
+    let primary_changed = current.primary_key != desired.primary_key
+        || current
+            .primary_key
+            .as_ref()
+            .is_some_and(|pk| index_uses(pk, &recreated));
+    if primary_changed && current.primary_key.is_some() {
+        clauses.push("DROP PRIMARY KEY".into());
+    }
+
+    // Columns: drops, then adds and changes in desired order with positions where needed.
+    for column in &current.columns {
+        let name = key(&column.name);
+        if !desired_keys.contains(&name) || recreated.contains(&name) {
+            clauses.push(format!("DROP COLUMN {}", quote_identifier(&column.name)));
+        }
+    }
+    let kept_current: Vec<String> = current
+        .columns
+        .iter()
+        .map(|c| key(&c.name))
+        .filter(|name| desired_keys.contains(name) && !recreated.contains(name))
+        .collect();
+    let kept_desired: Vec<String> = desired_keys
+        .iter()
+        .filter(|name| kept_current.contains(name))
+        .cloned()
+        .collect();
+    let stable = stable_columns(&kept_current, &kept_desired);
+    let mut previous: Option<&Column> = None;
+    for column in &desired.columns {
+        let name = key(&column.name);
+        let position = match previous {
+            None => " FIRST".to_owned(),
+            Some(prev) => format!(" AFTER {}", quote_identifier(&prev.name)),
+        };
+        match current_columns.get(&name) {
+            Some(old) if !recreated.contains(&name) => {
+                let moved = !stable.contains(&name);
+                if moved || !same_column(old, column) {
+                    let position = if moved { position.as_str() } else { "" };
+                    clauses.push(format!(
+                        "CHANGE COLUMN {} {}{position}",
+                        quote_identifier(&old.name),
+                        render::column(column)
+                    ));
+                }
+            }
+            _ => clauses.push(format!("ADD COLUMN {}{position}", render::column(column))),
+        }
+        previous = Some(column);
+    }
+
+    if primary_changed && let Some(pk) = &desired.primary_key {
+        clauses.push(format!("ADD {}", render::index(pk, flavor)));
+    }
+    for index in &desired.indexes {
+        let rebuild = match current_indexes.get(&key(&index.name)) {
+            Some(old) => *old != index || index_uses(old, &recreated),
+            None => true,
+        };
+        if rebuild {
+            clauses.push(format!("ADD {}", render::index(index, flavor)));
+        }
+    }
+    for check in &added_checks {
+        clauses.push(format!("ADD {}", render::check(check)));
+    }
+    let options = option_changes(current, desired);
+    clauses.extend(options);
+
+    // Foreign keys to add now go into the same statement unless some were dropped in it.
+    let (ready_fks, deferred_fks): (Vec<ForeignKey>, Vec<ForeignKey>) =
+        added_fks.into_iter().partition(|fk| ready(fk));
+    let separate_fk_step = !dropped_fks.is_empty() && !ready_fks.is_empty();
+    if !separate_fk_step {
+        for fk in &ready_fks {
+            clauses.push(format!("ADD {}", render::foreign_key(fk)));
+        }
+    }
+
+    let mut partition_clause = String::new();
+    if current.partitioning != desired.partitioning {
+        partition_clause = match &desired.partitioning {
+            Some(partitioning) => render::partitioning(partitioning),
+            None => "REMOVE PARTITIONING".into(),
+        };
+    }
+
+    // The model after each step: names of kept constraints stay as the shadow has them.
+    let mut target = desired.clone();
+    target.foreign_keys = kept_fks.clone();
+    target.foreign_keys.extend(ready_fks.iter().cloned());
+    target.foreign_keys.extend(deferred_fks.iter().cloned());
+    target.checks = kept_checks;
+    target.checks.extend(added_checks);
+    let mut after_main = target.clone();
+    after_main.foreign_keys = kept_fks.clone();
+    if !separate_fk_step {
+        after_main.foreign_keys.extend(ready_fks.iter().cloned());
+    }
+
+    let mut change = TableChange::default();
+    if !clauses.is_empty() || !partition_clause.is_empty() {
+        let mut sql = format!("ALTER TABLE {}", quote_identifier(&desired.name));
+        if !clauses.is_empty() {
+            sql.push(' ');
+            sql.push_str(&clauses.join(", "));
+        }
+        if !partition_clause.is_empty() {
+            sql.push('\n');
+            sql.push_str(&partition_clause);
+        }
+        change.steps.push(Step {
+            sql,
+            after: after_main.clone(),
+        });
+    }
+    if separate_fk_step {
+        let mut after = after_main.clone();
+        after.foreign_keys.extend(ready_fks.iter().cloned());
+        if let Some(step) = add_foreign_keys(&desired.name, &ready_fks, &after) {
+            change.steps.push(step);
+        }
+    }
+    change.deferred = add_foreign_keys(&desired.name, &deferred_fks, &target);
+    change
+}
+
+/// Table option clauses; an option the desired table lacks is reset to its default.
+fn option_changes(current: &Table, desired: &Table) -> Vec<String> {
+    let (old, new) = (&current.options, &desired.options);
+    let mut clauses = Vec::new();
+    if old.engine != new.engine
+        && let Some(engine) = &new.engine
+    {
+        clauses.push(format!("ENGINE={engine}"));
+    }
+    if old.charset != new.charset || old.collation != new.collation {
+        if let Some(charset) = &new.charset {
+            clauses.push(format!("DEFAULT CHARSET={charset}"));
+        }
+        if let Some(collation) = &new.collation {
+            clauses.push(format!("COLLATE={collation}"));
+        }
+    }
+    if old.row_format != new.row_format {
+        clauses.push(format!(
+            "ROW_FORMAT={}",
+            new.row_format.as_deref().unwrap_or("DEFAULT")
+        ));
+    }
+    if old.comment != new.comment {
+        clauses.push(format!("COMMENT={}", render::quote_string(&new.comment)));
+    }
+    for (key, value) in &new.other {
+        if old.other.get(key) != Some(value) {
+            clauses.push(if value.is_empty() {
+                key.clone()
+            } else {
+                format!("{key}={value}")
+            });
+        }
+    }
+    for key in old.other.keys() {
+        if !new.other.contains_key(key) {
+            clauses.push(format!("{key}={}", reset_value(key)));
+        }
+    }
+    clauses
+}
+
+/// The value that returns a table option to "not set".
+fn reset_value(key: &str) -> &'static str {
+    match key {
+        "KEY_BLOCK_SIZE" | "MAX_ROWS" | "MIN_ROWS" | "AVG_ROW_LENGTH" | "CHECKSUM"
+        | "DELAY_KEY_WRITE" => "0",
+        _ => "DEFAULT",
+    }
+}

@@ -1,0 +1,310 @@
+//! Introspection over sqlx: cheap in round trips and in server work.
+//!
+//! One round trip reads the server version, `lower_case_table_names`, the database's default
+//! charset/collation, the collation table and the list of base tables (none of these opens a
+//! table). Then `SHOW CREATE TABLE` is sent for the needed tables only — the requested sources
+//! and their existing shadows — as multi-statement batches over a small pool, so round trips
+//! grow as N / batch size. Every query sent is counted (see [`Introspector::round_trips`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{AssertSqlSafe, Either, Row};
+
+use crate::catalog::{Catalog, CatalogTable, SyncRange};
+use crate::error::{Result, SchemaError};
+use crate::naming::ShadowNaming;
+use crate::normalize::ServerContext;
+use crate::parse::parse_create_table;
+use crate::render::{Flavor, quote_identifier};
+
+/// Batching knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct IntrospectOptions {
+    /// `SHOW CREATE TABLE` statements per round trip.
+    pub batch_size: usize,
+    /// Batches in flight at once (one connection each).
+    pub parallelism: usize,
+}
+
+impl Default for IntrospectOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 250,
+            parallelism: 2,
+        }
+    }
+}
+
+/// Where the time went, for the benchmark and for logs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntrospectStats {
+    pub round_trips: u64,
+    pub tables_read: usize,
+    /// Waiting for the server (wall time of the queries).
+    pub fetch_time: Duration,
+    /// Parsing the DDL.
+    pub parse_time: Duration,
+}
+
+/// Reads catalogs from one MySQL-family server.
+#[derive(Debug, Clone)]
+pub struct Introspector {
+    pool: MySqlPool,
+    options: IntrospectOptions,
+    round_trips: Arc<AtomicU64>,
+}
+
+impl Introspector {
+    /// Opens a small pool (no connection is made until the first query).
+    pub fn connect_lazy(connect: MySqlConnectOptions, options: IntrospectOptions) -> Self {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(options.parallelism.max(1) as u32)
+            .connect_lazy_with(connect);
+        Self::with_pool(pool, options)
+    }
+
+    /// Uses an existing pool.
+    pub fn with_pool(pool: MySqlPool, options: IntrospectOptions) -> Self {
+        Self {
+            pool,
+            options,
+            round_trips: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queries sent to the server so far (each is one network round trip).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Reads what normalization needs and the list of base tables, in one round trip.
+    ///
+    /// Fails with [`SchemaError::DatabaseNotFound`] when the database does not exist.
+    pub async fn server_context(&self, database: &str) -> Result<(ServerContext, Vec<String>)> {
+        let literal = string_literal(database)?;
+        let sql = format!(
+            "SELECT VERSION(), @@lower_case_table_names, DEFAULT_CHARACTER_SET_NAME, \
+             DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {literal};\
+             SELECT COLLATION_NAME, CHARACTER_SET_NAME, IS_DEFAULT FROM information_schema.COLLATIONS;\
+             SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {literal} \
+             AND TABLE_TYPE = 'BASE TABLE'"
+        );
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let results: Vec<Either<_, MySqlRow>> = sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_many(&self.pool)
+            .try_collect()
+            .await?;
+        let mut sets: Vec<Vec<MySqlRow>> = vec![Vec::new()];
+        for item in results {
+            match item {
+                Either::Left(_) => sets.push(Vec::new()),
+                Either::Right(row) => {
+                    if let Some(set) = sets.last_mut() {
+                        set.push(row);
+                    }
+                }
+            }
+        }
+        let mut sets = sets.into_iter();
+        let schema_rows = sets.next().unwrap_or_default();
+        let Some(schema) = schema_rows.first() else {
+            return Err(SchemaError::DatabaseNotFound(database.to_owned()));
+        };
+        let version = text(schema, 0)?;
+        let flavor = if version.contains("MariaDB") {
+            Flavor::MariaDb
+        } else if version.contains("OceanBase") {
+            Flavor::OceanBase
+        } else {
+            Flavor::MySql
+        };
+        let lower_case_table_names = text(schema, 1)?.parse().unwrap_or(0);
+        let mut context = ServerContext {
+            flavor,
+            version,
+            lower_case_table_names,
+            database_charset: text(schema, 2)?,
+            database_collation: text(schema, 3)?,
+            default_collations: BTreeMap::new(),
+            collation_charsets: BTreeMap::new(),
+        };
+        for row in sets.next().unwrap_or_default() {
+            let collation = text(&row, 0)?;
+            let charset = text(&row, 1).unwrap_or_default();
+            if charset.is_empty() {
+                continue;
+            }
+            if text(&row, 2).unwrap_or_default().eq_ignore_ascii_case("yes") {
+                context
+                    .default_collations
+                    .insert(charset.clone(), collation.clone());
+            }
+            context.collation_charsets.insert(collation, charset);
+        }
+        let mut tables = Vec::new();
+        for row in sets.next().unwrap_or_default() {
+            tables.push(text(&row, 0)?);
+        }
+        tables.sort();
+        Ok((context, tables))
+    }
+
+    /// Reads and parses the tables of a request: the sources in `range` and their shadows.
+    ///
+    /// Fails when the database is missing, when a partial range names unknown tables, or on a
+    /// database error. `progress(read, total)` is called after each batch.
+    pub async fn introspect(
+        &self,
+        database: &str,
+        range: &SyncRange,
+        naming: &ShadowNaming,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<(Catalog, IntrospectStats)> {
+        let started = Instant::now();
+        let before = self.round_trips();
+        let (server, base_tables) = self.server_context(database).await?;
+        let mut catalog = Catalog {
+            database: database.to_owned(),
+            server,
+            base_tables,
+            tables: BTreeMap::new(),
+        };
+        let sources = catalog
+            .resolve_sources(range, naming)
+            .map_err(|tables| SchemaError::UnknownTables {
+                database: database.to_owned(),
+                tables,
+            })?;
+        let index = catalog.base_table_index();
+        let mut needed: Vec<String> = Vec::with_capacity(sources.len() * 2);
+        for source in &sources {
+            needed.push(source.clone());
+            if let Ok(shadow) = naming.shadow_name(source)
+                && let Some(found) = index.get(&catalog.server.table_key(&shadow))
+            {
+                needed.push((*found).to_owned());
+            }
+        }
+        let mut stats = IntrospectStats::default();
+        let tables = self
+            .read_tables(database, &needed, &mut stats, progress)
+            .await?;
+        for table in tables {
+            catalog.insert(table);
+        }
+        stats.round_trips = self.round_trips() - before;
+        stats.fetch_time = started.elapsed().saturating_sub(stats.parse_time);
+        Ok((catalog, stats))
+    }
+
+    /// `SHOW CREATE TABLE` for `names`, batched, parsed. Tables that no longer exist are left
+    /// out (the caller reports them as missing). Used by the executor to re-read a source and
+    /// its shadow before touching them.
+    pub async fn read_tables(
+        &self,
+        database: &str,
+        names: &[String],
+        stats: &mut IntrospectStats,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<Vec<CatalogTable>> {
+        let batch_size = self.options.batch_size.max(1);
+        let batches: Vec<&[String]> = names.chunks(batch_size).collect();
+        let mut stream = futures::stream::iter(batches)
+            .map(|batch| self.fetch_batch(database, batch))
+            .buffered(self.options.parallelism.max(1));
+        let mut tables = Vec::with_capacity(names.len());
+        let mut read = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let parse_started = Instant::now();
+            for (name, ddl) in batch {
+                let parsed = parse_create_table(&ddl).map_err(|e| e.to_string());
+                tables.push(CatalogTable { name, ddl, parsed });
+                read += 1;
+            }
+            stats.parse_time += parse_started.elapsed();
+            progress(read, names.len());
+        }
+        stats.tables_read += tables.len();
+        Ok(tables)
+    }
+
+    /// One multi-statement round trip; on failure (a table dropped meanwhile), the batch is
+    /// retried one table at a time so one missing table does not fail the analysis.
+    async fn fetch_batch(&self, database: &str, names: &[String]) -> Result<Vec<(String, String)>> {
+        let statements: Vec<String> = names
+            .iter()
+            .map(|name| show_create(database, name))
+            .collect();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let rows: std::result::Result<Vec<MySqlRow>, sqlx::Error> =
+            sqlx::raw_sql(AssertSqlSafe(statements.join(";")))
+                .fetch(&self.pool)
+                .try_collect()
+                .await;
+        match rows {
+            Ok(rows) => rows
+                .iter()
+                .map(|row| Ok((text(row, 0)?, text(row, 1)?)))
+                .collect(),
+            Err(error) if is_missing_table(&error) => {
+                let mut out = Vec::new();
+                for statement in statements {
+                    self.round_trips.fetch_add(1, Ordering::Relaxed);
+                    match sqlx::raw_sql(AssertSqlSafe(statement))
+                        .fetch_optional(&self.pool)
+                        .await
+                    {
+                        Ok(Some(row)) => out.push((text(&row, 0)?, text(&row, 1)?)),
+                        Ok(None) => {}
+                        Err(error) if is_missing_table(&error) => {}
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Ok(out)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn show_create(database: &str, table: &str) -> String {
+    format!(
+        "SHOW CREATE TABLE {}.{}",
+        quote_identifier(database),
+        quote_identifier(table)
+    )
+}
+
+fn is_missing_table(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "42S02")
+}
+
+/// A column as text, whatever the server typed it as (some versions send binary strings).
+fn text(row: &MySqlRow, index: usize) -> Result<String> {
+    if let Ok(value) = row.try_get::<Option<String>, _>(index) {
+        return Ok(value.unwrap_or_default());
+    }
+    let bytes: Option<Vec<u8>> = row.try_get(index)?;
+    Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+}
+
+/// A string literal safe under every `sql_mode` (a backslash would mean different things with
+/// and without `NO_BACKSLASH_ESCAPES`, so names containing one are refused).
+fn string_literal(value: &str) -> Result<String> {
+    if value.contains('\\') || value.contains('\0') {
+        return Err(SchemaError::InvalidArgument {
+            field: "database".into(),
+            message: "database names with a backslash or NUL are not supported".into(),
+        });
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}

@@ -1,0 +1,299 @@
+//! Building a [`Plan`] from a [`Catalog`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::names::{NameAllocator, dependency_order};
+use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan};
+use crate::catalog::Catalog;
+use crate::diff::{self, Step, TableChange};
+use crate::error::{Result, SchemaError};
+use crate::fingerprint::fingerprint_normalized;
+use crate::model::{ForeignKey, Table};
+use crate::normalize::normalize;
+
+/// One table while the plan is being built.
+struct Work {
+    plan: TablePlan,
+    source: Option<Table>,
+    shadow: Option<Table>,
+    desired: Option<Table>,
+}
+
+/// Analyses every table of `request.range` in `catalog` and orders the change script.
+///
+/// Fails with [`SchemaError::UnknownTables`] when a partial range names tables that are not
+/// base tables of the database. Tables that cannot be synced are reported in the plan
+/// (`SOURCE_MISSING`/`UNSUPPORTED` with a reason), not as errors.
+pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
+    let naming = &request.naming;
+    let context = &catalog.server;
+    let sources = catalog
+        .resolve_sources(&request.range, naming)
+        .map_err(|tables| SchemaError::UnknownTables {
+            database: catalog.database.clone(),
+            tables,
+        })?;
+    let base_tables = catalog.base_table_index();
+    let skipped: HashSet<String> = request
+        .skipped
+        .iter()
+        .map(|name| context.table_key(name))
+        .collect();
+
+    let mut work: Vec<Work> = sources
+        .iter()
+        .map(|s| analyse(catalog, &base_tables, s, request))
+        .collect();
+
+    // Whose shadow will exist once the script has run: existing ones, and those it creates.
+    let mut shadow_will_exist: HashSet<String> = HashSet::new();
+    for item in &work {
+        let created = item.plan.result == SyncResult::Create
+            && !skipped.contains(&context.table_key(&item.plan.source));
+        if created {
+            shadow_will_exist.insert(context.table_key(&item.plan.source));
+        }
+    }
+    let parent_shadow = |parent: &str| -> Option<String> {
+        let shadow = naming.shadow_name(parent).ok()?;
+        let exists = base_tables.contains_key(&context.table_key(&shadow))
+            || shadow_will_exist.contains(&context.table_key(parent));
+        exists.then_some(shadow)
+    };
+
+    // Constraint names in use anywhere we looked; new shadow constraints avoid all of them.
+    let mut fk_names = NameAllocator::new(catalog.tables.values().flat_map(|t| {
+        t.parsed
+            .iter()
+            .flat_map(|table| table.foreign_keys.iter().map(|fk| fk.name.clone()))
+            .collect::<Vec<_>>()
+    }));
+    let mut check_names = NameAllocator::new(catalog.tables.values().flat_map(|t| {
+        t.parsed
+            .iter()
+            .flat_map(|table| table.checks.iter().map(|c| c.name.clone()))
+            .collect::<Vec<_>>()
+    }));
+
+    for item in &mut work {
+        let (Some(source), Some(shadow_name)) = (&item.source, &item.plan.shadow) else {
+            continue;
+        };
+        if !item.plan.result.needs_sync() {
+            continue;
+        }
+        let mut desired = source.clone();
+        desired.name = shadow_name.clone();
+        for fk in &mut desired.foreign_keys {
+            let other_schema = fk
+                .referenced_schema
+                .as_deref()
+                .is_some_and(|schema| schema != catalog.database);
+            if !other_schema && let Some(target) = parent_shadow(&fk.referenced_table) {
+                fk.referenced_table = target;
+            }
+            let existing = item.shadow.as_ref().and_then(|shadow| {
+                shadow
+                    .foreign_keys
+                    .iter()
+                    .find(|old| diff::same_foreign_key(old, fk))
+            });
+            fk.name = match existing {
+                Some(old) => old.name.clone(),
+                None => fk_names.allocate(naming, &fk.name),
+            };
+        }
+        for check in &mut desired.checks {
+            let existing = item.shadow.as_ref().and_then(|shadow| {
+                shadow
+                    .checks
+                    .iter()
+                    .find(|old| old.expression == check.expression)
+            });
+            check.name = match existing {
+                Some(old) => old.name.clone(),
+                None => check_names.allocate(naming, &check.name),
+            };
+        }
+        item.desired = Some(desired);
+    }
+
+    // Dependency order among the tables that change.
+    let changing: HashMap<String, usize> = work
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| {
+            item.desired.is_some() && !skipped.contains(&context.table_key(&item.plan.source))
+        })
+        .filter_map(|(i, item)| Some((context.table_key(item.plan.shadow.as_ref()?), i)))
+        .collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (shadow_key, &i) in &changing {
+        let deps = edges.entry(shadow_key.clone()).or_default();
+        if let Some(desired) = &work[i].desired {
+            for fk in &desired.foreign_keys {
+                let parent = context.table_key(&fk.referenced_table);
+                if parent != *shadow_key && changing.contains_key(&parent) {
+                    deps.insert(parent);
+                }
+            }
+        }
+    }
+    let order = dependency_order(&edges);
+    let position: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(p, key)| (key.as_str(), p))
+        .collect();
+
+    let mut ordered = Vec::new();
+    let mut deferred_refs = Vec::new();
+    for shadow_key in &order {
+        let Some(&i) = changing.get(shadow_key) else {
+            continue;
+        };
+        let my_position = position.get(shadow_key.as_str()).copied().unwrap_or(0);
+        let ready = |fk: &ForeignKey| {
+            let parent = context.table_key(&fk.referenced_table);
+            match position.get(parent.as_str()) {
+                Some(&p) => p <= my_position,
+                None => true,
+            }
+        };
+        let item = &mut work[i];
+        let Some(desired) = &item.desired else {
+            continue;
+        };
+        let change = match &item.shadow {
+            None => diff::create(desired, context.flavor, &ready),
+            Some(shadow) => diff::alter(shadow, desired, context.flavor, &ready),
+        };
+        item.plan.depends_on = edges
+            .get(shadow_key)
+            .into_iter()
+            .flatten()
+            .filter_map(|parent| changing.get(parent))
+            .map(|&p| sources[p].clone())
+            .collect();
+        let TableChange { steps, deferred } = change;
+        let mut statements: Vec<PlannedStatement> = steps.iter().map(statement).collect();
+        let deferred_statement = deferred.as_ref().map(statement);
+        if statements.is_empty() && deferred_statement.is_none() {
+            item.plan.result = SyncResult::NoAction;
+            item.plan.target_fingerprint = item.plan.shadow_fingerprint.clone();
+            continue;
+        }
+        let last = deferred.as_ref().or(steps.last());
+        item.plan.target_fingerprint = last.map(|step| fingerprint_normalized(&step.after));
+        for index in 0..statements.len() {
+            ordered.push(StatementRef {
+                table: i,
+                statement: index,
+            });
+        }
+        if let Some(statement) = deferred_statement {
+            deferred_refs.push(StatementRef {
+                table: i,
+                statement: statements.len(),
+            });
+            statements.push(statement);
+        }
+        item.plan.statements = statements;
+    }
+    ordered.extend(deferred_refs);
+
+    for item in &mut work {
+        if item.plan.result.needs_sync()
+            && skipped.contains(&context.table_key(&item.plan.source))
+        {
+            item.plan.skipped = true;
+        }
+    }
+    Ok(Plan {
+        database: catalog.database.clone(),
+        naming: naming.clone(),
+        tables: work.into_iter().map(|item| item.plan).collect(),
+        order: ordered,
+    })
+}
+
+fn statement(step: &Step) -> PlannedStatement {
+    PlannedStatement {
+        sql: step.sql.clone(),
+        expected_fingerprint_after: fingerprint_normalized(&step.after),
+    }
+}
+
+/// Reads one source and its shadow from the catalog and settles what can be settled without
+/// looking at other tables.
+fn analyse(
+    catalog: &Catalog,
+    base_tables: &HashMap<String, &str>,
+    source_name: &str,
+    request: &AnalysisRequest,
+) -> Work {
+    let context = &catalog.server;
+    let mut item = Work {
+        plan: TablePlan {
+            source: source_name.to_owned(),
+            shadow: None,
+            result: SyncResult::Unsupported,
+            reason: None,
+            skipped: false,
+            source_ddl: None,
+            shadow_ddl: None,
+            statements: Vec::new(),
+            source_fingerprint: None,
+            shadow_fingerprint: None,
+            target_fingerprint: None,
+            depends_on: Vec::new(),
+        },
+        source: None,
+        shadow: None,
+        desired: None,
+    };
+    let plan = &mut item.plan;
+    match request.naming.shadow_name(source_name) {
+        Ok(shadow) => plan.shadow = Some(shadow),
+        Err(reason) => {
+            plan.reason = Some(reason);
+            return item;
+        }
+    }
+    let Some(source) = catalog.table(source_name) else {
+        plan.result = SyncResult::SourceMissing;
+        plan.reason = Some("the source table no longer exists".into());
+        return item;
+    };
+    plan.source_ddl = Some(source.ddl.clone());
+    let source = match &source.parsed {
+        Ok(table) => normalize(table, context),
+        Err(error) => {
+            plan.reason = Some(format!("cannot read the source DDL: {error}"));
+            return item;
+        }
+    };
+    plan.source_fingerprint = Some(fingerprint_normalized(&source));
+    item.source = Some(source);
+    let shadow_name = plan.shadow.clone().unwrap_or_default();
+    if !base_tables.contains_key(&context.table_key(&shadow_name)) {
+        plan.result = SyncResult::Create;
+        return item;
+    }
+    let Some(shadow) = catalog.table(&shadow_name) else {
+        plan.reason = Some("the shadow table exists but could not be read".into());
+        return item;
+    };
+    plan.shadow_ddl = Some(shadow.ddl.clone());
+    match &shadow.parsed {
+        Ok(table) => {
+            let shadow = normalize(table, context);
+            plan.shadow_fingerprint = Some(fingerprint_normalized(&shadow));
+            plan.shadow = Some(shadow.name.clone());
+            item.shadow = Some(shadow);
+            plan.result = SyncResult::Update;
+        }
+        Err(error) => plan.reason = Some(format!("cannot read the shadow DDL: {error}")),
+    }
+    item
+}

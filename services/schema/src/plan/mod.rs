@@ -1,0 +1,121 @@
+//! Plans: per-table results and the ordered change script.
+
+mod build;
+mod names;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use build::plan;
+
+use crate::catalog::SyncRange;
+use crate::naming::ShadowNaming;
+
+/// What the caller asks to analyse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalysisRequest {
+    pub range: SyncRange,
+    pub naming: ShadowNaming,
+    /// Source tables the user skipped: their shadows are neither created nor altered, and
+    /// tables referencing them fall back to the source parent when its shadow will not exist.
+    pub skipped: BTreeSet<String>,
+}
+
+/// The outcome for one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SyncResult {
+    /// The shadow is missing; the statements create it.
+    Create,
+    /// The shadow exists and differs; the statements alter it.
+    Update,
+    /// The shadow exists with the same structure.
+    NoAction,
+    /// The source table is gone (dropped after it was listed).
+    SourceMissing,
+    /// The table cannot be synced; `reason` says why.
+    Unsupported,
+}
+
+impl SyncResult {
+    /// Results that carry change statements.
+    pub fn needs_sync(self) -> bool {
+        matches!(self, Self::Create | Self::Update)
+    }
+}
+
+/// One statement with the shadow's fingerprint once it has run (the executor resumes by it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedStatement {
+    pub sql: String,
+    pub expected_fingerprint_after: String,
+}
+
+/// The analysis of one source table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TablePlan {
+    pub source: String,
+    /// `None` when no shadow name is possible (see `reason`).
+    pub shadow: Option<String>,
+    pub result: SyncResult,
+    pub reason: Option<String>,
+    /// True when the user skipped this table: it keeps its result but runs nothing.
+    pub skipped: bool,
+    pub source_ddl: Option<String>,
+    pub shadow_ddl: Option<String>,
+    /// This table's statements in execution order (see [`Plan::order`] for the interleaving).
+    pub statements: Vec<PlannedStatement>,
+    pub source_fingerprint: Option<String>,
+    /// The shadow's fingerprint at analysis time (`None` when missing).
+    pub shadow_fingerprint: Option<String>,
+    /// The shadow's fingerprint once every statement has run.
+    pub target_fingerprint: Option<String>,
+    /// Source tables whose shadows this table's foreign keys reference and that change in this
+    /// plan: they run first.
+    pub depends_on: Vec<String>,
+}
+
+/// A reference to `tables[table].statements[statement]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementRef {
+    pub table: usize,
+    pub statement: usize,
+}
+
+/// The analysis of a whole request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub database: String,
+    pub naming: ShadowNaming,
+    /// One entry per source table, sorted by source name.
+    pub tables: Vec<TablePlan>,
+    /// Every statement to run, in execution order. Parents come before children; foreign keys
+    /// closing a dependency cycle are added at the end.
+    pub order: Vec<StatementRef>,
+}
+
+impl Plan {
+    /// The change script's statements in execution order.
+    pub fn statements(&self) -> impl Iterator<Item = (&TablePlan, &PlannedStatement)> {
+        self.order.iter().filter_map(|reference| {
+            let table = self.tables.get(reference.table)?;
+            Some((table, table.statements.get(reference.statement)?))
+        })
+    }
+
+    /// The script as text: each statement followed by `;` and a newline.
+    pub fn sql_script(&self) -> String {
+        let mut script = String::new();
+        for (_, statement) in self.statements() {
+            script.push_str(&statement.sql);
+            script.push_str(";\n");
+        }
+        script
+    }
+
+    /// The plan for `source`, if it is in the range.
+    pub fn table(&self, source: &str) -> Option<&TablePlan> {
+        self.tables.iter().find(|table| table.source == source)
+    }
+}
