@@ -88,7 +88,7 @@ impl Introspector {
     pub async fn server_context(&self, database: &str) -> Result<(ServerContext, Vec<String>)> {
         let literal = string_literal(database)?;
         let sql = format!(
-            "SELECT VERSION(), @@lower_case_table_names, DEFAULT_CHARACTER_SET_NAME, \
+            "SELECT VERSION(), CAST(@@lower_case_table_names AS CHAR), DEFAULT_CHARACTER_SET_NAME, \
              DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {literal};\
              SELECT COLLATION_NAME, CHARACTER_SET_NAME, IS_DEFAULT FROM information_schema.COLLATIONS;\
              SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {literal} \

@@ -1,0 +1,158 @@
+//! Shared helpers for the tests against the real MariaDB (127.0.0.1:3306, root, no password).
+//! Every test works in its own `ss_schema_<random>` database, dropped at the end (also when
+//! the test panics: the guard shells out to the `mariadb` client from `Drop`).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use rand::Rng;
+use shadowsync_schema::{
+    AnalysisRequest, Catalog, IntrospectOptions, IntrospectStats, Introspector, Plan, ShadowNaming,
+    SyncRange, SyncResult, fingerprint::canonical, normalize,
+};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{AssertSqlSafe, Executor, MySqlPool};
+
+pub const URL: &str = "mysql://root@127.0.0.1:3306";
+
+pub struct TestDb {
+    pub name: String,
+    pub pool: MySqlPool,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let suffix: u64 = rand::rng().random();
+        let name = format!("ss_schema_{:016x}", suffix);
+        let admin = MySqlPoolOptions::new()
+            .max_connections(1)
+            .connect(URL)
+            .await
+            .expect("connect to MariaDB at 127.0.0.1:3306");
+        admin
+            .execute(AssertSqlSafe(format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+            )))
+            .await
+            .unwrap();
+        admin.close().await;
+        let options: MySqlConnectOptions = URL.parse::<MySqlConnectOptions>().unwrap().database(&name);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        Self { name, pool }
+    }
+
+    /// Runs `sql` (one or more statements) in this database.
+    pub async fn exec(&self, sql: &str) {
+        let mut conn = self.pool.acquire().await.unwrap();
+        conn.execute(AssertSqlSafe(sql.to_owned()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+    }
+
+    pub fn introspector(&self, options: IntrospectOptions) -> Introspector {
+        let connect: MySqlConnectOptions = URL.parse().unwrap();
+        Introspector::connect_lazy(connect, options)
+    }
+
+    pub async fn catalog(&self, range: &SyncRange, naming: &ShadowNaming) -> (Catalog, IntrospectStats) {
+        self.introspector(IntrospectOptions::default())
+            .introspect(&self.name, range, naming, &mut |_, _| {})
+            .await
+            .unwrap()
+    }
+
+    pub async fn plan(&self, range: SyncRange, naming: &ShadowNaming, skipped: &[&str]) -> Plan {
+        let (catalog, _) = self.catalog(&range, naming).await;
+        shadowsync_schema::plan(
+            &catalog,
+            &AnalysisRequest {
+                range,
+                naming: naming.clone(),
+                skipped: skipped.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>(),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Applies the plan's script statement by statement, with foreign_key_checks on.
+    pub async fn apply(&self, plan: &Plan) {
+        let mut conn = self.pool.acquire().await.unwrap();
+        conn.execute("SET SESSION foreign_key_checks = 1").await.unwrap();
+        for (table, statement) in plan.statements() {
+            conn.execute(AssertSqlSafe(statement.sql.clone()))
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("table {}: {e}\nwhile running:\n{}", table.source, statement.sql)
+                });
+        }
+    }
+
+    /// Asserts every shadow's normalized model equals its source's modulo what is not
+    /// structure: the name, FK and CHECK names, index listing order, FK targets that are the
+    /// shadows of the referenced sources.
+    pub async fn assert_shadows_match(&self, naming: &ShadowNaming) {
+        let (catalog, _) = self.catalog(&SyncRange::All, naming).await;
+        let sources = catalog.resolve_sources(&SyncRange::All, naming).unwrap();
+        for source in sources {
+            let Some(shadow_name) = naming.shadow_name(&source).ok() else { continue };
+            let (Some(src), Some(shadow)) = (catalog.table(&source), catalog.table(&shadow_name)) else {
+                continue;
+            };
+            let src = normalize(src.parsed.as_ref().unwrap(), &catalog.server);
+            let mut shadow = normalize(shadow.parsed.as_ref().unwrap(), &catalog.server);
+            for fk in &mut shadow.foreign_keys {
+                if let Some(parent) = naming.source_of(&fk.referenced_table, str::to_owned)
+                    && catalog.has_base_table(&parent)
+                {
+                    fk.referenced_table = parent;
+                }
+            }
+            assert_eq!(
+                canonical(&src),
+                canonical(&shadow),
+                "shadow {shadow_name} differs from {source}:\n{}\n---\n{}",
+                catalog.table(&source).unwrap().ddl,
+                catalog.table(&shadow_name).unwrap().ddl
+            );
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", "-P3306", "-e"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
+            .status();
+    }
+}
+
+/// Results by source name.
+pub fn results(plan: &Plan) -> Vec<(String, SyncResult)> {
+    plan.tables.iter().map(|t| (t.source.clone(), t.result)).collect()
+}
+
+/// Asserts every table of the plan is NO_ACTION with no statements.
+pub fn assert_all_no_action(plan: &Plan) {
+    for table in &plan.tables {
+        assert_eq!(
+            table.result,
+            SyncResult::NoAction,
+            "{} is {:?} ({:?}):\n{}\n--- shadow:\n{}\n--- statements:\n{:#?}",
+            table.source,
+            table.result,
+            table.reason,
+            table.source_ddl.as_deref().unwrap_or(""),
+            table.shadow_ddl.as_deref().unwrap_or(""),
+            table.statements
+        );
+        assert!(table.statements.is_empty());
+    }
+    assert!(plan.order.is_empty());
+}
