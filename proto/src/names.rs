@@ -6,6 +6,11 @@ pub const REQUEST_TYPE_SHADOW_TABLE_SYNC: &str = "shadow_table_sync";
 /// Approval request type of a permission application (owned by the approval service).
 pub const REQUEST_TYPE_PERMISSION_APPLY: &str = "permission_apply";
 
+/// `ResourceRef.type` of a `shadow_table_sync` request; its id is the task id in decimal.
+pub const RESOURCE_TYPE_TASK: &str = "task";
+/// `ResourceRef.type` of a `permission_apply` request; its id is a UUID.
+pub const RESOURCE_TYPE_PERMISSION_APPLICATION: &str = "permission_application";
+
 /// Service identity (JWT `sub`) of the task service.
 pub const SVC_TASK: &str = "svc:task";
 /// Service identity of the approval service.
