@@ -1,2 +1,101 @@
-//! The queue abstraction (DESIGN.md §2 "AMQP topology"): a lapin implementation for production
-//! and an in-process one, persisted in SQLite, for the embedded mode.
+//! The queue abstraction (DESIGN.md §2 "AMQP topology", §6, §8): one small trait,
+//! [`MessageQueue`], with two implementations that keep the same promises:
+//!
+//! - [`AmqpQueue`]: RabbitMQ through lapin, for production;
+//! - [`InProcessQueue`]: a queue persisted in SQLite, for the embedded mode (`serve all`), so
+//!   that a restart of the single process loses nothing.
+//!
+//! # What both guarantee, and why
+//!
+//! - **Confirmed publishing.** [`MessageQueue::publish`] returns `Ok` only once the message is
+//!   stored durably (a RabbitMQ publisher confirm of a persistent message; a committed SQLite
+//!   row). The outbox relays (§2) mark a row sent only after that, so a crash or a broker outage
+//!   never loses a dispatch or an event. Publishing never hangs: without a confirm in time it
+//!   fails with a retryable [`QueueError::Unavailable`], and the next call reconnects.
+//! - **At-least-once delivery.** A [`Delivery`] stays owned by its consumer until it is acked,
+//!   requeued or dead-lettered. One dropped unsettled, or held by a consumer or process that
+//!   goes away, is delivered again with [`Delivery::redelivered`] set. Consumers are therefore
+//!   idempotent (the executor's claim makes a duplicate harmless, §6).
+//! - **Priority.** The execute queue delivers higher priorities first (0–10, `x-max-priority`
+//!   = 10), FIFO within a priority, among the messages waiting when a consumer asks for more.
+//!   With a prefetch of 1 (the executors' default) a worker therefore always takes the most
+//!   urgent waiting task: the approval template's rank decides (§4). Subscription queues are
+//!   FIFO.
+//! - **Dead-lettering.** [`Delivery::reject_to_dead_letter`] moves a poison message to the
+//!   queue's `<queue>.dead` (for the execute queue, through the `shadowsync.dlx` exchange into
+//!   `shadowsync.execute.dead`), so one bad payload never blocks or crashes a consumer loop, and
+//!   stays there for a person to inspect.
+//! - **Topic routing.** Events go to the `shadowsync.events` topic exchange with routing keys
+//!   `task.<status>`, `approval.<event>.<request_type>`, `execution.dispatched`,
+//!   `permission.<event>`; [`MessageQueue::declare_subscription`] binds a durable queue to
+//!   patterns (`*` = one word, `#` = any number of words) so any service can listen to exactly
+//!   its own events. An event no queue is bound to is dropped, as RabbitMQ does.
+//! - **Prefix.** Every queue and exchange name starts with [`Topology::prefix`], so tests and
+//!   tenants sharing a broker never collide.
+//!
+//! # Layout
+//!
+//! - `topology`: names, destinations and topic matching;
+//! - `message`: [`Message`], [`Priority`], [`Delivery`] and [`DeliveryStream`];
+//! - `error`: [`QueueError`];
+//! - `amqp`: the lapin implementation (connection manager, reconnection, consumers);
+//! - `in_process`: the SQLite implementation.
+
+mod amqp;
+mod error;
+mod in_process;
+mod message;
+mod topology;
+
+use async_trait::async_trait;
+
+pub use amqp::{AmqpQueue, AmqpQueueOptions};
+pub use error::{QueueError, QueueResult};
+pub use in_process::InProcessQueue;
+pub use message::{
+    Delivery, DeliveryStream, Message, PROTOBUF_CONTENT_TYPE, Priority, TRACEPARENT_HEADER,
+};
+pub use topology::{Destination, MAX_PRIORITY, QueueName, Topology, topic_matches};
+
+/// A message queue with confirmed publishing, at-least-once delivery, priorities,
+/// dead-lettering and topic routing, behind which RabbitMQ or the in-process queue sits.
+/// Services hold an `Arc<dyn MessageQueue>`.
+#[async_trait]
+pub trait MessageQueue: Send + Sync + 'static {
+    /// The names this queue uses.
+    fn topology(&self) -> &Topology;
+
+    /// Publishes `message` persistently and returns once it is stored durably (publisher
+    /// confirm).
+    ///
+    /// Fails with a retryable [`QueueError::Unavailable`] when the broker cannot be reached or
+    /// does not confirm within the operation timeout (the message may or may not have been
+    /// stored: publish again, consumers are idempotent), [`QueueError::NotConfirmed`] on a
+    /// negative confirm, [`QueueError::Unroutable`] if the execute queue is missing, and
+    /// [`QueueError::InvalidArgument`] for a value AMQP cannot carry.
+    async fn publish(&self, destination: &Destination, message: &Message) -> QueueResult<()>;
+
+    /// Starts consuming `queue` with at most `prefetch` (≥ 1) unsettled deliveries at a time.
+    ///
+    /// Fails with [`QueueError::UnknownQueue`] if the queue was not declared, or
+    /// [`QueueError::Unavailable`] if the first subscription cannot be made; later connection
+    /// losses are reported in the stream, which resubscribes by itself.
+    async fn consume(&self, queue: &QueueName, prefetch: u16) -> QueueResult<DeliveryStream>;
+
+    /// Declares the durable queue `<prefix><name>` (and its `<prefix><name>.dead`) and binds it
+    /// to the events exchange with each of `routing_patterns`; returns its name for
+    /// [`MessageQueue::consume`]. Idempotent, and bindings only accumulate: a pattern dropped
+    /// from the list stays bound.
+    ///
+    /// Fails with [`QueueError::InvalidArgument`] for a bad name or pattern, or as
+    /// [`MessageQueue::publish`] does when the broker is unreachable.
+    async fn declare_subscription(
+        &self,
+        name: &str,
+        routing_patterns: &[&str],
+    ) -> QueueResult<QueueName>;
+
+    /// Whether the queue can be used now (for health reporting): connects if needed, within the
+    /// connect timeout. Fails with [`QueueError::Unavailable`] otherwise.
+    async fn check_ready(&self) -> QueueResult<()>;
+}
