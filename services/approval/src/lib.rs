@@ -1,3 +1,26 @@
-//! The shadowsync approval service (DESIGN.md §2).
+//! The shadowsync approval service (DESIGN.md §4): process templates, priority order, approval
+//! instances and decisions, permission grants, and dispatch to the executors.
 //!
-//! Until its issue lands, the gRPC surface answers `UNIMPLEMENTED`; see `services/server`.
+//! The RPCs are filled in by their issue; until then the generated default bodies answer
+//! `UNIMPLEMENTED`. [`add_routes`] mounts the service behind the identity interceptor.
+
+use shadowsync_common::auth::AuthInterceptor;
+use shadowsync_proto::approval::v1::approval_service_server::{
+    ApprovalService, ApprovalServiceServer,
+};
+use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
+
+/// The approval service's gRPC handlers.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalApi {}
+
+impl ApprovalService for ApprovalApi {}
+
+/// Adds `ApprovalService` behind `auth`.
+pub fn add_routes(routes: &mut RoutesBuilder, api: ApprovalApi, auth: AuthInterceptor) {
+    routes.add_service(InterceptedService::new(
+        ApprovalServiceServer::new(api),
+        auth,
+    ));
+}

@@ -27,6 +27,8 @@ pub struct Identity {
     /// Display name; the subject when the token has none.
     pub name: String,
     pub roles: Vec<String>,
+    /// The token's `exp`, in seconds since the Unix epoch; `None` for identities built in code.
+    pub expires_at: Option<u64>,
 }
 
 impl Identity {
@@ -36,6 +38,7 @@ impl Identity {
             subject: subject.to_string(),
             name: subject.to_string(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            expires_at: None,
         }
     }
 
@@ -169,12 +172,12 @@ impl Authenticator {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            rs256.push(DecodingKey::from_rsa_pem(&pem).map_err(|e| {
-                AuthSetupError::PublicKey {
+            rs256.push(
+                DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthSetupError::PublicKey {
                     path: path.display().to_string(),
                     reason: e.to_string(),
-                }
-            })?);
+                })?,
+            );
         }
         if hs256.is_none() && rs256.is_empty() {
             return Err(AuthSetupError::NoKeys);
@@ -214,6 +217,7 @@ impl Authenticator {
                         name: claims.name.unwrap_or_else(|| claims.sub.clone()),
                         subject: claims.sub,
                         roles: claims.roles,
+                        expires_at: Some(claims.exp),
                     });
                 }
                 Err(error) => last_error = Some(error),
@@ -373,25 +377,33 @@ mod tests {
     fn a_good_token_yields_its_identity() {
         let token = issuer().issue(&Identity::user("alice", &["dev"]), Duration::from_secs(60));
         let identity = authenticator().verify(token.expose()).expect("valid");
-        assert_eq!(identity, Identity::user("alice", &["dev"]));
+        assert_eq!(identity.subject, "alice");
+        assert_eq!(identity.roles, ["dev"]);
+        assert!(identity.expires_at.is_some_and(|exp| exp > 0));
     }
 
     #[test]
     fn expired_wrongly_signed_and_foreign_audience_tokens_are_refused() {
         let alice = Identity::user("alice", &[]);
         let expired = issuer().issue_at(&alice, 1_000, 2_000);
-        let error = authenticator().verify(expired.expose()).expect_err("expired");
+        let error = authenticator()
+            .verify(expired.expose())
+            .expect_err("expired");
         assert_eq!(error.code(), tonic::Code::Unauthenticated);
         assert_eq!(error.message(), "token expired");
 
         let other = TokenIssuer::hs256(&Secret::new("x".repeat(32)), "shadowsync")
             .issue(&alice, Duration::from_secs(60));
-        let error = authenticator().verify(other.expose()).expect_err("wrong key");
+        let error = authenticator()
+            .verify(other.expose())
+            .expect_err("wrong key");
         assert_eq!(error.message(), "invalid token signature");
 
         let foreign = TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "elsewhere")
             .issue(&alice, Duration::from_secs(60));
-        let error = authenticator().verify(foreign.expose()).expect_err("audience");
+        let error = authenticator()
+            .verify(foreign.expose())
+            .expect_err("audience");
         assert_eq!(error.message(), "token audience not accepted");
 
         assert!(authenticator().verify("not.a.jwt").is_err());
@@ -409,13 +421,21 @@ mod tests {
         let request = interceptor.call(request).expect("verified");
         let identity = Identity::of(&request).expect("identity");
         assert!(identity.is_admin());
-        assert!(identity.require_service(&[ServiceIdentity::Executor]).is_err());
+        assert!(
+            identity
+                .require_service(&[ServiceIdentity::Executor])
+                .is_err()
+        );
     }
 
     #[test]
     fn service_identities_are_distinct() {
         let executor = Identity::service(ServiceIdentity::Executor);
-        assert!(executor.require_service(&[ServiceIdentity::Executor]).is_ok());
+        assert!(
+            executor
+                .require_service(&[ServiceIdentity::Executor])
+                .is_ok()
+        );
         let error = Identity::service(ServiceIdentity::Task)
             .require_service(&[ServiceIdentity::Executor])
             .expect_err("task is not the executor");

@@ -72,9 +72,15 @@ mod tests {
 
     #[test]
     fn codes_and_messages() {
-        let status = Status::from(ApiError::invalid("shadow_naming.affix", "must match [A-Za-z0-9_]{1,32}"));
+        let status = Status::from(ApiError::invalid(
+            "shadow_naming.affix",
+            "must match [A-Za-z0-9_]{1,32}",
+        ));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.message(), "shadow_naming.affix: must match [A-Za-z0-9_]{1,32}");
+        assert_eq!(
+            status.message(),
+            "shadow_naming.affix: must match [A-Za-z0-9_]{1,32}"
+        );
         assert_eq!(
             Status::from(ApiError::FailedPrecondition("task 42 is finished".into())).code(),
             Code::FailedPrecondition

@@ -1,3 +1,4 @@
-//! The shadowsync executor service (DESIGN.md §2).
+//! The shadowsync executor (DESIGN.md §6): stateless workers that consume the execute queue,
+//! claim tasks from the task service and apply the approved DDL to shadow tables.
 //!
-//! Until its issue lands, the gRPC surface answers `UNIMPLEMENTED`; see `services/server`.
+//! The worker loop is filled in by its issue. An executor serves only gRPC health.

@@ -41,27 +41,95 @@ const fn key(name: &'static str, default: Option<&'static str>, help: &'static s
 
 /// Every key the services read.
 pub const KEYS: &[Key] = &[
-    key("listen", Some("127.0.0.1:50051"), "gRPC listen address (port 0 picks a free one)"),
-    key("data_dir", Some(".shadowsync"), "directory for embedded-mode files"),
+    key(
+        "listen",
+        Some("127.0.0.1:50051"),
+        "gRPC listen address (port 0 picks a free one)",
+    ),
+    key(
+        "data_dir",
+        Some(".shadowsync"),
+        "directory for embedded-mode files",
+    ),
     key("log.format", Some("pretty"), "pretty or json"),
-    key("log.filter", Some("info"), "tracing filter directives, e.g. info,shadowsync_task=debug"),
-    key("otlp.endpoint", None, "OTLP/gRPC endpoint for traces and metrics"),
+    key(
+        "log.filter",
+        Some("info"),
+        "tracing filter directives, e.g. info,shadowsync_task=debug",
+    ),
+    key(
+        "otlp.endpoint",
+        None,
+        "OTLP/gRPC endpoint for traces and metrics",
+    ),
     key("auth.hs256_secret", None, "HS256 token signing secret"),
-    key("auth.rs256_public_keys", None, "comma-separated PEM files of accepted RS256 keys"),
-    key("auth.audience", Some("shadowsync"), "the aud every token must carry"),
-    key("auth.service_token", None, "token this service presents to the others"),
+    key(
+        "auth.rs256_public_keys",
+        None,
+        "comma-separated PEM files of accepted RS256 keys",
+    ),
+    key(
+        "auth.audience",
+        Some("shadowsync"),
+        "the aud every token must carry",
+    ),
+    key(
+        "auth.service_token",
+        None,
+        "token this service presents to the others",
+    ),
     key("tls.cert", None, "PEM certificate chain; enables gRPC TLS"),
     key("tls.key", None, "PEM private key for tls.cert"),
-    key("tls.client_ca", None, "PEM CA bundle; requires client certificates (mTLS)"),
-    key("database.url", None, "metadata store: postgres://… or sqlite://…"),
-    key("queue.url", None, "AMQP URL; the in-process queue when absent"),
-    key("queue.prefix", Some(""), "prefix of every queue and exchange name"),
-    key("endpoints.task", None, "task service URL when not in this process"),
-    key("endpoints.approval", None, "approval service URL when not in this process"),
-    key("endpoints.analysis", None, "analysis service URL when not in this process"),
-    key("encryption.key", None, "base64 32-byte AES-256-GCM key for passwords at rest"),
-    key("executor.prefetch", Some("1"), "unacknowledged deliveries per executor"),
-    key("executor.concurrency", Some("1"), "tasks an executor runs at once"),
+    key(
+        "tls.client_ca",
+        None,
+        "PEM CA bundle; requires client certificates (mTLS)",
+    ),
+    key(
+        "database.url",
+        None,
+        "metadata store: postgres://… or sqlite://…",
+    ),
+    key(
+        "queue.url",
+        None,
+        "AMQP URL; the in-process queue when absent",
+    ),
+    key(
+        "queue.prefix",
+        Some(""),
+        "prefix of every queue and exchange name",
+    ),
+    key(
+        "endpoints.task",
+        None,
+        "task service URL when not in this process",
+    ),
+    key(
+        "endpoints.approval",
+        None,
+        "approval service URL when not in this process",
+    ),
+    key(
+        "endpoints.analysis",
+        None,
+        "analysis service URL when not in this process",
+    ),
+    key(
+        "encryption.key",
+        None,
+        "base64 32-byte AES-256-GCM key for passwords at rest",
+    ),
+    key(
+        "executor.prefetch",
+        Some("1"),
+        "unacknowledged deliveries per executor",
+    ),
+    key(
+        "executor.concurrency",
+        Some("1"),
+        "tasks an executor runs at once",
+    ),
 ];
 
 type Raw = BTreeMap<&'static str, (String, Origin)>;
@@ -107,7 +175,11 @@ impl Reader<'_> {
         T::Err: std::fmt::Display,
     {
         self.get(key)
-            .map(|(value, _)| value.parse::<T>().map_err(|e| self.invalid(key, e.to_string())))
+            .map(|(value, _)| {
+                value
+                    .parse::<T>()
+                    .map_err(|e| self.invalid(key, e.to_string()))
+            })
             .transpose()
     }
 
@@ -127,7 +199,13 @@ impl Reader<'_> {
         match scheme {
             Some(scheme) if schemes.contains(&scheme) => Ok(Some(value)),
             // The value may hold credentials: the message names the schemes, never the value.
-            _ => Err(self.invalid(key, format!("expected a URL starting with {}", schemes.join("://, ") + "://"))),
+            _ => Err(self.invalid(
+                key,
+                format!(
+                    "expected a URL starting with {}",
+                    schemes.join("://, ") + "://"
+                ),
+            )),
         }
     }
 }
@@ -140,7 +218,10 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         Some("pretty") | None => LogFormat::Pretty,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            return Err(r.invalid("log.format", format!("expected pretty or json, found {other:?}")));
+            return Err(r.invalid(
+                "log.format",
+                format!("expected pretty or json, found {other:?}"),
+            ));
         }
     };
     let log_filter = r.string("log.filter").unwrap_or_else(|| "info".into());
@@ -162,7 +243,10 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         return Err(r.invalid("auth.hs256_secret", "must be at least 32 characters"));
     }
 
-    let tls = match (r.parsed::<PathBuf>("tls.cert")?, r.parsed::<PathBuf>("tls.key")?) {
+    let tls = match (
+        r.parsed::<PathBuf>("tls.cert")?,
+        r.parsed::<PathBuf>("tls.key")?,
+    ) {
         (Some(cert), Some(key)) => Some(TlsConfig {
             cert,
             key,
@@ -190,7 +274,10 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     {
-        return Err(r.invalid("queue.prefix", "only letters, digits, '.', '-' and '_' are allowed"));
+        return Err(r.invalid(
+            "queue.prefix",
+            "only letters, digits, '.', '-' and '_' are allowed",
+        ));
     }
     let endpoints = Endpoints {
         task: r.url("endpoints.task", &["http", "https"])?,
@@ -205,7 +292,10 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
                 .decode(encoded.expose().trim())
                 .map_err(|_| r.invalid("encryption.key", "not valid base64"))?;
             if bytes.len() != 32 {
-                return Err(r.invalid("encryption.key", format!("must decode to 32 bytes, found {}", bytes.len())));
+                return Err(r.invalid(
+                    "encryption.key",
+                    format!("must decode to 32 bytes, found {}", bytes.len()),
+                ));
             }
             Some(Secret::new(bytes))
         }

@@ -44,7 +44,11 @@ fn env_overrides_file_and_flags_override_env() {
         .expect("loads");
     assert_eq!(config.listen, "0.0.0.0:7001".parse().expect("addr"));
     assert_eq!(config.queue.prefix, "from-flag.");
-    assert_eq!(config.log_format, LogFormat::Json, "file value kept where nothing overrides it");
+    assert_eq!(
+        config.log_format,
+        LogFormat::Json,
+        "file value kept where nothing overrides it"
+    );
 }
 
 #[test]
@@ -64,7 +68,10 @@ fn a_bad_value_names_the_key_and_its_origin() {
         .expect_err("must fail")
         .to_string();
     assert!(message.contains("`executor.prefetch`"), "{message}");
-    assert!(message.contains(&file.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&file.path().display().to_string()),
+        "{message}"
+    );
 }
 
 #[test]
@@ -91,7 +98,10 @@ fn unknown_keys_and_malformed_files_are_refused() {
 #[test]
 fn secrets_are_validated_without_being_echoed() {
     let message = ConfigLoader::new()
-        .env(&env(&[("SHADOWSYNC_QUEUE_URL", "http://guest:hunter2@host")]))
+        .env(&env(&[(
+            "SHADOWSYNC_QUEUE_URL",
+            "http://guest:hunter2@host",
+        )]))
         .load()
         .expect_err("wrong scheme")
         .to_string();

@@ -1,0 +1,157 @@
+//! The embedded mode's data directory (DESIGN.md §7, §8).
+//!
+//! `shadowsync serve all` with no configuration keeps everything under one directory
+//! (`./.shadowsync/` by default): the HS256 signing secret, generated once, and a bootstrap admin
+//! token, minted at every start, both readable by the owner only. `shadowctl` finds the token
+//! there, so a newcomer needs no set-up.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use shadowsync_common::auth::{ADMIN_ROLE, Identity, TokenIssuer};
+use shadowsync_common::config::Config;
+use shadowsync_common::secret::Secret;
+
+use crate::ServerError;
+
+/// File holding the HS256 signing secret.
+pub const SECRET_FILE: &str = "jwt.secret";
+/// File holding the bootstrap admin token that `shadowctl` picks up.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Subject of the bootstrap administrator.
+pub const ADMIN_SUBJECT: &str = "admin";
+/// How long the bootstrap token stays valid; it is re-minted at every start.
+const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What [`prepare`] wrote.
+#[derive(Debug)]
+pub struct EmbeddedFiles {
+    pub admin_token: PathBuf,
+}
+
+/// Creates the data directory, loads or generates the signing secret into `config`, and writes
+/// a fresh admin token.
+///
+/// Fails when the directory or its files cannot be created or read.
+pub fn prepare(config: &mut Config) -> Result<EmbeddedFiles, ServerError> {
+    let dir = config.data_dir.clone();
+    let io_error = |path: &Path, error: std::io::Error| ServerError::DataDir {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_error(&dir, e))?;
+
+    if config.auth.hs256_secret.is_none() {
+        let path = dir.join(SECRET_FILE);
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(existing) if existing.trim().len() >= 32 => existing.trim().to_string(),
+            Ok(_) | Err(_) => {
+                let mut bytes = [0_u8; 48];
+                rand::rng().fill_bytes(&mut bytes);
+                let generated = base64::engine::general_purpose::STANDARD.encode(bytes);
+                write_private(&path, &generated).map_err(|e| io_error(&path, e))?;
+                generated
+            }
+        };
+        config.auth.hs256_secret = Some(Secret::new(secret));
+    }
+
+    let admin_token = dir.join(ADMIN_TOKEN_FILE);
+    if let Some(secret) = &config.auth.hs256_secret {
+        let issuer = TokenIssuer::hs256(secret, &config.auth.audience);
+        let token = issuer.issue(
+            &Identity::user(ADMIN_SUBJECT, &[ADMIN_ROLE]),
+            ADMIN_TOKEN_TTL,
+        );
+        write_private(&admin_token, token.expose()).map_err(|e| io_error(&admin_token, e))?;
+    }
+    Ok(EmbeddedFiles { admin_token })
+}
+
+/// File holding the embedded server's endpoint (`http://127.0.0.1:PORT`), which `shadowctl`
+/// uses when no `--endpoint` is given; written after binding, so port 0 works.
+pub const ENDPOINT_FILE: &str = "endpoint";
+
+/// Records where the embedded server listens.
+///
+/// Fails when the file cannot be written.
+pub fn write_endpoint(
+    data_dir: &Path,
+    address: std::net::SocketAddr,
+    tls: bool,
+) -> Result<(), ServerError> {
+    let path = data_dir.join(ENDPOINT_FILE);
+    let scheme = if tls { "https" } else { "http" };
+    write_private(&path, &format!("{scheme}://{address}")).map_err(|e| ServerError::DataDir {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes `contents` to a file only its owner can read, replacing any earlier file.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only at creation; an older file may have looser permissions.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadowsync_common::auth::Authenticator;
+    use shadowsync_common::config::ConfigLoader;
+
+    #[test]
+    fn generates_a_secret_once_and_a_private_admin_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let load = || {
+            ConfigLoader::new()
+                .flag("data_dir", Some(data_dir.display().to_string()))
+                .load()
+                .expect("config")
+        };
+        let mut config = load();
+        let files = prepare(&mut config).expect("prepare");
+        let first_secret = config.auth.hs256_secret.clone().expect("secret");
+
+        let mode = std::fs::metadata(&files.admin_token)
+            .expect("token")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(data_dir.join(SECRET_FILE))
+            .expect("secret")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let token = std::fs::read_to_string(&files.admin_token).expect("read");
+        let identity = Authenticator::from_config(&config.auth)
+            .expect("auth")
+            .verify(token.trim())
+            .expect("token verifies");
+        assert!(identity.is_admin());
+
+        let mut again = load();
+        prepare(&mut again).expect("second start");
+        assert_eq!(
+            again.auth.hs256_secret,
+            Some(first_secret),
+            "the secret survives restarts"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! The `shadowsync` server: serves one service, or all four in one process.
+//!
+//! - [`run`] mounts the chosen services behind the identity interceptor, with health (open to
+//!   all, NOT_SERVING until dependencies answer) and reflection (v1 and v1alpha), then serves until
+//!   the shutdown future completes and drains in-flight RPCs;
+//! - [`embedded`] prepares the embedded mode's data directory (signing secret, admin token);
+//! - [`readiness`] probes dependencies and drives the health status.
+//!
+//! `main.rs` only parses flags, loads configuration, starts telemetry and binds.
+
+pub mod embedded;
+pub mod readiness;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use shadowsync_common::auth::{AuthInterceptor, Authenticator};
+use shadowsync_common::config::Config;
+use shadowsync_common::grpc;
+use tokio::net::TcpListener;
+use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
+
+/// Which services a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Task,
+    Approval,
+    Analysis,
+    Executor,
+    /// All four in one process on one port; with no database or queue configured, the embedded
+    /// mode.
+    All,
+}
+
+impl Role {
+    /// The gRPC services this role serves (health reports each of them).
+    pub fn services(self) -> &'static [&'static str] {
+        use shadowsync_proto::{
+            ANALYSIS_SERVICE, APPROVAL_SERVICE, TASK_EXECUTION_SERVICE, TASK_SERVICE,
+        };
+        match self {
+            Role::Task => &[TASK_SERVICE, TASK_EXECUTION_SERVICE],
+            Role::Approval => &[APPROVAL_SERVICE],
+            Role::Analysis => &[ANALYSIS_SERVICE],
+            Role::Executor => &[],
+            Role::All => shadowsync_proto::SERVICE_NAMES,
+        }
+    }
+
+    fn includes(self, other: Role) -> bool {
+        self == Role::All || self == other
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Auth(#[from] shadowsync_common::auth::AuthSetupError),
+    #[error(transparent)]
+    Grpc(#[from] grpc::GrpcError),
+    #[error("embedded data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+}
+
+/// True when `serve all` runs on the embedded defaults (SQLite and the in-process queue).
+pub fn is_embedded(role: Role, config: &Config) -> bool {
+    role == Role::All && config.database_url.is_none() && config.queue.url.is_none()
+}
+
+/// Serves `role` on `listener` until `shutdown` completes.
+///
+/// In embedded mode, call [`embedded::prepare`] first so the configuration carries the signing
+/// secret. Fails when no token verification key is configured, TLS files are unreadable, or the
+/// transport fails.
+pub async fn run(
+    role: Role,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let auth = AuthInterceptor::new(Arc::new(Authenticator::from_config(&config.auth)?));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    let readiness = readiness::Readiness::from_config(&config, role.services(), health_reporter);
+    readiness.mark_not_serving().await;
+    let readiness_task = tokio::spawn(readiness.run());
+
+    let (reflection_v1, reflection_v1alpha) =
+        grpc::reflection(&[shadowsync_proto::FILE_DESCRIPTOR_SET])?;
+
+    let mut routes = RoutesBuilder::default();
+    if role.includes(Role::Task) {
+        shadowsync_task::add_routes(
+            &mut routes,
+            shadowsync_task::TaskApi::default(),
+            auth.clone(),
+        );
+    }
+    if role.includes(Role::Approval) {
+        shadowsync_approval::add_routes(
+            &mut routes,
+            shadowsync_approval::ApprovalApi::default(),
+            auth.clone(),
+        );
+    }
+    if role.includes(Role::Analysis) {
+        shadowsync_analysis::add_routes(
+            &mut routes,
+            shadowsync_analysis::AnalysisApi::default(),
+            auth.clone(),
+        );
+    }
+    // Health is the one service reachable without a token (load balancers and kubelets probe it).
+    routes.add_service(health_service);
+    routes.add_service(InterceptedService::new(reflection_v1, auth.clone()));
+    routes.add_service(InterceptedService::new(reflection_v1alpha, auth));
+
+    let router = grpc::server_builder(config.tls.as_ref())?.add_routes(routes.routes());
+    let address = listener.local_addr().ok();
+    tracing::info!(?role, ?address, tls = config.tls.is_some(), "serving");
+    let served = grpc::serve(router, listener, shutdown).await;
+    readiness_task.abort();
+    tracing::info!("stopped");
+    Ok(served?)
+}

@@ -1,0 +1,313 @@
+//! The server through real tonic servers on 127.0.0.1:0: identity at the door, health without a
+//! token, reflection, TLS, and configuration errors at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shadowsync_common::auth::{Identity, TokenIssuer};
+use shadowsync_common::config::{Config, ConfigLoader};
+use shadowsync_common::grpc::{self, ClientTls};
+use shadowsync_common::secret::Secret;
+use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
+use shadowsync_proto::task::v1::{GetIdentityRequest, ListConnectionsRequest};
+use shadowsync_server::{Role, run};
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const SECRET: &str = "test-secret-test-secret-test-secret";
+
+struct TestServer {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start(role: Role, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = format!("data_dir={}", dir.path().display());
+        let secret = format!("auth.hs256_secret={SECRET}");
+        let mut flags = vec!["listen=127.0.0.1:0", data_dir.as_str(), secret.as_str()];
+        flags.extend_from_slice(extra);
+        let config: Config = ConfigLoader::new().flags(flags).load().expect("config");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            run(role, config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            address,
+            stop: Some(stop),
+            handle,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.handle)
+            .await
+            .expect("graceful shutdown finishes")
+            .expect("server task");
+    }
+}
+
+fn token(identity: &Identity) -> Secret<String> {
+    TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "shadowsync")
+        .issue(identity, Duration::from_secs(300))
+}
+
+async fn wait_serving(channel: tonic::transport::Channel, service: &str) {
+    let mut health = HealthClient::new(channel);
+    for _ in 0..100 {
+        let response = health
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await;
+        if let Ok(response) = response
+            && response.into_inner().status == ServingStatus::Serving as i32
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{service:?} never became SERVING");
+}
+
+#[tokio::test]
+async fn identity_is_checked_on_every_rpc_but_health() {
+    let server = TestServer::start(Role::All, &[]).await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+
+    // Health needs no token, and reports every service.
+    wait_serving(channel.clone(), "").await;
+    for service in shadowsync_proto::SERVICE_NAMES {
+        wait_serving(channel.clone(), service).await;
+    }
+
+    let request = || ListConnectionsRequest::default();
+    let status = TaskServiceClient::new(channel.clone())
+        .list_connections(request())
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let issuer = TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "shadowsync");
+    let expired = issuer.issue_at(&Identity::user("alice", &[]), 1_000, 2_000);
+    let forged = TokenIssuer::hs256(
+        &Secret::new("another-secret-another-secret-xx".into()),
+        "shadowsync",
+    )
+    .issue(
+        &Identity::user("alice", &["admin"]),
+        Duration::from_secs(60),
+    );
+    for bad in [expired, forged, Secret::new("garbage".to_string())] {
+        let authed = grpc::authenticated(channel.clone(), &bad).expect("header");
+        let status = TaskServiceClient::new(authed)
+            .list_connections(request())
+            .await
+            .expect_err("bad token");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+
+    // A good token passes the door and reaches the handler, which sees the caller.
+    let authed = grpc::authenticated(channel.clone(), &token(&Identity::user("alice", &["dev"])))
+        .expect("header");
+    let mut client = TaskServiceClient::new(authed);
+    let caller = client
+        .get_identity(GetIdentityRequest {})
+        .await
+        .expect("identity")
+        .into_inner();
+    let actor = caller.caller.expect("caller");
+    assert_eq!(
+        (actor.subject.as_str(), actor.roles.as_slice()),
+        ("alice", &["dev".to_string()][..])
+    );
+    assert!(!caller.admin);
+    assert!(caller.token_expire_time.is_some());
+    // RPCs whose issue has not landed answer UNIMPLEMENTED, past the identity check.
+    let status = client
+        .list_connections(request())
+        .await
+        .expect_err("not implemented yet");
+    assert_eq!(status.code(), Code::Unimplemented);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service_to_an_authenticated_caller() {
+    use tokio_stream::StreamExt as _;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start(Role::All, &[]).await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    let list = || {
+        tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }])
+    };
+
+    let status = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(list())
+        .await
+        .expect_err("reflection needs a token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let authed = grpc::authenticated(channel, &token(&Identity::user("bob", &[]))).expect("header");
+    let mut responses = ServerReflectionClient::new(authed)
+        .server_reflection_info(list())
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses.next().await.expect("one response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(services)) = response.message_response else {
+        panic!("unexpected reflection response: {response:?}");
+    };
+    let names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
+    for expected in shadowsync_proto::SERVICE_NAMES {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(
+        names.iter().any(|n| n == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn each_role_serves_only_its_own_services() {
+    let server = TestServer::start(Role::Approval, &[]).await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    wait_serving(channel.clone(), shadowsync_proto::APPROVAL_SERVICE).await;
+    let mut health = HealthClient::new(channel.clone());
+    let status = health
+        .check(HealthCheckRequest {
+            service: shadowsync_proto::TASK_SERVICE.into(),
+        })
+        .await
+        .expect_err("task is not served here");
+    assert_eq!(status.code(), Code::NotFound);
+
+    let authed =
+        grpc::authenticated(channel, &token(&Identity::user("alice", &[]))).expect("header");
+    let status = TaskServiceClient::new(authed)
+        .list_connections(ListConnectionsRequest::default())
+        .await
+        .expect_err("no task service in the approval role");
+    assert_eq!(status.code(), Code::Unimplemented);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_a_dependency_is_down() {
+    // Nothing listens on port 1: the broker is "down".
+    let server = TestServer::start(
+        Role::Task,
+        &["queue.url=amqp://guest:guest@127.0.0.1:1/%2f"],
+    )
+    .await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers");
+    assert_eq!(
+        response.into_inner().status,
+        ServingStatus::NotServing as i32
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_over_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = tls_support::Pki::generate();
+    let path = |name: &str, contents: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("write pem");
+        path.display().to_string()
+    };
+    let cert = format!("tls.cert={}", path("server.pem", &pki.server_cert));
+    let key = format!("tls.key={}", path("server.key", &pki.server_key));
+    let ca = format!("tls.client_ca={}", path("ca.pem", &pki.ca_cert));
+    let server = TestServer::start(Role::All, &[&cert, &key, &ca]).await;
+    let url = format!("https://localhost:{}", server.address.port());
+
+    let with_identity = ClientTls {
+        ca: Some(pki.ca_cert.clone().into_bytes()),
+        identity: Some((
+            pki.client_cert.clone().into_bytes(),
+            pki.client_key.clone().into_bytes(),
+        )),
+        domain: Some("localhost".into()),
+    };
+    let channel = grpc::channel(&url, Some(&with_identity)).expect("channel");
+    wait_serving(channel, "").await;
+
+    // Without a client certificate the handshake is refused.
+    let anonymous = ClientTls {
+        identity: None,
+        ..with_identity
+    };
+    let channel = grpc::channel(&url, Some(&anonymous)).expect("channel");
+    let result = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    assert!(
+        result.is_err(),
+        "a client without a certificate must be refused"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowsync"))
+        .args(["serve", "all", "--data-dir"])
+        .arg(dir.path())
+        .env("SHADOWSYNC_LISTEN", "not-an-address")
+        .output()
+        .expect("run shadowsync");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`listen`") && stderr.contains("SHADOWSYNC_LISTEN"),
+        "{stderr}"
+    );
+}
+
+mod tls_support;
