@@ -272,8 +272,15 @@ pub fn alter(
     for check in &added_checks {
         clauses.push(format!("ADD {}", render::check(check)));
     }
-    let options = option_changes(current, desired);
+    let (options, resets) = option_changes(current, desired);
     clauses.extend(options);
+    // A server keeps engine-specific options across an engine change and ignores their reset in
+    // the same statement (MariaDB: Aria's PAGE_CHECKSUM on MyISAM), so resets follow separately.
+    let engine_changed = current.options.engine != desired.options.engine;
+    let separate_resets = engine_changed && !resets.is_empty();
+    if !separate_resets {
+        clauses.extend(resets.iter().map(|(key, value)| format!("{key}={value}")));
+    }
 
     // Foreign keys to add now go into the same statement unless some were dropped in it.
     let (ready_fks, deferred_fks): (Vec<ForeignKey>, Vec<ForeignKey>) =
@@ -302,6 +309,13 @@ pub fn alter(
     target.checks.extend(added_checks);
     let mut after_main = target.clone();
     after_main.foreign_keys = kept_fks.clone();
+    if separate_resets {
+        for (key, _) in &resets {
+            if let Some(value) = current.options.other.get(key) {
+                after_main.options.other.insert(key.clone(), value.clone());
+            }
+        }
+    }
     if !separate_fk_step {
         after_main.foreign_keys.extend(ready_fks.iter().cloned());
     }
@@ -322,6 +336,18 @@ pub fn alter(
             after: after_main.clone(),
         });
     }
+    if separate_resets {
+        let sql = resets
+            .iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        after_main.options.other = target.options.other.clone();
+        change.steps.push(Step {
+            sql: format!("ALTER TABLE {} {sql}", quote_identifier(&desired.name)),
+            after: after_main.clone(),
+        });
+    }
     if separate_fk_step {
         let mut after = after_main.clone();
         after.foreign_keys.extend(ready_fks.iter().cloned());
@@ -333,8 +359,9 @@ pub fn alter(
     change
 }
 
-/// Table option clauses; an option the desired table lacks is reset to its default.
-fn option_changes(current: &Table, desired: &Table) -> Vec<String> {
+/// Table option clauses, and the options the desired table lacks with the value that resets
+/// each to its default.
+fn option_changes(current: &Table, desired: &Table) -> (Vec<String>, Vec<(String, String)>) {
     let (old, new) = (&current.options, &desired.options);
     let mut clauses = Vec::new();
     if old.engine != new.engine
@@ -368,12 +395,13 @@ fn option_changes(current: &Table, desired: &Table) -> Vec<String> {
             });
         }
     }
-    for key in old.other.keys() {
-        if !new.other.contains_key(key) {
-            clauses.push(format!("{key}={}", reset_value(key)));
-        }
-    }
-    clauses
+    let resets = old
+        .other
+        .keys()
+        .filter(|key| !new.other.contains_key(*key))
+        .map(|key| (key.clone(), reset_value(key).to_owned()))
+        .collect();
+    (clauses, resets)
 }
 
 /// The value that returns a table option to "not set".

@@ -23,7 +23,7 @@ pub struct AnalysisRequest {
 }
 
 /// The outcome for one table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SyncResult {
     /// The shadow is missing; the statements create it.
