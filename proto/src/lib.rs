@@ -58,6 +58,8 @@ pub mod analysis {
     }
 }
 
+#[cfg(feature = "json")]
+pub mod json;
 pub mod names;
 pub mod routing;
 
