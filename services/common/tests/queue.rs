@@ -1,0 +1,207 @@
+//! The queue abstraction against the real RabbitMQ and the in-process queue: one conformance
+//! suite for both, plus what only one backend can show (persistence across a restart; a
+//! connection cut and restored).
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod queue_support;
+
+mod amqp {
+    use std::time::{Duration, Instant};
+
+    use shadowsync_common::queue::{
+        AmqpQueue, AmqpQueueOptions, Destination, MessageQueue, QueueError,
+    };
+
+    use crate::queue_support::proxy::TcpProxy;
+    use crate::queue_support::{
+        amqp_uri, label, next_delivery, open_amqp, publish_task, task_message, unique_topology,
+    };
+
+    crate::queue_conformance_suite!(crate::queue_support::open_amqp);
+
+    /// With the connection to the broker cut, publishing fails with a retryable error within
+    /// the operation timeout instead of hanging; once the broker is reachable again the same
+    /// queue reconnects, re-declares its topology and publishes, and a consumer resubscribes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishing_through_a_cut_connection_fails_fast_and_recovers() {
+        let topology = unique_topology();
+        let direct = open_amqp(topology.clone()).await;
+        let broker = amqp_uri_address();
+        let mut proxy = TcpProxy::start(broker).await;
+        let operation_timeout = Duration::from_secs(3);
+        let proxied = AmqpQueue::new(
+            AmqpQueueOptions::new(
+                format!("amqp://guest:guest@{}/%2f", proxy.address()),
+                topology.clone(),
+            )
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_operation_timeout(operation_timeout)
+            .with_max_reconnect_delay(Duration::from_millis(500)),
+        )
+        .unwrap();
+
+        let execute = topology.execute_queue();
+        let test = async move {
+            proxied.check_ready().await.unwrap();
+            publish_task(&proxied, &task_message("before", 1)).await;
+            let mut consumer = proxied.consume(&execute, 1).await.unwrap();
+            let delivery = next_delivery(&mut consumer).await;
+            assert_eq!(label(&delivery), "before");
+            delivery.ack().await.unwrap();
+
+            proxy.cut().await;
+            let started = Instant::now();
+            let error = proxied
+                .publish(&Destination::ExecuteQueue, &task_message("during", 1))
+                .await
+                .expect_err("publishing without a broker fails");
+            assert!(error.is_retryable(), "{error:?}");
+            assert!(matches!(error, QueueError::Unavailable { .. }), "{error:?}");
+            assert!(started.elapsed() < operation_timeout + Duration::from_secs(1));
+            assert!(proxied.check_ready().await.is_err());
+            // The consumer notices the loss and keeps trying, without ending.
+            let item = tokio::time::timeout(
+                Duration::from_secs(5),
+                futures::StreamExt::next(&mut consumer),
+            )
+            .await
+            .expect("the consumer reports the loss");
+            assert!(matches!(item, Some(Err(_))), "{item:?}");
+
+            proxy.restore();
+            proxied.check_ready().await.unwrap();
+            publish_task(&proxied, &task_message("after", 1)).await;
+            // The consumer resubscribes on its own (possibly after reporting more failed
+            // attempts) and gets what was published after the reconnection.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let delivery = loop {
+                assert!(
+                    Instant::now() < deadline,
+                    "the consumer did not resubscribe"
+                );
+                match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    futures::StreamExt::next(&mut consumer),
+                )
+                .await
+                {
+                    // An ack still in flight when the connection was cut is lost, and the
+                    // broker hands the message back: at-least-once, as promised.
+                    Ok(Some(Ok(delivery))) if label(&delivery) == "before" => {
+                        assert!(delivery.redelivered());
+                        delivery.ack().await.unwrap();
+                    }
+                    Ok(Some(Ok(delivery))) => break delivery,
+                    Ok(Some(Err(error))) => assert!(error.is_retryable(), "{error:?}"),
+                    Ok(None) => panic!("the consumer stream ended"),
+                    Err(_) => {}
+                }
+            };
+            assert_eq!(label(&delivery), "after");
+            delivery.ack().await.unwrap();
+            proxied.close().await;
+        };
+        let outcome = tokio::spawn(test).await;
+        let cleanup = AmqpQueue::new(AmqpQueueOptions::new(amqp_uri(), topology)).unwrap();
+        cleanup.delete_topology().await.unwrap();
+        drop(direct);
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+
+    fn amqp_uri_address() -> std::net::SocketAddr {
+        let uri = amqp_uri();
+        let authority = uri
+            .trim_start_matches("amqp://")
+            .split('/')
+            .next()
+            .unwrap()
+            .rsplit('@')
+            .next()
+            .unwrap()
+            .to_owned();
+        std::net::ToSocketAddrs::to_socket_addrs(&authority)
+            .unwrap()
+            .next()
+            .unwrap()
+    }
+}
+
+mod in_process {
+    use shadowsync_common::queue::{Destination, InProcessQueue, Message, MessageQueue, Topology};
+
+    use crate::queue_support::{
+        assert_no_delivery, label, next_delivery, publish_task, task_message,
+    };
+
+    crate::queue_conformance_suite!(crate::queue_support::open_in_process);
+
+    /// A restart (the file closed while a delivery is unsettled, as in a crash, then opened
+    /// again) loses nothing: waiting messages, the unsettled one (now marked redelivered) and
+    /// undelivered events come back, in priority order; an acked one does not.
+    #[tokio::test]
+    async fn restart_loses_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("queue.sqlite");
+        let topology = Topology::new("embedded.");
+
+        let queue = InProcessQueue::open(&path, topology.clone()).await.unwrap();
+        let events = queue
+            .declare_subscription("task.decisions", &["approval.decided.*"])
+            .await
+            .unwrap();
+        for (name, priority) in [("acked", 9), ("held", 8), ("low", 1), ("high", 6)] {
+            publish_task(&queue, &task_message(name, priority)).await;
+        }
+        let event = Message::new(
+            "shadowsync.approval.v1.ApprovalDecided",
+            b"decided".to_vec(),
+        );
+        queue
+            .publish(
+                &Destination::event("approval.decided.shadow_table_sync"),
+                &event,
+            )
+            .await
+            .unwrap();
+        let mut stream = queue.consume(&topology.execute_queue(), 2).await.unwrap();
+        let acked = next_delivery(&mut stream).await;
+        let held = next_delivery(&mut stream).await;
+        assert_eq!(
+            (label(&acked), label(&held)),
+            ("acked".to_owned(), "held".to_owned())
+        );
+        acked.ack().await.unwrap();
+        // The crash: storage goes away with the delivery still held.
+        queue.close().await;
+        drop(held);
+        drop(stream);
+
+        let queue = InProcessQueue::open(&path, topology.clone()).await.unwrap();
+        let mut stream = queue.consume(&topology.execute_queue(), 1).await.unwrap();
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let delivery = next_delivery(&mut stream).await;
+            received.push((label(&delivery), delivery.redelivered()));
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(
+            received,
+            [
+                ("held".to_owned(), true),
+                ("high".to_owned(), false),
+                ("low".to_owned(), false)
+            ]
+        );
+        assert_no_delivery(&mut stream).await;
+
+        let mut stream = queue.consume(&events, 1).await.unwrap();
+        let delivery = next_delivery(&mut stream).await;
+        assert_eq!(delivery.message(), &event);
+        delivery.ack().await.unwrap();
+        queue.close().await;
+    }
+}
