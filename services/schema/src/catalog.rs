@@ -71,7 +71,8 @@ impl Catalog {
 
     /// Inserts a table read from the server.
     pub fn insert(&mut self, table: CatalogTable) {
-        self.tables.insert(self.server.table_key(&table.name), table);
+        self.tables
+            .insert(self.server.table_key(&table.name), table);
     }
 
     /// The source tables `range` names, in a stable order; for [`SyncRange::Partial`], the

@@ -185,9 +185,8 @@ pub fn text_report(plan: &Plan) -> String {
     for row in &rows {
         line(row.iter().map(String::as_str).collect(), &mut out);
     }
-    let count = |wanted: crate::plan::SyncResult| {
-        plan.tables.iter().filter(|t| t.result == wanted).count()
-    };
+    let count =
+        |wanted: crate::plan::SyncResult| plan.tables.iter().filter(|t| t.result == wanted).count();
     let _ = writeln!(
         out,
         "\n{} tables: {} create, {} update, {} no action, {} source missing, {} unsupported; {} statements",

@@ -32,8 +32,11 @@ pub struct TableChange {
 /// `CREATE TABLE` for a missing shadow. `ready(fk)` says whether the parent of `fk` exists when
 /// the statement runs; the others are added by a deferred `ALTER TABLE`.
 pub fn create(desired: &Table, flavor: Flavor, ready: &dyn Fn(&ForeignKey) -> bool) -> TableChange {
-    let (now, later): (Vec<ForeignKey>, Vec<ForeignKey>) =
-        desired.foreign_keys.iter().cloned().partition(|fk| ready(fk));
+    let (now, later): (Vec<ForeignKey>, Vec<ForeignKey>) = desired
+        .foreign_keys
+        .iter()
+        .cloned()
+        .partition(|fk| ready(fk));
     let mut first = desired.clone();
     first.foreign_keys = now;
     let steps = vec![Step {
@@ -78,7 +81,8 @@ fn same_column(a: &Column, b: &Column) -> bool {
 fn needs_recreate(current: &Column, desired: &Column) -> bool {
     let storage = |c: &Column| c.generated.as_ref().map(|g| g.storage);
     storage(current) != storage(desired)
-        || (storage(desired) == Some(GeneratedStorage::Stored) && current.generated != desired.generated)
+        || (storage(desired) == Some(GeneratedStorage::Stored)
+            && current.generated != desired.generated)
 }
 
 pub(crate) fn same_foreign_key(a: &ForeignKey, b: &ForeignKey) -> bool {

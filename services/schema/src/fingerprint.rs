@@ -23,15 +23,11 @@ pub fn canonical(table: &Table) -> Table {
     for check in &mut table.checks {
         check.name.clear();
     }
-    table
-        .indexes
-        .sort_by_key(|index| index.name.to_lowercase());
+    table.indexes.sort_by_key(|index| index.name.to_lowercase());
     table
         .foreign_keys
         .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-    table
-        .checks
-        .sort_by(|a, b| a.expression.cmp(&b.expression));
+    table.checks.sort_by(|a, b| a.expression.cmp(&b.expression));
     table
 }
 

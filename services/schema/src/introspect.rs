@@ -139,7 +139,10 @@ impl Introspector {
             if charset.is_empty() {
                 continue;
             }
-            if text(&row, 2).unwrap_or_default().eq_ignore_ascii_case("yes") {
+            if text(&row, 2)
+                .unwrap_or_default()
+                .eq_ignore_ascii_case("yes")
+            {
                 context
                     .default_collations
                     .insert(charset.clone(), collation.clone());
@@ -174,12 +177,12 @@ impl Introspector {
             base_tables,
             tables: BTreeMap::new(),
         };
-        let sources = catalog
-            .resolve_sources(range, naming)
-            .map_err(|tables| SchemaError::UnknownTables {
+        let sources = catalog.resolve_sources(range, naming).map_err(|tables| {
+            SchemaError::UnknownTables {
                 database: database.to_owned(),
                 tables,
-            })?;
+            }
+        })?;
         let index = catalog.base_table_index();
         let mut needed: Vec<String> = Vec::with_capacity(sources.len() * 2);
         for source in &sources {

@@ -262,14 +262,7 @@ impl DataType {
     pub fn is_textual(&self) -> bool {
         matches!(
             self.name.as_str(),
-            "char"
-                | "varchar"
-                | "tinytext"
-                | "text"
-                | "mediumtext"
-                | "longtext"
-                | "enum"
-                | "set"
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set"
         )
     }
 

@@ -102,18 +102,11 @@ impl ShadowNaming {
     /// names to comparison keys (lower-casing when the server ignores case).
     pub fn source_of(&self, name: &str, fold: impl Fn(&str) -> String) -> Option<String> {
         let key = fold(name);
-        let (affix, stripped) = match self {
-            Self::Prefix(affix) => {
-                let affix = fold(affix.as_str());
-                (affix.clone(), key.strip_prefix(&affix).map(str::to_owned))
-            }
-            Self::Suffix(affix) => {
-                let affix = fold(affix.as_str());
-                (affix.clone(), key.strip_suffix(&affix).map(str::to_owned))
-            }
+        let stripped = match self {
+            Self::Prefix(affix) => key.strip_prefix(&fold(affix.as_str())),
+            Self::Suffix(affix) => key.strip_suffix(&fold(affix.as_str())),
         };
-        let _ = affix;
-        stripped.filter(|s| !s.is_empty())
+        stripped.filter(|s| !s.is_empty()).map(str::to_owned)
     }
 }
 

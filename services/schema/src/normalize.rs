@@ -156,7 +156,10 @@ fn normalize_column(
     context: &ServerContext,
 ) {
     normalize_type(&mut column.data_type);
-    let json_check = format!("json_valid({})", crate::render::quote_identifier(&column.name));
+    let json_check = format!(
+        "json_valid({})",
+        crate::render::quote_identifier(&column.name)
+    );
     if column.data_type.name == "longtext"
         && column.collation.as_deref() == Some("utf8mb4_bin")
         && column.check.as_deref() == Some(json_check.as_str())

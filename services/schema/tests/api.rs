@@ -5,35 +5,49 @@ mod common;
 
 use common::*;
 use shadowsync_schema::cli::{OutputFormat, PlanArgs, run_plan};
-use shadowsync_schema::{
-    IntrospectOptions, SchemaError, ShadowNaming, SyncRange, SyncResult,
-};
+use shadowsync_schema::{IntrospectOptions, SchemaError, ShadowNaming, SyncRange, SyncResult};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_grow_with_batches_not_tables() {
     let db = TestDb::new().await;
     let mut ddl = String::new();
     for i in 0..500 {
-        ddl.push_str(&format!("CREATE TABLE t{i:03} (id int PRIMARY KEY, v varchar(10)) ENGINE=MyISAM;"));
+        ddl.push_str(&format!(
+            "CREATE TABLE t{i:03} (id int PRIMARY KEY, v varchar(10)) ENGINE=MyISAM;"
+        ));
     }
     // Half the shadows exist: they are read too, in the same batches.
     for i in (0..500).step_by(2) {
-        ddl.push_str(&format!("CREATE TABLE _test_t{i:03} (id int PRIMARY KEY) ENGINE=MyISAM;"));
+        ddl.push_str(&format!(
+            "CREATE TABLE _test_t{i:03} (id int PRIMARY KEY) ENGINE=MyISAM;"
+        ));
     }
     db.exec(&ddl).await;
     let naming = ShadowNaming::default();
-    let options = IntrospectOptions { batch_size: 100, parallelism: 2 };
+    let options = IntrospectOptions {
+        batch_size: 100,
+        parallelism: 2,
+    };
 
     let introspector = db.introspector(options);
     let small: Vec<String> = (0..10).map(|i| format!("t{i:03}")).collect();
     let mut calls = 0;
     let (catalog, stats) = introspector
-        .introspect(&db.name, &SyncRange::Partial(small), &naming, &mut |_, _| calls += 1)
+        .introspect(
+            &db.name,
+            &SyncRange::Partial(small),
+            &naming,
+            &mut |_, _| calls += 1,
+        )
         .await
         .unwrap();
     // One round trip for server facts and the table list, one batch for 10 sources + 5 shadows.
     assert_eq!(stats.round_trips, 2);
-    assert_eq!(catalog.tables.len(), 15, "only the requested sources and their shadows");
+    assert_eq!(
+        catalog.tables.len(),
+        15,
+        "only the requested sources and their shadows"
+    );
     assert_eq!(calls, 1);
 
     let introspector = db.introspector(options);
@@ -48,7 +62,10 @@ async fn round_trips_grow_with_batches_not_tables() {
     let plan = db.plan(SyncRange::All, &naming, &[]).await;
     assert_eq!(plan.tables.len(), 500);
     assert_eq!(
-        plan.tables.iter().filter(|t| t.result == SyncResult::Create).count(),
+        plan.tables
+            .iter()
+            .filter(|t| t.result == SyncResult::Create)
+            .count(),
         250
     );
 }
@@ -56,7 +73,8 @@ async fn round_trips_grow_with_batches_not_tables() {
 #[tokio::test]
 async fn bad_input_is_a_typed_error() {
     let db = TestDb::new().await;
-    db.exec("CREATE TABLE orders (id int PRIMARY KEY); CREATE VIEW v AS SELECT 1 AS x").await;
+    db.exec("CREATE TABLE orders (id int PRIMARY KEY); CREATE VIEW v AS SELECT 1 AS x")
+        .await;
     assert!(matches!(
         ShadowNaming::prefix(Some("bad-affix")),
         Err(SchemaError::InvalidAffix { .. })
@@ -64,7 +82,12 @@ async fn bad_input_is_a_typed_error() {
     let naming = ShadowNaming::default();
     let introspector = db.introspector(IntrospectOptions::default());
     let unknown = introspector
-        .introspect(&db.name, &SyncRange::Partial(vec!["orders".into(), "nope".into(), "v".into()]), &naming, &mut |_, _| {})
+        .introspect(
+            &db.name,
+            &SyncRange::Partial(vec!["orders".into(), "nope".into(), "v".into()]),
+            &naming,
+            &mut |_, _| {},
+        )
         .await
         .unwrap_err();
     match unknown {
@@ -72,10 +95,18 @@ async fn bad_input_is_a_typed_error() {
         other => panic!("unexpected {other}"),
     }
     let missing = introspector
-        .introspect("ss_schema_does_not_exist", &SyncRange::All, &naming, &mut |_, _| {})
+        .introspect(
+            "ss_schema_does_not_exist",
+            &SyncRange::All,
+            &naming,
+            &mut |_, _| {},
+        )
         .await
         .unwrap_err();
-    assert!(matches!(missing, SchemaError::DatabaseNotFound(_)), "{missing}");
+    assert!(
+        matches!(missing, SchemaError::DatabaseNotFound(_)),
+        "{missing}"
+    );
 
     // A source whose shadow name would pass 64 characters is UNSUPPORTED with the reason.
     let long = "x".repeat(60);
@@ -118,13 +149,17 @@ async fn cli_formats_and_errors() {
     assert_eq!(sql.matches(";\n").count(), 2, "only the change SQL: {sql}");
 
     let mut out = Vec::new();
-    run_plan(&args(&db.name, OutputFormat::Text), None, &mut out).await.unwrap();
+    run_plan(&args(&db.name, OutputFormat::Text), None, &mut out)
+        .await
+        .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.lines().next().unwrap().starts_with("SOURCE"));
     assert!(text.contains("CREATE"), "{text}");
 
     let mut out = Vec::new();
-    run_plan(&args(&db.name, OutputFormat::Json), None, &mut out).await.unwrap();
+    run_plan(&args(&db.name, OutputFormat::Json), None, &mut out)
+        .await
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["tables"].as_array().unwrap().len(), 4);
 
@@ -132,21 +167,41 @@ async fn cli_formats_and_errors() {
     let mut bad = args(&db.name, OutputFormat::Sql);
     bad.prefix = Some("no spaces".into());
     let mut out = Vec::new();
-    assert!(matches!(run_plan(&bad, None, &mut out).await, Err(SchemaError::InvalidAffix { .. })));
+    assert!(matches!(
+        run_plan(&bad, None, &mut out).await,
+        Err(SchemaError::InvalidAffix { .. })
+    ));
     let mut bad = args(&db.name, OutputFormat::Sql);
     bad.tables = vec!["child".into(), "ghost".into()];
-    assert!(matches!(run_plan(&bad, None, &mut out).await, Err(SchemaError::UnknownTables { .. })));
+    assert!(matches!(
+        run_plan(&bad, None, &mut out).await,
+        Err(SchemaError::UnknownTables { .. })
+    ));
     let bad = args("ss_schema_missing_db", OutputFormat::Sql);
-    assert!(matches!(run_plan(&bad, None, &mut out).await, Err(SchemaError::DatabaseNotFound(_))));
+    assert!(matches!(
+        run_plan(&bad, None, &mut out).await,
+        Err(SchemaError::DatabaseNotFound(_))
+    ));
     let mut bad = args(&db.name, OutputFormat::Sql);
     bad.url = "mysql://root@127.0.0.1:1".into();
-    assert!(matches!(run_plan(&bad, None, &mut out).await, Err(SchemaError::Database(_))));
+    assert!(matches!(
+        run_plan(&bad, None, &mut out).await,
+        Err(SchemaError::Database(_))
+    ));
     let mut bad = args(&db.name, OutputFormat::Sql);
     bad.url = "postgres://x".into();
-    assert!(matches!(run_plan(&bad, None, &mut out).await, Err(SchemaError::InvalidArgument { .. })));
+    assert!(matches!(
+        run_plan(&bad, None, &mut out).await,
+        Err(SchemaError::InvalidArgument { .. })
+    ));
     // The password from the environment is used when the URL has none (root has none here, so
     // a wrong one proves it is sent).
-    let wrong = run_plan(&args(&db.name, OutputFormat::Sql), Some("wrong".into()), &mut out).await;
+    let wrong = run_plan(
+        &args(&db.name, OutputFormat::Sql),
+        Some("wrong".into()),
+        &mut out,
+    )
+    .await;
     assert!(matches!(wrong, Err(SchemaError::Database(_))), "{wrong:?}");
     assert!(out.is_empty());
 }

@@ -54,7 +54,7 @@ fn prefix() -> ShadowNaming {
 }
 
 fn suffix() -> ShadowNaming {
-    ShadowNaming::suffix(None).unwrap()
+    ShadowNaming::Suffix(shadowsync_schema::Affix::new("_t").expect("valid affix"))
 }
 
 corpus_test! {

@@ -117,7 +117,9 @@ fn attribute(cursor: &mut Cursor<'_>, column: &mut Column) -> Result<()> {
     } else if cursor.is_word("REF_SYSTEM_ID") {
         cursor.word()?;
         cursor.expect_symbol('=')?;
-        column.extra.push(format!("REF_SYSTEM_ID={}", cursor.number()?));
+        column
+            .extra
+            .push(format!("REF_SYSTEM_ID={}", cursor.number()?));
     } else if cursor.eat_words(&["PRIMARY", "KEY"]) || cursor.eat_words(&["UNIQUE", "KEY"]) {
         // Not produced by SHOW CREATE TABLE (keys are listed separately); refusing is safer
         // than silently dropping a key.

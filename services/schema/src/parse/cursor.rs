@@ -32,7 +32,9 @@ impl<'a> Cursor<'a> {
 
     /// Byte offset of the current token (or the end of the text), for error messages.
     pub fn offset(&self) -> usize {
-        self.tokens.get(self.pos).map_or(self.text.len(), |t| t.start)
+        self.tokens
+            .get(self.pos)
+            .map_or(self.text.len(), |t| t.start)
     }
 
     pub fn error(&self, message: impl Into<String>) -> SchemaError {

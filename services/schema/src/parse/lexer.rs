@@ -101,8 +101,8 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>> {
             _ if is_word_byte(byte) => {
                 pos = scan_word(bytes, pos);
                 let word = &text[start..pos];
-                let introducer = matches!(word, "b" | "B" | "x" | "X" | "n" | "N")
-                    || word.starts_with('_');
+                let introducer =
+                    matches!(word, "b" | "B" | "x" | "X" | "n" | "N") || word.starts_with('_');
                 if introducer && bytes.get(pos) == Some(&b'\'') {
                     let (_, next) = read_quoted(text, pos, b'\'', true)?;
                     pos = next;
@@ -214,7 +214,11 @@ mod tests {
     use super::*;
 
     fn kinds(text: &str) -> Vec<TokenKind> {
-        tokenize(text).unwrap().into_iter().map(|t| t.kind).collect()
+        tokenize(text)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.kind)
+            .collect()
     }
 
     #[test]

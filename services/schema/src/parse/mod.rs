@@ -20,7 +20,6 @@ use crate::model::{
     CheckConstraint, ForeignKey, Index, IndexKind, IndexPart, IndexTarget, Table, TableOptions,
 };
 
-
 /// Parses one `CREATE TABLE` statement as printed by `SHOW CREATE TABLE`.
 ///
 /// Fails with [`crate::SchemaError::Parse`] (naming the byte offset) on anything outside the
@@ -74,9 +73,13 @@ fn element(cursor: &mut Cursor<'_>, table: &mut Table) -> Result<()> {
         table.primary_key = Some(index);
     } else if cursor.eat_word("UNIQUE") {
         let _ = cursor.eat_word("KEY") || cursor.eat_word("INDEX");
-        table.indexes.push(index_body(cursor, IndexKind::Unique, true)?);
+        table
+            .indexes
+            .push(index_body(cursor, IndexKind::Unique, true)?);
     } else if cursor.eat_word("KEY") || cursor.eat_word("INDEX") {
-        table.indexes.push(index_body(cursor, IndexKind::Normal, true)?);
+        table
+            .indexes
+            .push(index_body(cursor, IndexKind::Normal, true)?);
     } else if cursor.eat_word("FULLTEXT") {
         let _ = cursor.eat_word("KEY") || cursor.eat_word("INDEX");
         table
@@ -87,8 +90,7 @@ fn element(cursor: &mut Cursor<'_>, table: &mut Table) -> Result<()> {
         table
             .indexes
             .push(index_body(cursor, IndexKind::Spatial, true)?);
-    } else if cursor.is_word("CONSTRAINT") || cursor.is_word("FOREIGN") || cursor.is_word("CHECK")
-    {
+    } else if cursor.is_word("CONSTRAINT") || cursor.is_word("FOREIGN") || cursor.is_word("CHECK") {
         constraint(cursor, table)?;
     } else {
         table.columns.push(column::column(cursor)?);
@@ -214,9 +216,13 @@ fn index_body(cursor: &mut Cursor<'_>, kind: IndexKind, named: bool) -> Result<I
             index.visible = true;
         } else if cursor.eat_word("KEY_BLOCK_SIZE") {
             cursor.eat_symbol('=');
-            index.extra.push(format!("KEY_BLOCK_SIZE={}", cursor.number()?));
+            index
+                .extra
+                .push(format!("KEY_BLOCK_SIZE={}", cursor.number()?));
         } else if cursor.eat_words(&["WITH", "PARSER"]) {
-            index.extra.push(format!("WITH PARSER {}", cursor.identifier()?));
+            index
+                .extra
+                .push(format!("WITH PARSER {}", cursor.identifier()?));
         } else if cursor.eat_word("CLUSTERING") {
             cursor.eat_symbol('=');
             index.extra.push(format!("CLUSTERING={}", cursor.word()?));
@@ -225,10 +231,16 @@ fn index_body(cursor: &mut Cursor<'_>, kind: IndexKind, named: bool) -> Result<I
             let key = cursor.word()?.to_ascii_uppercase();
             cursor.eat_symbol('=');
             let value = cursor.string()?;
-            index.extra.push(format!("{key}={}", crate::render::quote_string(&value)));
-        } else if cursor.eat_word("GLOBAL") || cursor.eat_word("LOCAL") {
-            // OceanBase index locality is a property of its partitioned tables we do not model.
-            index.extra.push("GLOBAL/LOCAL".into());
+            index
+                .extra
+                .push(format!("{key}={}", crate::render::quote_string(&value)));
+        } else if cursor.eat_word("BLOCK_SIZE") {
+            // OceanBase prints `BLOCK_SIZE 16384` on every index.
+            cursor.eat_symbol('=');
+            index.extra.push(format!("BLOCK_SIZE {}", cursor.number()?));
+        } else if cursor.is_word("GLOBAL") || cursor.is_word("LOCAL") {
+            // OceanBase index locality: kept verbatim so it is compared and written back.
+            index.extra.push(cursor.word()?.to_ascii_uppercase());
         } else {
             break;
         }

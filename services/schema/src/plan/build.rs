@@ -203,8 +203,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
     ordered.extend(deferred_refs);
 
     for item in &mut work {
-        if item.plan.result.needs_sync()
-            && skipped.contains(&context.table_key(&item.plan.source))
+        if item.plan.result.needs_sync() && skipped.contains(&context.table_key(&item.plan.source))
         {
             item.plan.skipped = true;
         }

@@ -43,15 +43,12 @@ impl NameAllocator {
 /// `t` depends on. Edges closing a cycle are ignored (those foreign keys are added later), and
 /// ties are broken by name, so the order is deterministic.
 pub fn dependency_order(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Visiting,
-        Done,
-    }
-    let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+    // A node is marked when first visited; an edge to a marked node is either done (fine) or
+    // on the current path (a cycle, ignored).
+    let mut marks: BTreeSet<&str> = BTreeSet::new();
     let mut order = Vec::new();
     for start in edges.keys() {
-        if marks.contains_key(start.as_str()) {
+        if marks.contains(start.as_str()) {
             continue;
         }
         // Iterative depth-first search: (node, index of the next dependency to visit).
@@ -60,28 +57,25 @@ pub fn dependency_order(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Strin
             edges[start].iter().map(String::as_str).collect(),
             0,
         )];
-        marks.insert(start.as_str(), Mark::Visiting);
+        marks.insert(start.as_str());
         while let Some((node, deps, next)) = stack.last_mut() {
             if let Some(dep) = deps.get(*next).copied() {
                 *next += 1;
-                if marks.contains_key(dep) || !edges.contains_key(dep) {
+                if marks.contains(dep) || !edges.contains_key(dep) {
                     continue;
                 }
-                marks.insert(dep, Mark::Visiting);
+                marks.insert(dep);
                 let dep_edges = edges
                     .get(dep)
                     .map(|d| d.iter().map(String::as_str).collect())
                     .unwrap_or_default();
                 stack.push((dep, dep_edges, 0));
             } else {
-                let node = *node;
-                marks.insert(node, Mark::Done);
-                order.push(node.to_owned());
+                order.push((*node).to_owned());
                 stack.pop();
             }
         }
     }
-    let _ = Mark::Done == Mark::Visiting;
     order
 }
 

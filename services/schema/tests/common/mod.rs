@@ -3,6 +3,8 @@
 //! the test panics: the guard shells out to the `mariadb` client from `Drop`).
 
 #![allow(dead_code)]
+// Test support: a failed set-up step should fail the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -38,7 +40,8 @@ impl TestDb {
             .await
             .unwrap();
         admin.close().await;
-        let options: MySqlConnectOptions = URL.parse::<MySqlConnectOptions>().unwrap().database(&name);
+        let options: MySqlConnectOptions =
+            URL.parse::<MySqlConnectOptions>().unwrap().database(&name);
         let pool = MySqlPoolOptions::new()
             .max_connections(2)
             .connect_with(options)
@@ -60,7 +63,11 @@ impl TestDb {
         Introspector::connect_lazy(connect, options)
     }
 
-    pub async fn catalog(&self, range: &SyncRange, naming: &ShadowNaming) -> (Catalog, IntrospectStats) {
+    pub async fn catalog(
+        &self,
+        range: &SyncRange,
+        naming: &ShadowNaming,
+    ) -> (Catalog, IntrospectStats) {
         self.introspector(IntrospectOptions::default())
             .introspect(&self.name, range, naming, &mut |_, _| {})
             .await
@@ -74,7 +81,10 @@ impl TestDb {
             &AnalysisRequest {
                 range,
                 naming: naming.clone(),
-                skipped: skipped.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>(),
+                skipped: skipped
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect::<BTreeSet<_>>(),
             },
         )
         .unwrap()
@@ -83,12 +93,17 @@ impl TestDb {
     /// Applies the plan's script statement by statement, with foreign_key_checks on.
     pub async fn apply(&self, plan: &Plan) {
         let mut conn = self.pool.acquire().await.unwrap();
-        conn.execute("SET SESSION foreign_key_checks = 1").await.unwrap();
+        conn.execute("SET SESSION foreign_key_checks = 1")
+            .await
+            .unwrap();
         for (table, statement) in plan.statements() {
             conn.execute(AssertSqlSafe(statement.sql.clone()))
                 .await
                 .unwrap_or_else(|e| {
-                    panic!("table {}: {e}\nwhile running:\n{}", table.source, statement.sql)
+                    panic!(
+                        "table {}: {e}\nwhile running:\n{}",
+                        table.source, statement.sql
+                    )
                 });
         }
     }
@@ -100,8 +115,11 @@ impl TestDb {
         let (catalog, _) = self.catalog(&SyncRange::All, naming).await;
         let sources = catalog.resolve_sources(&SyncRange::All, naming).unwrap();
         for source in sources {
-            let Some(shadow_name) = naming.shadow_name(&source).ok() else { continue };
-            let (Some(src), Some(shadow)) = (catalog.table(&source), catalog.table(&shadow_name)) else {
+            let Some(shadow_name) = naming.shadow_name(&source).ok() else {
+                continue;
+            };
+            let (Some(src), Some(shadow)) = (catalog.table(&source), catalog.table(&shadow_name))
+            else {
                 continue;
             };
             let src = normalize(src.parsed.as_ref().unwrap(), &catalog.server);
@@ -135,7 +153,10 @@ impl Drop for TestDb {
 
 /// Results by source name.
 pub fn results(plan: &Plan) -> Vec<(String, SyncResult)> {
-    plan.tables.iter().map(|t| (t.source.clone(), t.result)).collect()
+    plan.tables
+        .iter()
+        .map(|t| (t.source.clone(), t.result))
+        .collect()
 }
 
 /// Asserts every table of the plan is NO_ACTION with no statements.

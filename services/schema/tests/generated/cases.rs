@@ -120,7 +120,9 @@ pub const CASES: &[Case] = &[
     Case {
         source: "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, parent int DEFAULT NULL, KEY kp (parent), FOREIGN KEY (parent) REFERENCES {t} (id))",
         equivalents: &[],
-        mutations: &["CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, parent int DEFAULT NULL, KEY kp (parent))"],
+        mutations: &[
+            "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, parent int DEFAULT NULL, KEY kp (parent))",
+        ],
     },
     // RANGE partitioning: bounds are structure.
     Case {
@@ -173,7 +175,9 @@ pub const CASES: &[Case] = &[
     // Aria with its options.
     Case {
         source: "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, v varchar(20)) ENGINE=Aria PAGE_CHECKSUM=1 TRANSACTIONAL=1",
-        equivalents: &["CREATE TABLE {t} (id int PRIMARY KEY, v varchar(20) DEFAULT NULL) ENGINE=aria PAGE_CHECKSUM 1 TRANSACTIONAL 1"],
+        equivalents: &[
+            "CREATE TABLE {t} (id int PRIMARY KEY, v varchar(20) DEFAULT NULL) ENGINE=aria PAGE_CHECKSUM 1 TRANSACTIONAL 1",
+        ],
         mutations: &[
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, v varchar(20)) ENGINE=MyISAM",
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, v varchar(20)) ENGINE=InnoDB",
@@ -211,7 +215,9 @@ pub const CASES: &[Case] = &[
     // Binary, bit and numeric defaults.
     Case {
         source: "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, b binary(4) DEFAULT 'ab', vb varbinary(10) DEFAULT 0x41, bt bit(8) DEFAULT b'1010', bl blob, d decimal(12,4) NOT NULL DEFAULT 1.5000, f double DEFAULT 1.5, fl float(7,3) DEFAULT NULL)",
-        equivalents: &["CREATE TABLE {t} (id int PRIMARY KEY, b binary(4) DEFAULT 'ab', vb varbinary(10) DEFAULT 'A', bt bit(8) DEFAULT 10, bl blob, d decimal(12,4) NOT NULL DEFAULT '1.5', f double DEFAULT '1.5', fl float(7,3))"],
+        equivalents: &[
+            "CREATE TABLE {t} (id int PRIMARY KEY, b binary(4) DEFAULT 'ab', vb varbinary(10) DEFAULT 'A', bt bit(8) DEFAULT 10, bl blob, d decimal(12,4) NOT NULL DEFAULT '1.5', f double DEFAULT '1.5', fl float(7,3))",
+        ],
         mutations: &[
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, b binary(4) DEFAULT 'ab', vb varbinary(20) DEFAULT 0x41, bt bit(8) DEFAULT b'1', bl blob, d decimal(10,4) NOT NULL DEFAULT 1.5000, f double DEFAULT 1.5, fl float(7,3) DEFAULT NULL)",
         ],
@@ -228,7 +234,9 @@ pub const CASES: &[Case] = &[
     // MariaDB data types with expression defaults.
     Case {
         source: "CREATE TABLE {t} (id uuid NOT NULL DEFAULT uuid(), ip inet6 DEFAULT NULL, ip4 inet4 DEFAULT '127.0.0.1', n int DEFAULT (1 + 1), dt date DEFAULT curdate(), PRIMARY KEY (id))",
-        equivalents: &["CREATE TABLE {t} (id uuid NOT NULL DEFAULT (uuid()) PRIMARY KEY, ip inet6, ip4 inet4 DEFAULT '127.0.0.1', n int DEFAULT (1+1), dt date DEFAULT (curdate()))"],
+        equivalents: &[
+            "CREATE TABLE {t} (id uuid NOT NULL DEFAULT (uuid()) PRIMARY KEY, ip inet6, ip4 inet4 DEFAULT '127.0.0.1', n int DEFAULT (1+1), dt date DEFAULT (curdate()))",
+        ],
         mutations: &[
             "CREATE TABLE {t} (id uuid NOT NULL DEFAULT uuid(), ip4 inet4 DEFAULT '10.0.0.1', n int DEFAULT (2 + 1), dt date DEFAULT NULL, PRIMARY KEY (id))",
         ],

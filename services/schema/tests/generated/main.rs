@@ -3,9 +3,9 @@
 //! with foreign_key_checks on makes every shadow equal its source and a re-analysis is all
 //! NO_ACTION. Also: a foreign-key cycle, and re-planning with skips.
 
+mod cases;
 #[path = "../common/mod.rs"]
 mod common;
-mod cases;
 
 use cases::{CASES, PARENT};
 use common::*;
@@ -84,7 +84,12 @@ async fn generated_features_missing_identical_and_mutated() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
     for table in &plan.tables {
         if table.result == SyncResult::Update {
-            assert!(table.statements.len() <= 2, "{}: {:#?}", table.source, table.statements);
+            assert!(
+                table.statements.len() <= 2,
+                "{}: {:#?}",
+                table.source,
+                table.statements
+            );
         }
     }
 
@@ -95,7 +100,11 @@ async fn generated_features_missing_identical_and_mutated() {
     // The fingerprints the plan promised are what the shadows now have.
     for table in &plan.tables {
         let after = again.table(&table.source).unwrap();
-        assert_eq!(table.target_fingerprint, after.shadow_fingerprint, "{}", table.source);
+        assert_eq!(
+            table.target_fingerprint, after.shadow_fingerprint,
+            "{}",
+            table.source
+        );
     }
 }
 
@@ -118,13 +127,21 @@ async fn foreign_key_cycles_and_skips() {
     let child = skipped.table("child").unwrap();
     assert!(child.skipped && child.statements.is_empty());
     let grandchild = skipped.table("grandchild").unwrap();
-    assert!(grandchild.statements[0].sql.contains("REFERENCES `child`"), "{}", grandchild.statements[0].sql);
+    assert!(
+        grandchild.statements[0].sql.contains("REFERENCES `child`"),
+        "{}",
+        grandchild.statements[0].sql
+    );
     assert!(!skipped.sql_script().contains("`child_sh`"));
 
     // Without skips: parents first, the cycle closed by a deferred ALTER.
     let plan = db.plan(SyncRange::All, &naming, &[]).await;
     let script = plan.sql_script();
-    let position = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("{needle} in {script}"));
+    let position = |needle: &str| {
+        script
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {script}"))
+    };
     assert!(position("CREATE TABLE `root_sh`") < position("CREATE TABLE `child_sh`"));
     assert!(position("CREATE TABLE `child_sh`") < position("CREATE TABLE `grandchild_sh`"));
     assert!(script.contains("REFERENCES `child_sh`"));
@@ -141,7 +158,9 @@ async fn foreign_key_cycles_and_skips() {
     // re-pointed at the shadow.
     db.exec("CREATE TABLE orphan (id int PRIMARY KEY, r int, KEY kr (r), FOREIGN KEY (r) REFERENCES root (id));
              CREATE TABLE orphan_sh (id int PRIMARY KEY, r int, KEY kr (r), FOREIGN KEY (r) REFERENCES root (id))").await;
-    let plan = db.plan(SyncRange::Partial(vec!["orphan".into()]), &naming, &[]).await;
+    let plan = db
+        .plan(SyncRange::Partial(vec!["orphan".into()]), &naming, &[])
+        .await;
     assert_eq!(plan.tables[0].result, SyncResult::Update);
     assert!(plan.sql_script().contains("REFERENCES `root_sh`"));
     db.apply(&plan).await;
