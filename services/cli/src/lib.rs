@@ -1,0 +1,93 @@
+//! `shadowctl`: every public RPC of shadowsync as a command a person would guess.
+//!
+//! - [`client`]: where the server is and who the caller is (flags, environment, the embedded
+//!   mode's data directory);
+//! - [`output`]: aligned tables for people, JSON for scripts;
+//! - one module per command group (`health`, `whoami`; `plan` runs the schema engine directly).
+//!
+//! Errors print as one line naming the gRPC code, and the exit status is non-zero.
+
+pub mod client;
+mod health;
+pub mod output;
+mod whoami;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::ClientArgs;
+use crate::output::OutputFormat;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shadowctl",
+    version,
+    about = "The shadowsync command-line client"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report the health of every service at the endpoint.
+    Health,
+    /// Show who the server thinks you are.
+    Whoami,
+    /// Plan shadow-table changes directly against a database, without any service.
+    Plan(shadowsync_schema::cli::PlanArgs),
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server answered with an error status.
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] tonic::Status),
+    /// Set-up problems: no token, a bad endpoint, an unwritable output.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Plan(#[from] shadowsync_schema::SchemaError),
+}
+
+/// The canonical upper-case name of a gRPC code (`UNAUTHENTICATED`), as people search for it.
+pub fn code_name(code: tonic::Code) -> String {
+    let debug = format!("{code:?}");
+    let mut name = String::new();
+    for (index, c) in debug.chars().enumerate() {
+        if c.is_uppercase() && index > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// Runs one command; the exit code says whether what was asked for holds (e.g. every service
+/// healthy).
+pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
+        Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
+        Command::Plan(args) => {
+            let password = std::env::var("SHADOWSYNC_DB_PASSWORD").ok();
+            // The plan is rendered whole before anything is printed, so a failure leaves no
+            // partial output on stdout.
+            let mut buffer = Vec::new();
+            shadowsync_schema::cli::run_plan(&args, password, &mut buffer).await?;
+            output::write_all(&mut stdout, &buffer)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

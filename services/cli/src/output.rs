@@ -1,0 +1,87 @@
+//! Output for people (aligned tables) and scripts (JSON).
+
+use std::io::Write;
+
+use crate::CliError;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+/// Writes rows under headers, each column as wide as its widest cell.
+pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> Result<(), CliError> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if index + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        text.trim_end().to_string() + "\n"
+    };
+    let mut text = line(headers.to_vec());
+    for row in rows {
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    write_all(out, text.as_bytes())
+}
+
+/// Writes a value as pretty JSON.
+pub fn json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    text.push('\n');
+    write_all(out, text.as_bytes())
+}
+
+/// A timestamp in the viewer's local time zone, RFC 3339 to the second.
+pub fn local_time(timestamp: prost_types::Timestamp) -> String {
+    let nanos = u32::try_from(timestamp.nanos).unwrap_or(0);
+    chrono::DateTime::from_timestamp(timestamp.seconds, nanos)
+        .map(|utc| {
+            utc.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
+}
+
+/// Writes bytes, turning an I/O failure (a closed pipe) into an error instead of a panic.
+pub fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Usage(format!("cannot write output: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align() {
+        let mut out = Vec::new();
+        table(
+            &mut out,
+            &["SERVICE", "STATUS"],
+            &[
+                vec!["a".into(), "SERVING".into()],
+                vec!["longer".into(), "NOT_SERVING".into()],
+            ],
+        )
+        .expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "SERVICE  STATUS\na        SERVING\nlonger   NOT_SERVING\n"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! `shadowctl` against an embedded server in this process: the token and endpoint are found in
+//! the data directory, health and whoami answer, and errors are one line with the gRPC code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use shadowsync_common::config::ConfigLoader;
+use shadowsync_server::{Role, embedded};
+
+struct Embedded {
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Starts `serve all` on the embedded defaults on a free port, as `shadowsync` would.
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().to_path_buf();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async move {
+                let mut config = ConfigLoader::new()
+                    .flags(
+                        [
+                            "listen=127.0.0.1:0".to_string(),
+                            format!("data_dir={}", data_dir.display()),
+                        ]
+                        .iter()
+                        .map(String::as_str),
+                    )
+                    .load()
+                    .expect("config");
+                assert!(shadowsync_server::is_embedded(Role::All, &config));
+                embedded::prepare(&mut config).expect("prepare");
+                let listener = tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .expect("bind");
+                let address = listener.local_addr().expect("address");
+                embedded::write_endpoint(&config.data_dir, address, false).expect("endpoint file");
+                ready_tx.send(()).expect("ready");
+                shadowsync_server::run(Role::All, config, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        ready_rx.recv().expect("server started");
+        Self {
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn shadowctl(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shadowctl"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("SHADOWSYNC_TOKEN")
+        .env_remove("SHADOWSYNC_ENDPOINT")
+        .output()
+        .expect("run shadowctl")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn health_reports_every_service_serving() {
+    let server = Embedded::start();
+    // Readiness probes run once a second at first; give them a moment.
+    let mut output = shadowctl(server.data_dir(), &["health"]);
+    for _ in 0..50 {
+        if output.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        output = shadowctl(server.data_dir(), &["health"]);
+    }
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = stdout(&output);
+    for service in shadowsync_proto::SERVICE_NAMES {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(service) && line.ends_with("SERVING")),
+            "{text}"
+        );
+    }
+
+    let json = shadowctl(server.data_dir(), &["health", "--output", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(value["healthy"], true);
+    assert_eq!(
+        value["services"].as_array().map(Vec::len),
+        Some(shadowsync_proto::SERVICE_NAMES.len() + 1)
+    );
+}
+
+#[test]
+fn whoami_uses_the_embedded_admin_token() {
+    let server = Embedded::start();
+    let output = shadowctl(server.data_dir(), &["whoami", "--output", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(value["subject"], "admin");
+    assert_eq!(value["admin"], true);
+
+    let table = stdout(&shadowctl(server.data_dir(), &["whoami"]));
+    assert!(table.starts_with("SUBJECT"), "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|line| line.starts_with("admin ")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_bad_token_is_one_line_with_the_code_and_a_failure_exit() {
+    let server = Embedded::start();
+    let output = shadowctl(server.data_dir(), &["whoami", "--token", "not-a-token"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: UNAUTHENTICATED: "), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn no_token_anywhere_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = shadowctl(dir.path(), &["whoami"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no token"), "{stderr}");
+}
