@@ -108,6 +108,28 @@ fn package_sets_hold_their_services_and_every_import() {
 }
 
 #[test]
+fn reflection_accepts_every_set() {
+    for bytes in [
+        proto::FILE_DESCRIPTOR_SET,
+        proto::COMMON_FILE_DESCRIPTOR_SET,
+        proto::TASK_FILE_DESCRIPTOR_SET,
+        proto::APPROVAL_FILE_DESCRIPTOR_SET,
+        proto::ANALYSIS_FILE_DESCRIPTOR_SET,
+    ] {
+        let builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(bytes)
+                // Several sets share files (common, well-known types): duplicates are fine.
+                .register_encoded_file_descriptor_set(proto::COMMON_FILE_DESCRIPTOR_SET)
+        };
+        builder().build_v1().expect("reflection v1 accepts the set");
+        builder()
+            .build_v1alpha()
+            .expect("reflection v1alpha accepts the set");
+    }
+}
+
+#[test]
 fn one_versioned_package_per_directory() {
     for file in own_files() {
         let directory = file
