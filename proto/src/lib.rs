@@ -25,6 +25,10 @@
 //!   calls carry (a test proves no public response reaches it).
 //!
 //! The contract tests (`tests/contract.rs`) check these conventions on the descriptor set.
+//!
+//! Beside the generated code: [`names`] (request types, service identities, AMQP names),
+//! [`routing`] (event routing keys) and, with the default `json` feature, `json` (canonical proto3
+//! JSON of any message, for `shadowctl --output json` and template files).
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
 pub mod common {
