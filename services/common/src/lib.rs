@@ -1,17 +1,23 @@
 //! What every shadowsync service shares.
 //!
+//! - [`clock`]: injected time and the stored time format;
+//! - [`db`]: the metadata store (PostgreSQL or SQLite) with per-service migrations;
 //! - [`config`]: layered configuration, loaded and validated once at start-up;
 //! - [`telemetry`]: tracing and OpenTelemetry set-up with a flushing guard;
 //! - [`auth`]: bearer-token identity, service identities, the server interceptor;
 //! - [`error`]: the one mapping from domain errors to `tonic::Status`;
 //! - [`grpc`]: TLS, reflection, serving with graceful shutdown, authenticated channels;
+//! - [`outbox`]: messages written in the state change's transaction, relayed with confirms;
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod outbox;
 pub mod queue;
 pub mod secret;
 pub mod telemetry;

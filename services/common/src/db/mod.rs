@@ -1,0 +1,175 @@
+//! The metadata store connection every stateful service uses (DESIGN.md §2, §8).
+//!
+//! One code path for both backends: services write portable SQL (`$1`-style parameters, which
+//! SQLite binds by number too; `RETURNING`; `ON CONFLICT`; integers, text and blobs only, times as
+//! microseconds since the Unix epoch) against a [`Database`], and branch on [`Backend`] only where
+//! the engines truly differ (`FOR UPDATE SKIP LOCKED` exists only on PostgreSQL, where several
+//! replicas compete; SQLite has one writer).
+//!
+//! - PostgreSQL (production): each service lives in its own schema of a shared server
+//!   (`search_path` is set on every connection), so no service reads another's tables.
+//! - SQLite (embedded mode): one file per service under the data directory, in WAL mode with
+//!   foreign keys on and a busy timeout, so concurrent writers wait instead of failing.
+//!
+//! Migrations are per service and per backend (`migrations/postgres`, `migrations/sqlite`),
+//! embedded with `sqlx::migrate!` and run at start-up by [`Database::migrate`].
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _};
+
+/// Which engine is behind a [`Database`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Why the store could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported engine (the message never repeats the URL: it may hold a
+    /// password).
+    #[error("database.url must start with postgres:// or sqlite://")]
+    UnsupportedUrl,
+    #[error("invalid schema name {0:?}: use lowercase letters, digits and '_'")]
+    SchemaName(String),
+    #[error("cannot connect to the metadata store: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrating the metadata store failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A service's migrations for each backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    pub postgres: &'static Migrator,
+    pub sqlite: &'static Migrator,
+}
+
+/// A pool on the service's own schema or file.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`). On PostgreSQL, `schema` is created if
+    /// missing and becomes every connection's `search_path`.
+    ///
+    /// Fails on an unsupported URL, an invalid schema name, or when the server cannot be reached.
+    pub async fn connect(url: &str, schema: &str) -> Result<Self, DbError> {
+        install_default_drivers();
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || schema.is_empty()
+        {
+            return Err(DbError::SchemaName(schema.to_string()));
+        }
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(DbError::UnsupportedUrl);
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Postgres => {
+                // The schema must exist before a connection can make it its search path.
+                let bootstrap = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await
+                    .map_err(DbError::Connect)?;
+                bootstrap
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                    )))
+                    .await
+                    .map_err(DbError::Connect)?;
+                bootstrap.close().await;
+                let set_path = format!("SET search_path TO \"{schema}\"");
+                options
+                    .after_connect(move |connection, _| {
+                        let set_path = sqlx::AssertSqlSafe(set_path.clone());
+                        Box::pin(async move {
+                            connection.execute(set_path).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(DbError::Connect)?
+            }
+            Backend::Sqlite => options
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        connection
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL",
+                            )
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await
+                .map_err(DbError::Connect)?,
+        };
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (creating if needed) `<data_dir>/<service>.sqlite`: the embedded mode's store.
+    ///
+    /// Fails when the directory cannot be created or the file opened.
+    pub async fn embedded(data_dir: &Path, service: &str) -> Result<Self, DbError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| DbError::Io {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join(format!("{service}.sqlite"));
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), service).await
+    }
+
+    /// Applies the service's pending migrations for this backend.
+    ///
+    /// Fails when a migration fails or the recorded history does not match the embedded one.
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Postgres => migrations.postgres,
+            Backend::Sqlite => migrations.sqlite,
+        };
+        migrator.run(&self.pool).await.map_err(DbError::Migrate)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

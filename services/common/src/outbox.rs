@@ -1,0 +1,423 @@
+//! The transactional outbox (DESIGN.md §2): a service writes its state change and the message
+//! announcing it in **one** database transaction ([`enqueue`]); its [`OutboxRelay`] publishes due
+//! rows with publisher confirms and only then marks them sent. A broker outage therefore delays
+//! messages but never loses one, and nothing is announced that was not committed.
+//!
+//! Rows carry a not-before time (scheduled dispatches wait in the outbox until due) and a
+//! priority (due rows are published most urgent first). Several replicas may run relays on one
+//! PostgreSQL store: each claims a batch under a short lease (`FOR UPDATE SKIP LOCKED`), so a row
+//! is published by one relay; a relay that dies after publishing but before marking the row sent
+//! leaves it to be published again when the lease lapses, which consumers absorb (delivery is
+//! at-least-once everywhere).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{AnyConnection, Executor as _, Row as _};
+use tokio::sync::Notify;
+
+use crate::clock::{Clock, Micros, micros};
+use crate::db::{Backend, Database};
+use crate::queue::{Destination, Message, MessageQueue, Priority};
+
+const POSTGRES_DDL: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id BIGSERIAL PRIMARY KEY,
+    destination TEXT NOT NULL,
+    routing_key TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    payload BYTEA NOT NULL,
+    priority BIGINT NOT NULL DEFAULT 0,
+    traceparent TEXT,
+    not_before BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    locked_until BIGINT,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (not_before) WHERE sent_at IS NULL;
+";
+
+const SQLITE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    destination TEXT NOT NULL,
+    routing_key TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    traceparent TEXT,
+    not_before INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    locked_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (not_before) WHERE sent_at IS NULL;
+";
+
+/// Claims due rows under a lease. PostgreSQL replicas skip rows another relay has locked.
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET locked_until = $1 WHERE id IN (\
+    SELECT id FROM outbox WHERE sent_at IS NULL AND not_before <= $2 \
+    AND (locked_until IS NULL OR locked_until <= $2) \
+    ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+    RETURNING id, destination, routing_key, message_id, message_type, payload, priority, \
+    traceparent, attempts";
+
+/// SQLite has one writer at a time, so the same statement is atomic without row locks.
+const CLAIM_SQLITE: &str = "UPDATE outbox SET locked_until = $1 WHERE id IN (\
+    SELECT id FROM outbox WHERE sent_at IS NULL AND not_before <= $2 \
+    AND (locked_until IS NULL OR locked_until <= $2) \
+    ORDER BY priority DESC, id LIMIT $3) \
+    RETURNING id, destination, routing_key, message_id, message_type, payload, priority, \
+    traceparent, attempts";
+
+const DESTINATION_EXECUTE: &str = "execute";
+const DESTINATION_EVENT: &str = "event";
+
+/// Creates the outbox table in the service's schema if it is missing. Idempotent; services call
+/// it at start-up next to their migrations.
+///
+/// Fails when the statement fails.
+pub async fn ensure_schema(db: &Database) -> Result<(), sqlx::Error> {
+    let ddl = match db.backend() {
+        Backend::Postgres => POSTGRES_DDL,
+        Backend::Sqlite => SQLITE_DDL,
+    };
+    db.pool().execute(ddl).await.map(drop)
+}
+
+/// Adds `message` for `destination` to the outbox inside the caller's transaction, due at
+/// `not_before` (now, or a scheduled time). Returns the row id.
+///
+/// Fails when the insert fails; the caller's transaction then rolls back with it.
+pub async fn enqueue(
+    connection: &mut AnyConnection,
+    destination: &Destination,
+    message: &Message,
+    not_before: Micros,
+    now: Micros,
+) -> Result<i64, sqlx::Error> {
+    let (kind, routing_key) = match destination {
+        Destination::ExecuteQueue => (DESTINATION_EXECUTE, ""),
+        Destination::Event { routing_key } => (DESTINATION_EVENT, routing_key.as_str()),
+    };
+    let row = sqlx::query(
+        "INSERT INTO outbox (destination, routing_key, message_id, message_type, payload, \
+         priority, traceparent, not_before, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(kind)
+    .bind(routing_key)
+    .bind(&message.id)
+    .bind(&message.message_type)
+    .bind(&message.payload)
+    .bind(i64::from(message.priority.get()))
+    .bind(message.traceparent().map(str::to_string))
+    .bind(not_before)
+    .bind(now)
+    .fetch_one(&mut *connection)
+    .await?;
+    row.try_get::<i64, _>(0)
+}
+
+/// Publishes due outbox rows.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    db: Database,
+    queue: Arc<dyn MessageQueue>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    batch: i64,
+    lease: Duration,
+    idle_poll: Duration,
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay")
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Claimed {
+    id: i64,
+    destination: Destination,
+    message: Message,
+    attempts: i64,
+}
+
+impl OutboxRelay {
+    pub fn new(db: Database, queue: Arc<dyn MessageQueue>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            queue,
+            clock,
+            wake: Arc::new(Notify::new()),
+            batch: 100,
+            lease: Duration::from_secs(30),
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// How often an idle relay looks for due rows (scheduled rows become due without a wake-up).
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
+        self.idle_poll = idle_poll;
+        self
+    }
+
+    /// A handle whose `notify_one` makes the relay look at once: call it after committing a
+    /// transaction that enqueued something, so messages leave without waiting for the poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Publishes every due row once; returns how many were published.
+    ///
+    /// Fails only when the store fails; a publish failure is recorded on the row (retried later
+    /// with back-off) and stops this pass, since the broker is likely down.
+    pub async fn relay_due(&self) -> Result<usize, sqlx::Error> {
+        let mut published = 0;
+        loop {
+            let claimed = self.claim().await?;
+            if claimed.is_empty() {
+                return Ok(published);
+            }
+            for row in claimed {
+                match self.queue.publish(&row.destination, &row.message).await {
+                    Ok(()) => {
+                        sqlx::query(
+                            "UPDATE outbox SET sent_at = $1, locked_until = NULL WHERE id = $2",
+                        )
+                        .bind(self.clock.now())
+                        .bind(row.id)
+                        .execute(self.db.pool())
+                        .await?;
+                        published += 1;
+                    }
+                    Err(error) => {
+                        // Back off up to a minute; the rest of the batch waits for its lease.
+                        let backoff =
+                            Duration::from_millis(200)
+                                .saturating_mul(2_u32.saturating_pow(
+                                    u32::try_from(row.attempts.min(8)).unwrap_or(8),
+                                ))
+                                .min(Duration::from_secs(60));
+                        tracing::warn!(outbox_id = row.id, error = %error, "outbox publish failed; will retry");
+                        sqlx::query(
+                            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
+                             locked_until = $2 WHERE id = $3",
+                        )
+                        .bind(error.to_string())
+                        .bind(self.clock.now().saturating_add(micros(backoff)))
+                        .bind(row.id)
+                        .execute(self.db.pool())
+                        .await?;
+                        return Ok(published);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
+        let now = self.clock.now();
+        let sql = match self.db.backend() {
+            Backend::Postgres => CLAIM_POSTGRES,
+            Backend::Sqlite => CLAIM_SQLITE,
+        };
+        let rows = sqlx::query(sql)
+            .bind(now.saturating_add(micros(self.lease)))
+            .bind(now)
+            .bind(self.batch)
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let destination = match row.try_get::<String, _>("destination")?.as_str() {
+                DESTINATION_EXECUTE => Destination::ExecuteQueue,
+                _ => Destination::event(row.try_get::<String, _>("routing_key")?),
+            };
+            let priority = u8::try_from(row.try_get::<i64, _>("priority")?).unwrap_or(0);
+            let mut message = Message::new(
+                row.try_get::<String, _>("message_type")?,
+                row.try_get::<Vec<u8>, _>("payload")?,
+            )
+            .with_id(row.try_get::<String, _>("message_id")?);
+            if let Ok(priority) = Priority::new(priority) {
+                message = message.with_priority(priority);
+            }
+            if let Some(traceparent) = row.try_get::<Option<String>, _>("traceparent")? {
+                message = message.with_traceparent(traceparent);
+            }
+            claimed.push(Claimed {
+                id: row.try_get("id")?,
+                destination,
+                message,
+                attempts: row.try_get("attempts")?,
+            });
+        }
+        // RETURNING order is unspecified: publish most urgent first, then oldest.
+        claimed.sort_by_key(|c| (std::cmp::Reverse(c.message.priority.get()), c.id));
+        Ok(claimed)
+    }
+
+    /// Relays until `shutdown` completes: at once when woken, otherwise every idle poll.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(error) = self.relay_due().await {
+                tracing::warn!(error = %error, "outbox relay pass failed");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.idle_poll) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::StreamExt as _;
+    use sqlx::Connection as _;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::db::{Database, Migrations};
+    use crate::queue::{InProcessQueue, Topology};
+
+    static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
+    const MIGRATIONS: Migrations = Migrations {
+        postgres: &NO_MIGRATIONS,
+        sqlite: &NO_MIGRATIONS,
+    };
+
+    struct Fixture {
+        db: Database,
+        queue: Arc<InProcessQueue>,
+        clock: ManualClock,
+        relay: OutboxRelay,
+    }
+
+    async fn fixture(db: Database) -> Fixture {
+        ensure_schema(&db).await.expect("outbox table");
+        ensure_schema(&db).await.expect("idempotent");
+        let queue = Arc::new(
+            InProcessQueue::in_memory(Topology::new("test."))
+                .await
+                .expect("queue"),
+        );
+        let clock = ManualClock::new(1_000_000_000);
+        let relay = OutboxRelay::new(db.clone(), queue.clone(), Arc::new(clock.clone()));
+        Fixture {
+            db,
+            queue,
+            clock,
+            relay,
+        }
+    }
+
+    async fn enqueue_committed(f: &Fixture, message: &Message, not_before: Micros) {
+        let mut connection = f.db.pool().acquire().await.expect("connection");
+        let mut tx = connection.begin().await.expect("begin");
+        enqueue(
+            &mut tx,
+            &Destination::ExecuteQueue,
+            message,
+            not_before,
+            f.clock.now(),
+        )
+        .await
+        .expect("enqueue");
+        tx.commit().await.expect("commit");
+    }
+
+    async fn received(f: &Fixture, count: usize) -> Vec<Message> {
+        let queue_name = f.queue.topology().execute_queue();
+        let mut stream = f.queue.consume(&queue_name, 100).await.expect("consume");
+        let mut messages = Vec::new();
+        while messages.len() < count {
+            let delivery = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .expect("a message in time")
+                .expect("stream open")
+                .expect("delivery");
+            messages.push(delivery.message().clone());
+            delivery.ack().await.expect("ack");
+        }
+        messages
+    }
+
+    async fn publishes_committed_rows_once(db: Database) {
+        let f = fixture(db).await;
+        // A rolled-back transaction leaves nothing to publish.
+        {
+            let mut connection = f.db.pool().acquire().await.expect("connection");
+            let mut tx = connection.begin().await.expect("begin");
+            let message = Message::new("test.RolledBack", b"x".to_vec());
+            enqueue(
+                &mut tx,
+                &Destination::ExecuteQueue,
+                &message,
+                0,
+                f.clock.now(),
+            )
+            .await
+            .expect("enqueue");
+            tx.rollback().await.expect("rollback");
+        }
+        let message = Message::new("test.Committed", b"payload".to_vec());
+        enqueue_committed(&f, &message, f.clock.now()).await;
+        assert_eq!(f.relay.relay_due().await.expect("relay"), 1);
+        assert_eq!(
+            f.relay.relay_due().await.expect("relay again"),
+            0,
+            "sent rows stay sent"
+        );
+        let got = received(&f, 1).await;
+        assert_eq!(got[0].id, message.id);
+        assert_eq!(got[0].payload, b"payload");
+        assert_eq!(got[0].message_type, "test.Committed");
+    }
+
+    async fn scheduled_rows_wait_until_due(db: Database) {
+        let f = fixture(db).await;
+        let due_at = f.clock.now() + 60_000_000;
+        enqueue_committed(&f, &Message::new("test.Later", b"".to_vec()), due_at).await;
+        assert_eq!(f.relay.relay_due().await.expect("relay"), 0);
+        f.clock.advance(Duration::from_secs(61));
+        assert_eq!(f.relay.relay_due().await.expect("relay"), 1);
+    }
+
+    async fn due_rows_go_out_most_urgent_first(db: Database) {
+        let f = fixture(db).await;
+        let now = f.clock.now();
+        for (index, priority) in [1_u8, 9, 5, 9].into_iter().enumerate() {
+            let message = Message::new("test.P", vec![u8::try_from(index).expect("small")])
+                .with_priority(Priority::new(priority).expect("priority"));
+            enqueue_committed(&f, &message, now).await;
+        }
+        assert_eq!(f.relay.relay_due().await.expect("relay"), 4);
+        let order: Vec<u8> = received(&f, 4).await.iter().map(|m| m.payload[0]).collect();
+        assert_eq!(
+            order,
+            [1, 3, 2, 0],
+            "priority 9 (oldest first), then 5, then 1"
+        );
+    }
+
+    crate::conformance!("outbox_test", MIGRATIONS;
+        publishes_committed_rows_once,
+        scheduled_rows_wait_until_due,
+        due_rows_go_out_most_urgent_first,
+    );
+}
