@@ -205,3 +205,60 @@ mod in_process {
         queue.close().await;
     }
 }
+
+mod open {
+    use shadowsync_common::config::QueueConfig;
+    use shadowsync_common::queue::{
+        AmqpQueue, AmqpQueueOptions, IN_PROCESS_QUEUE_FILE, MessageQueue, Topology,
+    };
+    use shadowsync_common::secret::Secret;
+
+    use crate::queue_support::{
+        amqp_uri, label, next_delivery, publish_task, task_message, unique_topology,
+    };
+
+    /// No `queue.url`: the embedded mode's in-process queue, in a file under the data directory.
+    #[tokio::test]
+    async fn without_url_opens_the_in_process_queue_under_the_data_directory() {
+        let directory = tempfile::tempdir().unwrap();
+        let data_dir = directory.path().join("data");
+        let config = QueueConfig {
+            url: None,
+            prefix: "embedded.".to_owned(),
+        };
+        let queue = shadowsync_common::queue::open(&config, &data_dir)
+            .await
+            .unwrap();
+        assert_eq!(queue.topology(), &Topology::new("embedded."));
+        assert!(data_dir.join(IN_PROCESS_QUEUE_FILE).exists());
+        publish_task(&*queue, &task_message("embedded", 1)).await;
+        let mut stream = queue
+            .consume(&queue.topology().execute_queue(), 1)
+            .await
+            .unwrap();
+        let delivery = next_delivery(&mut stream).await;
+        assert_eq!(label(&delivery), "embedded");
+        delivery.ack().await.unwrap();
+        queue.close().await;
+    }
+
+    /// `queue.url` set: RabbitMQ, with the configured prefix.
+    #[tokio::test]
+    async fn with_url_opens_rabbitmq() {
+        // Production declarations (no expiry), as `open` makes them; deleted below.
+        let topology = Topology::new(unique_topology().prefix());
+        let config = QueueConfig {
+            url: Some(Secret::new(amqp_uri())),
+            prefix: topology.prefix().to_owned(),
+        };
+        let queue = shadowsync_common::queue::open(&config, std::path::Path::new("/nonexistent"))
+            .await
+            .unwrap();
+        let ready = queue.check_ready().await;
+        queue.close().await;
+        let cleanup = AmqpQueue::new(AmqpQueueOptions::new(amqp_uri(), topology)).unwrap();
+        cleanup.delete_topology().await.unwrap();
+        cleanup.close().await;
+        ready.unwrap();
+    }
+}

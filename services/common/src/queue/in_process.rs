@@ -140,12 +140,6 @@ impl InProcessQueue {
         Ok(queue)
     }
 
-    /// Closes the SQLite file; every later call fails. Unsettled deliveries stay held and come
-    /// back when the file is opened again, as after a crash.
-    pub async fn close(&self) {
-        self.inner.pool.close().await;
-    }
-
     async fn declare_queue(&self, queue: &QueueName, prioritised: bool) -> QueueResult<()> {
         let dead_letter = self.inner.topology.dead_letter_queue(queue);
         let mut transaction = self.inner.pool.begin().await?;
@@ -257,8 +251,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Moves the message to the queue's dead-letter queue (FIFO, not redelivered); a queue
-    /// without one (a dead-letter queue itself) drops it, as RabbitMQ does.
+    /// Moves the message to the queue's dead-letter queue (FIFO, not redelivered, routed by the
+    /// dead-letter queue's name, with RabbitMQ's `x-first-death-queue` and
+    /// `x-first-death-reason` headers); a queue without one (a dead-letter queue itself) drops
+    /// it, as RabbitMQ does.
     async fn dead_letter(
         &self,
         queue: &QueueName,
@@ -276,12 +272,16 @@ impl Inner {
             Some(dead_letter_queue) => {
                 sqlx::query(
                     "UPDATE queue_messages
-                     SET queue = ?3, rank = 0, redelivered = 0, delivery_tag = NULL
+                     SET queue = ?3, routing_key = ?3, rank = 0, redelivered = 0,
+                         delivery_tag = NULL,
+                         headers = json_set(headers, '$.\"x-first-death-queue\"', ?4,
+                                            '$.\"x-first-death-reason\"', 'rejected')
                      WHERE seq = ?1 AND delivery_tag = ?2",
                 )
                 .bind(seq)
                 .bind(delivery_tag)
                 .bind(dead_letter_queue)
+                .bind(queue.as_str())
                 .execute(&mut *transaction)
                 .await?
             }
@@ -427,6 +427,7 @@ impl MessageQueue for InProcessQueue {
             prefetch: usize::from(prefetch),
             in_flight: Arc::new(AtomicUsize::new(0)),
             changes: self.inner.changes.subscribe(),
+            failed: false,
         };
         Ok(Box::pin(futures::stream::unfold(
             consumer,
@@ -467,6 +468,12 @@ impl MessageQueue for InProcessQueue {
         sqlx::query("SELECT 1").execute(&self.inner.pool).await?;
         Ok(())
     }
+
+    /// Closes the SQLite file; every later call fails. Unsettled deliveries stay held and come
+    /// back when the file is opened again, as after a crash.
+    async fn close(&self) {
+        self.inner.pool.close().await;
+    }
 }
 
 /// One consumer's state: it takes a message whenever it holds fewer than `prefetch`.
@@ -476,10 +483,15 @@ struct Consumer {
     prefetch: usize,
     in_flight: Arc<AtomicUsize>,
     changes: watch::Receiver<u64>,
+    /// The last attempt failed: pause before the next.
+    failed: bool,
 }
 
 impl Consumer {
     async fn next(&mut self) -> QueueResult<Delivery> {
+        if std::mem::take(&mut self.failed) {
+            tokio::time::sleep(RETRY_AFTER_STORAGE_ERROR).await;
+        }
         loop {
             // Seen before looking, so a change made while we look wakes the wait below.
             self.changes.borrow_and_update();
@@ -489,7 +501,7 @@ impl Consumer {
                     Ok(None) => {}
                     Err(error) => {
                         warn!(queue = %self.queue, %error, "in-process queue could not deliver");
-                        tokio::time::sleep(RETRY_AFTER_STORAGE_ERROR).await;
+                        self.failed = true;
                         return Err(error);
                     }
                 }

@@ -47,7 +47,12 @@ mod in_process;
 mod message;
 mod topology;
 
+use std::path::Path;
+use std::sync::Arc;
+
 use async_trait::async_trait;
+
+use crate::config::QueueConfig;
 
 pub use amqp::{AmqpQueue, AmqpQueueOptions};
 pub use error::{QueueError, QueueResult};
@@ -98,4 +103,34 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// Whether the queue can be used now (for health reporting): connects if needed, within the
     /// connect timeout. Fails with [`QueueError::Unavailable`] otherwise.
     async fn check_ready(&self) -> QueueResult<()>;
+
+    /// Lets go of the broker connection or the SQLite file at shutdown, after the consumers
+    /// are dropped. Unsettled deliveries come back later, as after a crash.
+    async fn close(&self);
+}
+
+/// The file the in-process queue keeps under the data directory.
+pub const IN_PROCESS_QUEUE_FILE: &str = "queue.sqlite";
+
+/// The queue `config` asks for: RabbitMQ when `queue.url` is set (not connected yet, see
+/// [`AmqpQueue::new`]), otherwise the in-process queue in `<data_dir>/queue.sqlite` (the
+/// embedded mode). Names take `queue.prefix`.
+///
+/// Fails with [`QueueError::InvalidArgument`] for an unparsable URL, or
+/// [`QueueError::Storage`] when the SQLite file cannot be created or opened.
+pub async fn open(config: &QueueConfig, data_dir: &Path) -> QueueResult<Arc<dyn MessageQueue>> {
+    let topology = Topology::new(config.prefix.clone());
+    match &config.url {
+        Some(url) => {
+            let options = AmqpQueueOptions::new(url.expose().clone(), topology);
+            Ok(Arc::new(AmqpQueue::new(options)?))
+        }
+        None => {
+            tokio::fs::create_dir_all(data_dir)
+                .await
+                .map_err(|error| QueueError::Storage(sqlx::Error::Io(error)))?;
+            let path = data_dir.join(IN_PROCESS_QUEUE_FILE);
+            Ok(Arc::new(InProcessQueue::open(&path, topology).await?))
+        }
+    }
 }

@@ -176,6 +176,22 @@ pub async fn poison_message_lands_in_dead_letter_queue(queue: Arc<dyn MessageQue
     assert_eq!(message.payload, poison.payload);
     assert_eq!(message.priority, poison.priority);
     assert_eq!(message.traceparent(), poison.traceparent());
+    // Why and where from, for the person who looks at it.
+    assert_eq!(
+        message
+            .headers
+            .get("x-first-death-reason")
+            .map(String::as_str),
+        Some("rejected")
+    );
+    assert_eq!(
+        message
+            .headers
+            .get("x-first-death-queue")
+            .map(String::as_str),
+        Some(topology.execute_queue().as_str())
+    );
+    assert_eq!(delivery.routing_key(), dead_letter_queue.as_str());
     assert!(!delivery.redelivered());
     delivery.ack().await.unwrap();
     assert_no_delivery(&mut dead).await;

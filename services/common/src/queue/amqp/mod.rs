@@ -141,11 +141,6 @@ impl AmqpQueue {
         })
     }
 
-    /// Closes the connection politely (consumers' channels with it). Later calls reconnect.
-    pub async fn close(&self) {
-        self.inner.session.close().await;
-    }
-
     /// Deletes every queue and exchange of this topology (the execute queue, the declared
     /// subscriptions, their dead-letter queues, both exchanges), messages included. For tests
     /// on a shared broker and for decommissioning a tenant.
@@ -316,6 +311,11 @@ impl MessageQueue for AmqpQueue {
             .await
             .map_err(|_| self.timed_out("connect"))??;
         Ok(())
+    }
+
+    /// Closes the connection politely (consumers' channels with it); a later call reconnects.
+    async fn close(&self) {
+        self.inner.session.close().await;
     }
 }
 
