@@ -136,6 +136,8 @@ struct Claims {
 pub enum AuthSetupError {
     #[error("no token verification key: set auth.hs256_secret or auth.rs256_public_keys")]
     NoKeys,
+    #[error("no service credentials: set auth.service_token or auth.hs256_secret")]
+    ServiceToken,
     #[error("cannot read RS256 public key {path}: {reason}")]
     PublicKey { path: String, reason: String },
 }
@@ -349,6 +351,101 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
+/// The credentials a service presents to its peers: the configured `auth.service_token`
+/// (deployments where services verify RS256 tokens but cannot mint them), or a token minted from
+/// the shared HS256 secret for the service's own identity and renewed well before it expires.
+#[derive(Clone)]
+pub struct ServiceCredentials {
+    source: CredentialSource,
+}
+
+#[derive(Clone)]
+enum CredentialSource {
+    Fixed(BearerToken),
+    Minted {
+        issuer: TokenIssuer,
+        identity: Identity,
+        current: Arc<std::sync::Mutex<(BearerToken, SystemTime)>>,
+    },
+}
+
+impl std::fmt::Debug for ServiceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceCredentials([redacted])")
+    }
+}
+
+/// Minted service tokens live an hour and are replaced when less than ten minutes remain.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(3600);
+const SERVICE_TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(600);
+
+impl ServiceCredentials {
+    /// Credentials for `service` from the `auth.*` settings.
+    ///
+    /// Fails when neither a service token nor an HS256 secret is configured, or the configured
+    /// token cannot be a header value.
+    pub fn from_config(
+        config: &AuthConfig,
+        service: ServiceIdentity,
+    ) -> Result<Self, AuthSetupError> {
+        if let Some(token) = &config.service_token {
+            let bearer = BearerToken::new(token).map_err(|_| AuthSetupError::ServiceToken)?;
+            return Ok(Self {
+                source: CredentialSource::Fixed(bearer),
+            });
+        }
+        let secret = config
+            .hs256_secret
+            .as_ref()
+            .ok_or(AuthSetupError::ServiceToken)?;
+        let issuer = TokenIssuer::hs256(secret, &config.audience);
+        let identity = Identity::service(service);
+        let (bearer, expires) = Self::mint(&issuer, &identity)?;
+        Ok(Self {
+            source: CredentialSource::Minted {
+                issuer,
+                identity,
+                current: Arc::new(std::sync::Mutex::new((bearer, expires))),
+            },
+        })
+    }
+
+    fn mint(
+        issuer: &TokenIssuer,
+        identity: &Identity,
+    ) -> Result<(BearerToken, SystemTime), AuthSetupError> {
+        let token = issuer.issue(identity, SERVICE_TOKEN_TTL);
+        let bearer = BearerToken::new(&token).map_err(|_| AuthSetupError::ServiceToken)?;
+        Ok((bearer, SystemTime::now() + SERVICE_TOKEN_TTL))
+    }
+
+    fn bearer(&self) -> Result<BearerToken, Status> {
+        match &self.source {
+            CredentialSource::Fixed(bearer) => Ok(bearer.clone()),
+            CredentialSource::Minted {
+                issuer,
+                identity,
+                current,
+            } => {
+                let mut current = current
+                    .lock()
+                    .map_err(|_| Status::internal("service credentials unavailable"))?;
+                if current.1 < SystemTime::now() + SERVICE_TOKEN_RENEW_BEFORE {
+                    *current = Self::mint(issuer, identity)
+                        .map_err(|_| Status::internal("service credentials unavailable"))?;
+                }
+                Ok(current.0.clone())
+            }
+        }
+    }
+}
+
+impl tonic::service::Interceptor for ServiceCredentials {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.bearer()?.call(request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +537,40 @@ mod tests {
             .require_service(&[ServiceIdentity::Executor])
             .expect_err("task is not the executor");
         assert_eq!(error.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn services_present_their_own_identity() {
+        let mut credentials =
+            ServiceCredentials::from_config(&config(SECRET), ServiceIdentity::Task)
+                .expect("credentials");
+        let request = credentials.call(Request::new(())).expect("header");
+        let mut interceptor = AuthInterceptor::new(Arc::new(authenticator()));
+        let request = interceptor.call(request).expect("verified");
+        assert!(
+            Identity::of(&request)
+                .expect("identity")
+                .is_service(ServiceIdentity::Task)
+        );
+
+        let fixed = AuthConfig {
+            hs256_secret: None,
+            service_token: Some(issuer().issue(
+                &Identity::service(ServiceIdentity::Executor),
+                Duration::from_secs(60),
+            )),
+            ..config(SECRET)
+        };
+        let mut credentials =
+            ServiceCredentials::from_config(&fixed, ServiceIdentity::Executor).expect("fixed");
+        let request = interceptor
+            .call(credentials.call(Request::new(())).expect("header"))
+            .expect("verified");
+        assert!(
+            Identity::of(&request)
+                .expect("identity")
+                .is_service(ServiceIdentity::Executor)
+        );
     }
 
     #[test]

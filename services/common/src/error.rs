@@ -23,6 +23,9 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller lost a race it must not retry blindly (an executor whose lease was taken).
+    #[error("{0}")]
+    Aborted(String),
     /// A dependency is down; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -55,6 +58,7 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::Aborted(_) => Code::Aborted,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(cause) => {
                 let incident = uuid::Uuid::new_v4();

@@ -13,7 +13,7 @@ use tonic::transport::{
     ServerTlsConfig,
 };
 
-use crate::auth::BearerToken;
+use crate::auth::{BearerToken, ServiceCredentials};
 use crate::config::TlsConfig;
 use crate::secret::Secret;
 
@@ -167,4 +167,12 @@ pub fn authenticated(
     token: &Secret<String>,
 ) -> Result<AuthenticatedChannel, tonic::Status> {
     Ok(InterceptedService::new(channel, BearerToken::new(token)?))
+}
+
+/// A channel on which a service calls a peer as itself.
+pub type ServiceChannel = InterceptedService<Channel, ServiceCredentials>;
+
+/// Wraps a channel so every request carries the service's own credentials.
+pub fn as_service(channel: Channel, credentials: ServiceCredentials) -> ServiceChannel {
+    InterceptedService::new(channel, credentials)
 }
