@@ -64,13 +64,15 @@ pub struct Migrations {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    schema: String,
 }
 
 impl Database {
-    /// Connects to `url` (`postgres://…` or `sqlite://…`). On PostgreSQL, `schema` is created if
-    /// missing and becomes every connection's `search_path`.
+    /// A pool on `url` (`postgres://…` or `sqlite://…`) that connects on first use. On
+    /// PostgreSQL, `schema` becomes every connection's `search_path` ([`Database::migrate`]
+    /// creates it).
     ///
-    /// Fails on an unsupported URL, an invalid schema name, or when the server cannot be reached.
+    /// Fails only on an unsupported or malformed URL or an invalid schema name.
     pub async fn connect(url: &str, schema: &str) -> Result<Self, DbError> {
         install_default_drivers();
         if !schema
@@ -90,21 +92,12 @@ impl Database {
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(10));
+        // Connections are made on first use, so a service starts (and reports NOT_SERVING)
+        // while its store is still unreachable; `migrate` is the first real use.
         let pool = match backend {
             Backend::Postgres => {
-                // The schema must exist before a connection can make it its search path.
-                let bootstrap = AnyPoolOptions::new()
-                    .max_connections(1)
-                    .connect(url)
-                    .await
-                    .map_err(DbError::Connect)?;
-                bootstrap
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-                    )))
-                    .await
-                    .map_err(DbError::Connect)?;
-                bootstrap.close().await;
+                // A search path naming a schema that does not exist yet is accepted; `migrate`
+                // creates the schema before anything else touches it.
                 let set_path = format!("SET search_path TO \"{schema}\"");
                 options
                     .after_connect(move |connection, _| {
@@ -114,8 +107,7 @@ impl Database {
                             Ok(())
                         })
                     })
-                    .connect(url)
-                    .await
+                    .connect_lazy(url)
                     .map_err(DbError::Connect)?
             }
             Backend::Sqlite => options
@@ -130,11 +122,25 @@ impl Database {
                         Ok(())
                     })
                 })
-                .connect(url)
-                .await
+                .connect_lazy(url)
                 .map_err(DbError::Connect)?,
         };
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            schema: schema.to_string(),
+        })
+    }
+
+    /// Whether the store answers now (for health reporting).
+    ///
+    /// Fails when it does not.
+    pub async fn check_ready(&self) -> Result<(), DbError> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(DbError::Connect)
     }
 
     /// Opens (creating if needed) `<data_dir>/<service>.sqlite`: the embedded mode's store.
@@ -149,12 +155,23 @@ impl Database {
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), service).await
     }
 
-    /// Applies the service's pending migrations for this backend.
+    /// Creates the service's schema (PostgreSQL) and applies its pending migrations: the first
+    /// real use of the store, retried by the server until the store is reachable.
     ///
-    /// Fails when a migration fails or the recorded history does not match the embedded one.
+    /// Fails when the store is unreachable, a migration fails, or the recorded history does not
+    /// match the embedded one.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
         let migrator = match self.backend {
-            Backend::Postgres => migrations.postgres,
+            Backend::Postgres => {
+                self.pool
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                        self.schema
+                    )))
+                    .await
+                    .map_err(DbError::Connect)?;
+                migrations.postgres
+            }
             Backend::Sqlite => migrations.sqlite,
         };
         migrator.run(&self.pool).await.map_err(DbError::Migrate)
