@@ -15,6 +15,7 @@ use lapin::{Acker, Channel};
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
+use super::session::map_error;
 use super::{AmqpQueue, short};
 use crate::queue::message::{Outcome, Settle};
 use crate::queue::topology::MAX_PRIORITY;
@@ -62,35 +63,37 @@ impl AmqpConsumer {
     }
 
     async fn open_subscription(&self) -> QueueResult<(Channel, lapin::Consumer)> {
-        let options = &self.queue.inner.options;
-        let operation = async {
-            let session = self.queue.session().await?;
-            let channel = session
-                .connection()
-                .create_channel()
-                .await
-                .map_err(|error| super::session::map_error("open channel", error))?;
-            channel
-                .basic_qos(self.prefetch, BasicQosOptions::default())
-                .await
-                .map_err(|error| super::session::map_error("set prefetch", error))?;
-            let consumer = channel
-                .basic_consume(
-                    short("queue", self.name.to_string())?,
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|error| super::session::map_error("consume", error))?;
-            Ok((channel, consumer))
-        };
-        match timeout(options.operation_timeout, operation).await {
-            Ok(Err(QueueError::UnknownQueue { .. })) => Err(QueueError::UnknownQueue {
+        let (name, prefetch) = (&self.name, self.prefetch);
+        let subscribed = self
+            .queue
+            .with_session("consume", |session| async move {
+                let channel = session
+                    .connection()
+                    .create_channel()
+                    .await
+                    .map_err(|error| map_error("open channel", error))?;
+                channel
+                    .basic_qos(prefetch, BasicQosOptions::default())
+                    .await
+                    .map_err(|error| map_error("set prefetch", error))?;
+                let consumer = channel
+                    .basic_consume(
+                        short("queue", name.to_string())?,
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|error| map_error("consume", error))?;
+                Ok((channel, consumer))
+            })
+            .await;
+        match subscribed {
+            // The broker's message names the queue in prose; report it by name.
+            Err(QueueError::UnknownQueue { .. }) => Err(QueueError::UnknownQueue {
                 queue: self.name.to_string(),
             }),
-            Ok(result) => result,
-            Err(_) => Err(self.queue.timed_out("consume")),
+            other => other,
         }
     }
 
@@ -113,7 +116,7 @@ impl AmqpConsumer {
             };
             let error = match consumer.next().await {
                 Some(Ok(delivery)) => return Ok(to_delivery(delivery, channel.clone(), self)),
-                Some(Err(error)) => super::session::map_error("consume", error),
+                Some(Err(error)) => map_error("consume", error),
                 None => QueueError::unavailable("consume", "the broker cancelled the consumer"),
             };
             warn!(queue = %self.name, %error, "amqp consumer lost its subscription");
@@ -234,7 +237,7 @@ impl Settle for AmqpSettlement {
                 operation,
                 "the delivery's channel is closed; the broker will deliver it again",
             )),
-            Ok(Err(error)) => Err(super::session::map_error(operation, error)),
+            Ok(Err(error)) => Err(map_error(operation, error)),
             Err(_) => Err(QueueError::unavailable(
                 operation,
                 format!("no answer within {:?}", self.operation_timeout),

@@ -12,6 +12,7 @@ mod consumer;
 mod session;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout_at};
 
 use super::topology::validate_binding_pattern;
 use super::{
@@ -145,18 +146,41 @@ impl AmqpQueue {
     /// subscriptions, their dead-letter queues, both exchanges), messages included. For tests
     /// on a shared broker and for decommissioning a tenant.
     ///
-    /// Fails with [`QueueError::Unavailable`] if the broker cannot be reached.
+    /// Fails with [`QueueError::Unavailable`] if the broker cannot be reached, or
+    /// [`QueueError::Refused`] if the names exist with other arguments (connecting declares the
+    /// topology first).
     pub async fn delete_topology(&self) -> QueueResult<()> {
         let subscriptions: Vec<QueueName> = self.subscriptions().into_keys().collect();
-        let operation = async {
-            let session = self.session().await?;
-            session
-                .delete_topology(&self.inner.options.topology, &subscriptions)
-                .await
-        };
-        timeout(self.inner.options.operation_timeout, operation)
+        let topology = &self.inner.options.topology;
+        self.with_session("delete topology", |session| async move {
+            session.delete_topology(topology, &subscriptions).await
+        })
+        .await
+    }
+
+    /// Runs `work` on a live session, connecting first if needed, all within the operation
+    /// timeout. Connection trouble (including no answer in time) discards the session, so the
+    /// next call reconnects instead of waiting on a dead socket until a heartbeat notices.
+    async fn with_session<T, Work, Working>(
+        &self,
+        operation: &'static str,
+        work: Work,
+    ) -> QueueResult<T>
+    where
+        Work: FnOnce(Session) -> Working,
+        Working: Future<Output = QueueResult<T>>,
+    {
+        let deadline = Instant::now() + self.inner.options.operation_timeout;
+        let session = timeout_at(deadline, self.session())
             .await
-            .map_err(|_| self.timed_out("delete topology"))?
+            .map_err(|_| self.timed_out(operation))??;
+        let result = timeout_at(deadline, work(session.clone()))
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(operation)));
+        if matches!(result, Err(QueueError::Unavailable { .. })) {
+            self.discard(session);
+        }
+        result
     }
 
     async fn session(&self) -> QueueResult<Session> {
@@ -165,6 +189,13 @@ impl AmqpQueue {
             .session
             .get_or_connect(&self.inner.options, &subscriptions)
             .await
+    }
+
+    /// Forgets `session` in the background: the caller's deadline has passed, and waiting for
+    /// the slot (busy while someone connects) would only make it later.
+    fn discard(&self, session: Session) {
+        let queue = self.clone();
+        tokio::spawn(async move { queue.inner.session.discard(&session).await });
     }
 
     fn subscriptions(&self) -> BTreeMap<QueueName, BTreeSet<String>> {
@@ -184,60 +215,48 @@ impl AmqpQueue {
             ),
         )
     }
+}
 
-    async fn publish_confirmed(
-        &self,
-        destination: &Destination,
-        message: &Message,
-    ) -> QueueResult<()> {
-        let topology = &self.inner.options.topology;
-        let (exchange, routing_key, mandatory) = match destination {
-            // The default exchange routes by queue name; `mandatory` turns a missing queue into
-            // a returned message instead of a silent drop.
-            Destination::ExecuteQueue => {
-                (String::new(), topology.execute_queue().to_string(), true)
-            }
-            Destination::Event { routing_key } => {
-                (topology.events_exchange(), routing_key.clone(), false)
-            }
-        };
-        let properties = properties(message)?;
-        let session = self.session().await?;
-        let result = async {
-            let confirm = session
-                .publisher()
-                .basic_publish(
-                    short("exchange", exchange)?,
-                    short("routing key", routing_key)?,
-                    BasicPublishOptions {
-                        mandatory,
-                        ..BasicPublishOptions::default()
-                    },
-                    &message.payload,
-                    properties,
-                )
-                .await
-                .map_err(|error| session::map_error("publish", error))?
-                .await
-                .map_err(|error| session::map_error("publish confirm", error))?;
-            match confirm {
-                Confirmation::Ack(None) => Ok(()),
-                Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable {
-                    message_id: message.id.clone(),
-                    destination: destination.to_string(),
-                }),
-                Confirmation::Nack(_) | Confirmation::NotRequested => {
-                    Err(QueueError::NotConfirmed {
-                        message_id: message.id.clone(),
-                    })
-                }
-            }
+/// Publishes on `session` and waits for the broker's confirm.
+async fn publish_confirmed(
+    session: &Session,
+    topology: &Topology,
+    destination: &Destination,
+    message: &Message,
+) -> QueueResult<()> {
+    let (exchange, routing_key, mandatory) = match destination {
+        // The default exchange routes by queue name; `mandatory` turns a missing queue into a
+        // returned message instead of a silent drop.
+        Destination::ExecuteQueue => (String::new(), topology.execute_queue().to_string(), true),
+        Destination::Event { routing_key } => {
+            (topology.events_exchange(), routing_key.clone(), false)
         }
-        .await;
-        if matches!(result, Err(QueueError::Unavailable { .. })) {
-            self.inner.session.discard(&session).await;
-        }
-        result
+    };
+    let confirm = session
+        .publisher()
+        .basic_publish(
+            short("exchange", exchange)?,
+            short("routing key", routing_key)?,
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            &message.payload,
+            properties(message)?,
+        )
+        .await
+        .map_err(|error| session::map_error("publish", error))?
+        .await
+        .map_err(|error| session::map_error("publish confirm", error))?;
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(QueueError::Unroutable {
+            message_id: message.id.clone(),
+            destination: destination.to_string(),
+        }),
+        Confirmation::Nack(_) | Confirmation::NotRequested => Err(QueueError::NotConfirmed {
+            message_id: message.id.clone(),
+        }),
     }
 }
 
@@ -250,20 +269,11 @@ impl MessageQueue for AmqpQueue {
     async fn publish(&self, destination: &Destination, message: &Message) -> QueueResult<()> {
         destination.validate()?;
         message.validate()?;
-        let result = timeout(
-            self.inner.options.operation_timeout,
-            self.publish_confirmed(destination, message),
-        )
-        .await;
-        match result {
-            Ok(result) => result,
-            Err(_) => {
-                // The broker stopped answering without closing the socket: do not trust this
-                // connection again.
-                self.inner.session.discard_current().await;
-                Err(self.timed_out("publish"))
-            }
-        }
+        let topology = &self.inner.options.topology;
+        self.with_session("publish", |session| async move {
+            publish_confirmed(&session, topology, destination, message).await
+        })
+        .await
     }
 
     async fn consume(&self, queue: &QueueName, prefetch: u16) -> QueueResult<DeliveryStream> {
@@ -279,7 +289,8 @@ impl MessageQueue for AmqpQueue {
         name: &str,
         routing_patterns: &[&str],
     ) -> QueueResult<QueueName> {
-        let queue = self.inner.options.topology.subscription_queue(name)?;
+        let topology = &self.inner.options.topology;
+        let queue = topology.subscription_queue(name)?;
         for pattern in routing_patterns {
             validate_binding_pattern(pattern)?;
         }
@@ -287,15 +298,15 @@ impl MessageQueue for AmqpQueue {
             .iter()
             .map(|pattern| (*pattern).to_owned())
             .collect();
-        let operation = async {
-            let session = self.session().await?;
-            session
-                .declare_subscription(&self.inner.options.topology, &queue, &patterns)
-                .await
-        };
-        timeout(self.inner.options.operation_timeout, operation)
-            .await
-            .map_err(|_| self.timed_out("declare subscription"))??;
+        self.with_session("declare subscription", |session| {
+            let (queue, patterns) = (&queue, &patterns);
+            async move {
+                session
+                    .declare_subscription(topology, queue, patterns)
+                    .await
+            }
+        })
+        .await?;
         self.inner
             .subscriptions
             .lock()
@@ -306,11 +317,14 @@ impl MessageQueue for AmqpQueue {
         Ok(queue)
     }
 
+    /// Ready when the broker answers a round trip (a passive declaration of the execute
+    /// queue), not merely when a socket is open.
     async fn check_ready(&self) -> QueueResult<()> {
-        timeout(self.inner.options.operation_timeout, self.session())
-            .await
-            .map_err(|_| self.timed_out("connect"))??;
-        Ok(())
+        let topology = &self.inner.options.topology;
+        self.with_session("check readiness", |session| async move {
+            session.check_execute_queue(topology).await
+        })
+        .await
     }
 
     /// Closes the connection politely (consumers' channels with it); a later call reconnects.

@@ -181,6 +181,22 @@ impl Session {
         Ok(())
     }
 
+    /// A round trip proving the broker answers: a passive declaration of the execute queue.
+    pub(super) async fn check_execute_queue(&self, topology: &Topology) -> QueueResult<()> {
+        self.publisher
+            .queue_declare(
+                short("queue", topology.execute_queue().to_string())?,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|error| map_error("check readiness", error))?;
+        Ok(())
+    }
+
     pub(super) async fn delete_topology(
         &self,
         topology: &Topology,
@@ -258,11 +274,6 @@ impl SessionSlot {
         {
             *current = None;
         }
-    }
-
-    /// Forgets whatever session is current.
-    pub(super) async fn discard_current(&self) {
-        *self.current.lock().await = None;
     }
 
     pub(super) async fn close(&self) {
