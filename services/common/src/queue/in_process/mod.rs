@@ -8,31 +8,27 @@
 //! it died with the previous process. A `watch` channel wakes consumers whenever a row becomes
 //! ready or a delivery is settled, so they never poll.
 
+mod consumer;
+mod storage;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::message::{Outcome, Settle};
 use super::topology::validate_binding_pattern;
 use super::{
-    Delivery, DeliveryStream, Destination, Message, MessageQueue, Priority, QueueError, QueueName,
-    QueueResult, Topology, topic_matches,
+    DeliveryStream, Destination, Message, MessageQueue, QueueError, QueueName, QueueResult,
+    Topology, topic_matches,
 };
-
-/// How long a consumer waits before retrying after a storage error.
-const RETRY_AFTER_STORAGE_ERROR: Duration = Duration::from_millis(500);
+use consumer::Consumer;
 
 const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS queue_declared (
@@ -189,171 +185,6 @@ impl InProcessQueue {
     }
 }
 
-impl Inner {
-    fn notify(&self) {
-        self.changes
-            .send_modify(|version| *version = version.wrapping_add(1));
-    }
-
-    /// Claims the next ready message of `queue` for a new delivery.
-    async fn claim(&self, queue: &QueueName) -> QueueResult<Option<(i64, i64, Delivered)>> {
-        let delivery_tag: i64 = rand::random();
-        let row: Option<StoredRow> = sqlx::query_as(
-            "UPDATE queue_messages SET delivery_tag = ?1
-             WHERE seq = (SELECT seq FROM queue_messages
-                          WHERE queue = ?2 AND delivery_tag IS NULL
-                          ORDER BY rank DESC, seq LIMIT 1)
-             RETURNING seq, message_id, message_type, content_type, priority, headers, payload,
-                       routing_key, redelivered",
-        )
-        .bind(delivery_tag)
-        .bind(queue.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| Ok((row.0, delivery_tag, Delivered::try_from(row)?)))
-            .transpose()
-    }
-
-    async fn settle(
-        &self,
-        queue: &QueueName,
-        seq: i64,
-        delivery_tag: i64,
-        outcome: Outcome,
-    ) -> QueueResult<()> {
-        let settled = match outcome {
-            Outcome::Ack => {
-                sqlx::query("DELETE FROM queue_messages WHERE seq = ?1 AND delivery_tag = ?2")
-                    .bind(seq)
-                    .bind(delivery_tag)
-                    .execute(&self.pool)
-                    .await?
-            }
-            Outcome::Requeue => {
-                sqlx::query(
-                    "UPDATE queue_messages SET delivery_tag = NULL, redelivered = 1
-                     WHERE seq = ?1 AND delivery_tag = ?2",
-                )
-                .bind(seq)
-                .bind(delivery_tag)
-                .execute(&self.pool)
-                .await?
-            }
-            Outcome::DeadLetter => self.dead_letter(queue, seq, delivery_tag).await?,
-        };
-        self.notify();
-        if settled.rows_affected() == 0 {
-            return Err(QueueError::unavailable(
-                "settle",
-                "the delivery is no longer held (the queue was reopened)",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Moves the message to the queue's dead-letter queue (FIFO, not redelivered, routed by the
-    /// dead-letter queue's name, with RabbitMQ's `x-first-death-queue` and
-    /// `x-first-death-reason` headers); a queue without one (a dead-letter queue itself) drops
-    /// it, as RabbitMQ does.
-    async fn dead_letter(
-        &self,
-        queue: &QueueName,
-        seq: i64,
-        delivery_tag: i64,
-    ) -> QueueResult<SqliteQueryResult> {
-        let mut transaction = self.pool.begin().await?;
-        let dead_letter_queue: Option<String> =
-            sqlx::query_scalar("SELECT dead_letter_queue FROM queue_declared WHERE name = ?1")
-                .bind(queue.as_str())
-                .fetch_optional(&mut *transaction)
-                .await?
-                .flatten();
-        let result = match dead_letter_queue {
-            Some(dead_letter_queue) => {
-                sqlx::query(
-                    "UPDATE queue_messages
-                     SET queue = ?3, routing_key = ?3, rank = 0, redelivered = 0,
-                         delivery_tag = NULL,
-                         headers = json_set(headers, '$.\"x-first-death-queue\"', ?4,
-                                            '$.\"x-first-death-reason\"', 'rejected')
-                     WHERE seq = ?1 AND delivery_tag = ?2",
-                )
-                .bind(seq)
-                .bind(delivery_tag)
-                .bind(dead_letter_queue)
-                .bind(queue.as_str())
-                .execute(&mut *transaction)
-                .await?
-            }
-            None => {
-                sqlx::query("DELETE FROM queue_messages WHERE seq = ?1 AND delivery_tag = ?2")
-                    .bind(seq)
-                    .bind(delivery_tag)
-                    .execute(&mut *transaction)
-                    .await?
-            }
-        };
-        transaction.commit().await?;
-        Ok(result)
-    }
-}
-
-/// `(seq, message_id, message_type, content_type, priority, headers, payload, routing_key,
-/// redelivered)`.
-type StoredRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Vec<u8>,
-    String,
-    bool,
-);
-
-/// A claimed message, decoded.
-struct Delivered {
-    message: Message,
-    routing_key: String,
-    redelivered: bool,
-}
-
-impl TryFrom<StoredRow> for Delivered {
-    type Error = QueueError;
-
-    fn try_from(row: StoredRow) -> QueueResult<Self> {
-        let (
-            _,
-            id,
-            message_type,
-            content_type,
-            priority,
-            headers,
-            payload,
-            routing_key,
-            redelivered,
-        ) = row;
-        let headers: BTreeMap<String, String> = serde_json::from_str(&headers)
-            .map_err(|error| QueueError::Storage(sqlx::Error::Decode(Box::new(error))))?;
-        let priority = u8::try_from(priority)
-            .map_err(|error| QueueError::Storage(sqlx::Error::Decode(Box::new(error))))
-            .and_then(Priority::new)?;
-        Ok(Self {
-            message: Message {
-                id,
-                message_type,
-                content_type,
-                priority,
-                headers,
-                payload,
-            },
-            routing_key,
-            redelivered,
-        })
-    }
-}
-
 #[async_trait]
 impl MessageQueue for InProcessQueue {
     fn topology(&self) -> &Topology {
@@ -421,21 +252,7 @@ impl MessageQueue for InProcessQueue {
                 queue: queue.to_string(),
             });
         }
-        let consumer = Consumer {
-            inner: Arc::clone(&self.inner),
-            queue: queue.clone(),
-            prefetch: usize::from(prefetch),
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            changes: self.inner.changes.subscribe(),
-            failed: false,
-        };
-        Ok(Box::pin(futures::stream::unfold(
-            consumer,
-            |mut consumer| async move {
-                let item = consumer.next().await;
-                Some((item, consumer))
-            },
-        )))
+        Ok(Consumer::new(Arc::clone(&self.inner), queue.clone(), prefetch).into_stream())
     }
 
     async fn declare_subscription(
@@ -473,114 +290,5 @@ impl MessageQueue for InProcessQueue {
     /// back when the file is opened again, as after a crash.
     async fn close(&self) {
         self.inner.pool.close().await;
-    }
-}
-
-/// One consumer's state: it takes a message whenever it holds fewer than `prefetch`.
-struct Consumer {
-    inner: Arc<Inner>,
-    queue: QueueName,
-    prefetch: usize,
-    in_flight: Arc<AtomicUsize>,
-    changes: watch::Receiver<u64>,
-    /// The last attempt failed: pause before the next.
-    failed: bool,
-}
-
-impl Consumer {
-    async fn next(&mut self) -> QueueResult<Delivery> {
-        if std::mem::take(&mut self.failed) {
-            tokio::time::sleep(RETRY_AFTER_STORAGE_ERROR).await;
-        }
-        loop {
-            // Seen before looking, so a change made while we look wakes the wait below.
-            self.changes.borrow_and_update();
-            if self.in_flight.load(Ordering::Acquire) < self.prefetch {
-                match self.inner.claim(&self.queue).await {
-                    Ok(Some((seq, tag, delivered))) => return Ok(self.deliver(seq, tag, delivered)),
-                    Ok(None) => {}
-                    Err(error) => {
-                        warn!(queue = %self.queue, %error, "in-process queue could not deliver");
-                        self.failed = true;
-                        return Err(error);
-                    }
-                }
-            }
-            if self.changes.changed().await.is_err() {
-                // Unreachable while we hold `inner`, which owns the sender; wait anyway.
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-
-    fn deliver(&self, seq: i64, delivery_tag: i64, delivered: Delivered) -> Delivery {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let settlement = InProcessSettlement {
-            inner: Arc::clone(&self.inner),
-            queue: self.queue.clone(),
-            seq,
-            delivery_tag,
-            in_flight: Arc::clone(&self.in_flight),
-            finished: AtomicBool::new(false),
-        };
-        Delivery::new(
-            delivered.message,
-            delivered.redelivered,
-            self.queue.clone(),
-            delivered.routing_key,
-            Box::new(settlement),
-        )
-    }
-}
-
-struct InProcessSettlement {
-    inner: Arc<Inner>,
-    queue: QueueName,
-    seq: i64,
-    delivery_tag: i64,
-    in_flight: Arc<AtomicUsize>,
-    /// Set once the consumer's prefetch slot is given back, so it is given back once.
-    finished: AtomicBool,
-}
-
-impl InProcessSettlement {
-    fn finish(&self) -> bool {
-        let first = !self.finished.swap(true, Ordering::AcqRel);
-        if first {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-        first
-    }
-}
-
-#[async_trait]
-impl Settle for InProcessSettlement {
-    async fn settle(&self, outcome: Outcome) -> QueueResult<()> {
-        self.inner
-            .settle(&self.queue, self.seq, self.delivery_tag, outcome)
-            .await?;
-        self.finish();
-        Ok(())
-    }
-
-    fn release(&self) {
-        if !self.finish() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime: the process is going away; reopening the file hands the message back.
-            return;
-        };
-        let inner = Arc::clone(&self.inner);
-        let queue = self.queue.clone();
-        let (seq, delivery_tag) = (self.seq, self.delivery_tag);
-        runtime.spawn(async move {
-            if let Err(error) = inner
-                .settle(&queue, seq, delivery_tag, Outcome::Requeue)
-                .await
-            {
-                debug!(%queue, %error, "dropped delivery not handed back; it returns on reopen");
-            }
-        });
     }
 }
