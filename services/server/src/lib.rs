@@ -8,6 +8,7 @@
 //!
 //! `main.rs` only parses flags, loads configuration, starts telemetry and binds.
 
+pub mod deps;
 pub mod embedded;
 pub mod readiness;
 
@@ -48,7 +49,8 @@ impl Role {
         }
     }
 
-    fn includes(self, other: Role) -> bool {
+    /// True when this role runs `other`'s service.
+    pub fn includes(self, other: Role) -> bool {
         self == Role::All || self == other
     }
 }
@@ -60,6 +62,8 @@ pub enum ServerError {
     Auth(#[from] shadowsync_common::auth::AuthSetupError),
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
+    #[error("{0}")]
+    Dependency(String),
     #[error("embedded data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
 }
@@ -83,7 +87,9 @@ pub async fn run(
     let auth = AuthInterceptor::new(Arc::new(Authenticator::from_config(&config.auth)?));
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    let readiness = readiness::Readiness::from_config(&config, role.services(), health_reporter);
+    let mut readiness = readiness::Readiness::new(health_reporter, role.services());
+    let deps = deps::Dependencies::open(role, &config).await?;
+    deps.add_probes(&config, &mut readiness);
     readiness.mark_not_serving().await;
     let readiness_task = tokio::spawn(readiness.run());
 
@@ -122,6 +128,9 @@ pub async fn run(
     tracing::info!(?role, ?address, tls = config.tls.is_some(), "serving");
     let served = grpc::serve(router, listener, shutdown).await;
     readiness_task.abort();
+    if let Some(queue) = &deps.queue {
+        queue.close().await;
+    }
     tracing::info!("stopped");
     Ok(served?)
 }

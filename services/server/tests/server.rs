@@ -250,6 +250,25 @@ async fn health_is_not_serving_while_a_dependency_is_down() {
 }
 
 #[tokio::test]
+async fn production_dependencies_make_a_service_serving() {
+    let store = shadowsync_common::db::testing::TestDatabase::postgres().await;
+    let database = format!("database.url={}", store.url);
+    let prefix = format!("queue.prefix=test-{}.", uuid::Uuid::new_v4().simple());
+    let server = TestServer::start(
+        Role::Approval,
+        &[
+            &database,
+            "queue.url=amqp://guest:guest@127.0.0.1:5672/%2f",
+            &prefix,
+        ],
+    )
+    .await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    wait_serving(channel, shadowsync_proto::APPROVAL_SERVICE).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn grpc_over_mutual_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = tls_support::Pki::generate();
