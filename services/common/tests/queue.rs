@@ -265,6 +265,35 @@ mod in_process {
     }
 }
 
+mod in_process_file {
+    use shadowsync_common::queue::{InProcessQueue, MessageQueue, QueueError, Topology};
+
+    use crate::queue_support::{next_delivery, publish_task, task_message};
+
+    /// Two values on one file would not wake each other's consumers: the second open is
+    /// refused while the first is open, and succeeds once it is closed.
+    #[tokio::test]
+    async fn a_file_is_opened_by_one_queue_at_a_time() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("queue.sqlite");
+        let topology = Topology::new("embedded.");
+        let first = InProcessQueue::open(&path, topology.clone()).await.unwrap();
+        publish_task(&first, &task_message("kept", 0)).await;
+
+        let error = InProcessQueue::open(&path, topology.clone())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, QueueError::Storage(_)), "{error:?}");
+
+        first.close().await;
+        let second = InProcessQueue::open(&path, topology.clone()).await.unwrap();
+        let mut stream = second.consume(&topology.execute_queue(), 1).await.unwrap();
+        next_delivery(&mut stream).await.ack().await.unwrap();
+        second.close().await;
+    }
+}
+
 mod open {
     use shadowsync_common::config::QueueConfig;
     use shadowsync_common::queue::{

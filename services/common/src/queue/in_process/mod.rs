@@ -19,7 +19,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode, SqlitePoolOptions,
+    SqliteSynchronous,
+};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -60,8 +63,10 @@ const SCHEMA: [&str; 4] = [
         ON queue_messages (queue, rank DESC, seq) WHERE delivery_tag IS NULL",
 ];
 
-/// The in-process [`MessageQueue`], persisted in SQLite. Cheap to clone; one process at a time
-/// may open a given file.
+/// The in-process [`MessageQueue`], persisted in SQLite. Cheap to clone: open it once per
+/// process and share it (every service of the embedded mode uses the same one), since
+/// consumers are woken by publishes made through the same value. The file is locked
+/// exclusively while open, so a second opener fails instead of sharing it unawares.
 #[derive(Clone)]
 pub struct InProcessQueue {
     inner: Arc<Inner>,
@@ -79,14 +84,16 @@ impl InProcessQueue {
     /// execute queue, and hands back every message a previous process held unsettled (they are
     /// delivered again, marked redelivered).
     ///
-    /// Fails with [`QueueError::Storage`] if the file cannot be opened or migrated.
+    /// Fails with [`QueueError::Storage`] if the file cannot be opened or migrated, or is
+    /// open elsewhere (another process, or another value not yet closed).
     pub async fn open(path: &Path, topology: Topology) -> QueueResult<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            .locking_mode(SqliteLockingMode::Exclusive)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(1));
         Self::with_options(options, topology).await
     }
 
