@@ -574,6 +574,53 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_verify_with_the_public_key_only() {
+        // A throw-away key pair made for this test (`openssl genrsa 2048`); it guards nothing.
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let private =
+            std::fs::read(format!("{fixtures}/rs256-test-private.pem")).expect("private key");
+        let config = AuthConfig {
+            hs256_secret: None,
+            rs256_public_keys: vec![format!("{fixtures}/rs256-test-public.pem").into()],
+            ..config(SECRET)
+        };
+        let verifier = Authenticator::from_config(&config).expect("rs256 verifier");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let claims = Claims {
+            sub: "carol".into(),
+            name: None,
+            roles: vec!["admin".into()],
+            exp: now + 60,
+            iat: Some(now),
+            aud: "shadowsync".into(),
+        };
+        let key = EncodingKey::from_rsa_pem(&private).expect("encoding key");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).expect("sign");
+        let identity = verifier.verify(&token).expect("verifies");
+        assert_eq!(
+            (identity.subject.as_str(), identity.is_admin()),
+            ("carol", true)
+        );
+
+        // An HS256 token is refused where only RS256 keys are configured.
+        let hs = issuer().issue(
+            &Identity::user("carol", &["admin"]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(
+            verifier
+                .verify(hs.expose())
+                .expect_err("no hs256")
+                .message(),
+            "token algorithm not accepted"
+        );
+    }
+
+    #[test]
     fn no_keys_is_a_setup_error() {
         let config = AuthConfig {
             hs256_secret: None,
