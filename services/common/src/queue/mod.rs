@@ -32,14 +32,51 @@
 //!   its own events. An event no queue is bound to is dropped, as RabbitMQ does.
 //! - **Prefix.** Every queue and exchange name starts with [`Topology::prefix`], so tests and
 //!   tenants sharing a broker never collide.
+//! - **Survival.** A lost RabbitMQ connection is re-established, and the topology re-declared,
+//!   by the next call; a consumer stream reports the loss as an `Err` item and resubscribes by
+//!   itself. A broker that goes silent without closing the socket is caught by the operation
+//!   timeout on publishing, and by AMQP heartbeats on consuming (`?heartbeat=10` in the URI
+//!   shortens RabbitMQ's default of 60 s). The in-process queue hands back, when its file is
+//!   opened again, every delivery the previous process left unsettled.
+//!
+//! # Using it
+//!
+//! ```no_run
+//! # use shadowsync_common::queue::*;
+//! # async fn example(queue: std::sync::Arc<dyn MessageQueue>) -> QueueResult<()> {
+//! use futures::StreamExt;
+//!
+//! // Dispatch (the approval service's outbox relay): returns once the broker confirmed.
+//! let message = Message::new("shadowsync.task.v1.ExecuteTask", b"...".to_vec())
+//!     .with_id("outbox-row-42")
+//!     .with_priority(Priority::new(9)?)
+//!     .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+//! queue.publish(&Destination::ExecuteQueue, &message).await?;
+//!
+//! // An executor: one delivery at a time, so priority order holds.
+//! let mut deliveries = queue.consume(&queue.topology().execute_queue(), 1).await?;
+//! while let Some(delivery) = deliveries.next().await {
+//!     let Ok(delivery) = delivery else { continue }; // reconnecting; already logged
+//!     if delivery.message().message_type != "shadowsync.task.v1.ExecuteTask" {
+//!         delivery.reject_to_dead_letter().await?; // poison: park it, go on
+//!         continue;
+//!     }
+//!     // ... claim the task, then:
+//!     delivery.ack().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //!
 //! - `topology`: names, destinations and topic matching;
 //! - `message`: [`Message`], [`Priority`], [`Delivery`] and [`DeliveryStream`];
 //! - `error`: [`QueueError`];
-//! - `amqp`: the lapin implementation (connection manager, reconnection, consumers);
-//! - `in_process`: the SQLite implementation.
+//! - `amqp`: the lapin implementation (connection and topology in `session`, consumers and
+//!   their acks in `consumer`);
+//! - `in_process`: the SQLite implementation (the SQL in `storage`, consumers in `consumer`);
+//! - [`open`]: the one the configuration asks for.
 
 mod amqp;
 mod error;

@@ -32,8 +32,19 @@ impl Inner {
         .bind(queue.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| Ok((row.0, delivery_tag, Delivered::try_from(row)?)))
-            .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let seq = row.0;
+        match Delivered::try_from(row) {
+            Ok(delivered) => Ok(Some((seq, delivery_tag, delivered))),
+            Err(error) => {
+                // A row we cannot read back would otherwise stay held until the next restart
+                // and come back forever: park it with the poison.
+                self.dead_letter(queue, seq, delivery_tag).await?;
+                Err(error)
+            }
+        }
     }
 
     pub(super) async fn settle(
