@@ -108,6 +108,7 @@ pub async fn run_plan(
     let pool = MySqlPoolOptions::new()
         .max_connections(options.parallelism as u32)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .connect_lazy_with(connect);
     let introspector = Introspector::with_pool(pool.clone(), options);
     let range = if args.tables.is_empty() {
@@ -199,4 +200,77 @@ pub fn text_report(plan: &Plan) -> String {
         plan.order.len()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        plan: PlanArgs,
+    }
+
+    #[test]
+    fn flags_parse_and_conflict() {
+        let parsed = Command::try_parse_from([
+            "plan",
+            "--url",
+            "mysql://u@h:3306",
+            "--database",
+            "db",
+            "--suffix",
+            "_s",
+            "--tables",
+            "a,b",
+            "--format",
+            "sql",
+        ])
+        .unwrap();
+        assert_eq!(parsed.plan.tables, vec!["a", "b"]);
+        assert_eq!(parsed.plan.format, OutputFormat::Sql);
+        assert_eq!(
+            parsed.plan.naming().unwrap(),
+            ShadowNaming::suffix(Some("_s")).unwrap()
+        );
+        let both = Command::try_parse_from([
+            "plan",
+            "--url",
+            "u",
+            "--database",
+            "d",
+            "--prefix",
+            "a",
+            "--suffix",
+            "b",
+        ]);
+        assert!(both.is_err());
+        let defaults = Command::try_parse_from(["plan", "--url", "u", "--database", "d"]).unwrap();
+        assert_eq!(defaults.plan.format, OutputFormat::Text);
+        assert_eq!(defaults.plan.naming().unwrap(), ShadowNaming::default());
+    }
+
+    #[test]
+    fn password_from_the_environment_only_when_the_url_has_none() {
+        let mut args = Command::try_parse_from([
+            "plan",
+            "--url",
+            "mysql://user@db.example:3306",
+            "--database",
+            "d",
+        ])
+        .unwrap()
+        .plan;
+        assert!(args.connect_options(Some("secret".into())).is_ok());
+        args.url = "mysql://user:inline@db.example:3306".into();
+        assert!(args.connect_options(Some("secret".into())).is_ok());
+        args.url = "http://db.example".into();
+        assert!(matches!(
+            args.connect_options(None),
+            Err(SchemaError::InvalidArgument { .. })
+        ));
+    }
 }

@@ -64,6 +64,8 @@ impl Introspector {
     pub fn connect_lazy(connect: MySqlConnectOptions, options: IntrospectOptions) -> Self {
         let pool = MySqlPoolOptions::new()
             .max_connections(options.parallelism.max(1) as u32)
+            // A ping before every acquire would be a hidden round trip per batch.
+            .test_before_acquire(false)
             .connect_lazy_with(connect);
         Self::with_pool(pool, options)
     }
@@ -77,7 +79,8 @@ impl Introspector {
         }
     }
 
-    /// Queries sent to the server so far (each is one network round trip).
+    /// Queries sent to the server so far (each is one network round trip; connection set-up,
+    /// done once per pooled connection, is not counted).
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
     }
@@ -203,6 +206,40 @@ impl Introspector {
         stats.round_trips = self.round_trips() - before;
         stats.fetch_time = started.elapsed().saturating_sub(stats.parse_time);
         Ok((catalog, stats))
+    }
+
+    /// The current fingerprint of each of `names` (`None` when the table does not exist or
+    /// cannot be parsed): what the executor compares with the plan's fingerprints to detect
+    /// drift and to resume. Two round trips.
+    ///
+    /// Fails when the database is missing or on a database error.
+    pub async fn fingerprints(
+        &self,
+        database: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Option<String>>> {
+        let (context, _) = self.server_context(database).await?;
+        let mut stats = IntrospectStats::default();
+        let tables = self
+            .read_tables(database, names, &mut stats, &mut |_, _| {})
+            .await?;
+        let mut read: BTreeMap<String, Option<String>> = tables
+            .into_iter()
+            .map(|table| {
+                let fingerprint = table
+                    .parsed
+                    .ok()
+                    .map(|parsed| crate::fingerprint::fingerprint(&parsed, &context));
+                (context.table_key(&table.name), fingerprint)
+            })
+            .collect();
+        Ok(names
+            .iter()
+            .map(|name| {
+                let fingerprint = read.remove(&context.table_key(name)).flatten();
+                (name.clone(), fingerprint)
+            })
+            .collect())
     }
 
     /// `SHOW CREATE TABLE` for `names`, batched, parsed. Tables that no longer exist are left

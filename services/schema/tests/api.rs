@@ -205,3 +205,54 @@ async fn cli_formats_and_errors() {
     assert!(matches!(wrong, Err(SchemaError::Database(_))), "{wrong:?}");
     assert!(out.is_empty());
 }
+
+/// The executor's view: after each statement the shadow has the fingerprint the plan promised,
+/// and the source's fingerprint is what the plan recorded.
+#[tokio::test]
+async fn statement_fingerprints_track_the_shadow() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE p (id int PRIMARY KEY, code int, UNIQUE KEY uc (code));
+         CREATE TABLE _test_p (id int PRIMARY KEY, code int, UNIQUE KEY uc (code));
+         CREATE TABLE c (id int PRIMARY KEY, r int, KEY kr (r), FOREIGN KEY (r) REFERENCES p (code) ON DELETE CASCADE) ENGINE=InnoDB;
+         CREATE TABLE _test_c (id int PRIMARY KEY, r int, x int, KEY kr (r), FOREIGN KEY (r) REFERENCES _test_p (id)) ENGINE=Aria;
+         CREATE TABLE n (id int PRIMARY KEY, r int, KEY kr (r), FOREIGN KEY (r) REFERENCES p (id))",
+    )
+    .await;
+    let naming = ShadowNaming::default();
+    let plan = db.plan(SyncRange::All, &naming, &[]).await;
+    let introspector = db.introspector(IntrospectOptions::default());
+    let names: Vec<String> = vec!["c".into(), "_test_c".into(), "_test_n".into()];
+    let before = introspector.fingerprints(&db.name, &names).await.unwrap();
+    let c = plan.table("c").unwrap();
+    assert_eq!(c.result, SyncResult::Update);
+    assert!(c.statements.len() >= 2, "{:#?}", c.statements);
+    assert_eq!(before["c"], c.source_fingerprint);
+    assert_eq!(before["_test_c"], c.shadow_fingerprint);
+    assert_eq!(before["_test_n"], None);
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    use sqlx::Executor as _;
+    for (table, statement) in plan.statements() {
+        conn.execute(sqlx::AssertSqlSafe(statement.sql.clone()))
+            .await
+            .unwrap();
+        let shadow = table.shadow.clone().unwrap();
+        let now = introspector
+            .fingerprints(&db.name, std::slice::from_ref(&shadow))
+            .await
+            .unwrap();
+        assert_eq!(
+            now[&shadow].as_deref(),
+            Some(statement.expected_fingerprint_after.as_str()),
+            "after {}",
+            statement.sql
+        );
+    }
+    let after = introspector.fingerprints(&db.name, &names).await.unwrap();
+    assert_eq!(after["_test_c"], c.target_fingerprint);
+    assert_eq!(
+        after["_test_n"],
+        plan.table("n").unwrap().target_fingerprint
+    );
+}

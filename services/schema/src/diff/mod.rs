@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use crate::model::{Column, ForeignKey, GeneratedStorage, Index, IndexTarget, Table};
 use crate::render::{self, Flavor, quote_identifier};
 
+mod options;
+use options::option_changes;
+
 /// One statement and the shadow's model once it has run.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -361,58 +364,4 @@ pub fn alter(
     }
     change.deferred = add_foreign_keys(&desired.name, &deferred_fks, &target);
     change
-}
-
-/// Table option clauses, and the options the desired table lacks with the value that resets
-/// each to its default.
-fn option_changes(current: &Table, desired: &Table) -> (Vec<String>, Vec<(String, String)>) {
-    let (old, new) = (&current.options, &desired.options);
-    let mut clauses = Vec::new();
-    if old.engine != new.engine
-        && let Some(engine) = &new.engine
-    {
-        clauses.push(format!("ENGINE={engine}"));
-    }
-    if old.charset != new.charset || old.collation != new.collation {
-        if let Some(charset) = &new.charset {
-            clauses.push(format!("DEFAULT CHARSET={charset}"));
-        }
-        if let Some(collation) = &new.collation {
-            clauses.push(format!("COLLATE={collation}"));
-        }
-    }
-    if old.row_format != new.row_format {
-        clauses.push(format!(
-            "ROW_FORMAT={}",
-            new.row_format.as_deref().unwrap_or("DEFAULT")
-        ));
-    }
-    if old.comment != new.comment {
-        clauses.push(format!("COMMENT={}", render::quote_string(&new.comment)));
-    }
-    for (key, value) in &new.other {
-        if old.other.get(key) != Some(value) {
-            clauses.push(if value.is_empty() {
-                key.clone()
-            } else {
-                format!("{key}={value}")
-            });
-        }
-    }
-    let resets = old
-        .other
-        .keys()
-        .filter(|key| !new.other.contains_key(*key))
-        .map(|key| (key.clone(), reset_value(key).to_owned()))
-        .collect();
-    (clauses, resets)
-}
-
-/// The value that returns a table option to "not set".
-fn reset_value(key: &str) -> &'static str {
-    match key {
-        "KEY_BLOCK_SIZE" | "MAX_ROWS" | "MIN_ROWS" | "AVG_ROW_LENGTH" | "CHECKSUM"
-        | "DELAY_KEY_WRITE" => "0",
-        _ => "DEFAULT",
-    }
 }

@@ -88,7 +88,8 @@ pub struct StatementRef {
 pub struct Plan {
     pub database: String,
     pub naming: ShadowNaming,
-    /// One entry per source table, sorted by source name.
+    /// One entry per source table: sorted by name for *All*, in request order for a partial
+    /// range.
     pub tables: Vec<TablePlan>,
     /// Every statement to run, in execution order. Parents come before children; foreign keys
     /// closing a dependency cycle are added at the end.
