@@ -3,13 +3,15 @@
 //! - [`client`]: where the server is and who the caller is (flags, environment, the embedded
 //!   mode's data directory);
 //! - [`output`]: aligned tables for people, JSON for scripts;
-//! - one module per command group (`health`, `whoami`; `plan` runs the schema engine directly).
+//! - one module per command group (`health`, `whoami`, `token`; `plan` runs the schema engine
+//!   directly).
 //!
 //! Errors print as one line naming the gRPC code, and the exit status is non-zero.
 
 pub mod client;
 mod health;
 pub mod output;
+mod token;
 mod whoami;
 
 use std::process::ExitCode;
@@ -45,6 +47,8 @@ pub enum Command {
     Whoami,
     /// Plan shadow-table changes directly against a database, without any service.
     Plan(shadowsync_schema::cli::PlanArgs),
+    /// Mint a token for another user from the embedded server's secret (embedded mode only).
+    Token(token::TokenArgs),
 }
 
 /// Why a command failed.
@@ -80,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
         Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
+        Command::Token(args) => token::run(&cli.client, &args, &mut stdout),
         Command::Plan(args) => {
             let password = std::env::var("SHADOWSYNC_DB_PASSWORD").ok();
             // The plan is rendered whole before anything is printed, so a failure leaves no

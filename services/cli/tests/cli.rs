@@ -167,3 +167,31 @@ fn no_token_anywhere_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no token"), "{stderr}");
 }
+
+#[test]
+fn token_mints_identities_the_server_accepts() {
+    let server = Embedded::start();
+    let output = shadowctl(
+        server.data_dir(),
+        &["token", "--user", "bob", "--roles", "dba,approver"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = stdout(&output).trim().to_string();
+    let whoami = shadowctl(
+        server.data_dir(),
+        &["whoami", "--output", "json", "--token", &token],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
+    assert_eq!(value["subject"], "bob");
+    assert_eq!(value["roles"], serde_json::json!(["dba", "approver"]));
+    assert_eq!(value["admin"], false);
+
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let refused = shadowctl(elsewhere.path(), &["token", "--user", "bob"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("embedded"));
+}

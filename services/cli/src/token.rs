@@ -1,0 +1,93 @@
+//! `shadowctl token --user U --roles r1,r2`: mints a token for another user from the embedded
+//! server's signing secret, so one person can play requester and approver on a laptop.
+//!
+//! It works only where the secret file is readable (the embedded mode's data directory): a
+//! production deployment verifies RS256 tokens and keeps no secret a client could read.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use shadowsync_common::auth::{Identity, TokenIssuer};
+use shadowsync_common::secret::Secret;
+
+use crate::CliError;
+use crate::client::ClientArgs;
+use crate::output;
+
+/// Flags of `shadowctl token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The token's subject (user id).
+    #[arg(long)]
+    pub user: String,
+    /// Comma-separated roles, e.g. admin,dba.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. 30m, 8h, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub ttl: Duration,
+}
+
+/// Parses `90s`, `30m`, `8h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit (s, m, h, d)"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+pub fn run(
+    client: &ClientArgs,
+    args: &TokenArgs,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let user = args.user.trim();
+    if user.is_empty() {
+        return Err(CliError::Usage("--user: must not be empty".into()));
+    }
+    let path = client.data_dir.join("jwt.secret");
+    let secret = std::fs::read_to_string(&path).map_err(|_| {
+        CliError::Usage(format!(
+            "cannot read {}: `token` works only next to an embedded server (shadowsync serve all)",
+            path.display()
+        ))
+    })?;
+    let roles: Vec<&str> = args
+        .roles
+        .iter()
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let token = TokenIssuer::hs256(&Secret::new(secret.trim().to_string()), "shadowsync")
+        .issue(&Identity::user(user, &roles), args.ttl);
+    output::write_all(out, format!("{}\n", token.expose()).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert!(parse_duration("2 weeks").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}
