@@ -88,6 +88,23 @@ impl Message {
         Self::new(M::full_name(), message.encode_to_vec())
     }
 
+    /// Decodes the payload as `M`, after checking that the AMQP `type` names `M`: the
+    /// consumer's first step, whose failure means a poison message (dead-letter it).
+    ///
+    /// Fails with [`QueueError::InvalidArgument`] (field `message type` or `payload`) when the
+    /// type is another one or the bytes do not decode.
+    pub fn decode_protobuf<M: prost::Message + prost::Name + Default>(&self) -> QueueResult<M> {
+        let expected = M::full_name();
+        if self.message_type != expected {
+            return Err(QueueError::invalid(
+                "message type",
+                format!("expected {expected}, got {:?}", self.message_type),
+            ));
+        }
+        M::decode(self.payload.as_slice())
+            .map_err(|error| QueueError::invalid("payload", format!("not a {expected}: {error}")))
+    }
+
     /// Sets the id (e.g. the outbox row's id, so a re-publish after a crash keeps it).
     #[must_use]
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
@@ -276,3 +293,89 @@ impl fmt::Debug for Delivery {
 /// lost connection) and the stream then resubscribes on its own, with backoff. Dropping it
 /// cancels the consumer; its unsettled deliveries can still be settled.
 pub type DeliveryStream = Pin<Box<dyn Stream<Item = QueueResult<Delivery>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of `shadowsync.common.v1.ExecuteTask` (this crate does not depend on the
+    /// generated code).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ExecuteTask {
+        #[prost(int64, tag = "1")]
+        task_id: i64,
+        #[prost(uint32, tag = "2")]
+        attempt: u32,
+        #[prost(uint32, tag = "3")]
+        priority: u32,
+    }
+
+    impl prost::Name for ExecuteTask {
+        const NAME: &'static str = "ExecuteTask";
+        const PACKAGE: &'static str = "shadowsync.common.v1";
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ExecutionDispatched {
+        #[prost(string, tag = "1")]
+        event_id: String,
+    }
+
+    impl prost::Name for ExecutionDispatched {
+        const NAME: &'static str = "ExecutionDispatched";
+        const PACKAGE: &'static str = "shadowsync.common.v1";
+    }
+
+    #[test]
+    fn protobuf_messages_round_trip_and_name_their_type() {
+        let task = ExecuteTask {
+            task_id: 42,
+            attempt: 1,
+            priority: 9,
+        };
+        let message = Message::from_protobuf(&task).with_priority(Priority::new(9).unwrap());
+        assert_eq!(message.message_type, "shadowsync.common.v1.ExecuteTask");
+        assert_eq!(message.content_type, PROTOBUF_CONTENT_TYPE);
+        assert_eq!(message.decode_protobuf::<ExecuteTask>().unwrap(), task);
+        assert!(matches!(
+            message.decode_protobuf::<ExecutionDispatched>(),
+            Err(QueueError::InvalidArgument {
+                field: "message type",
+                ..
+            })
+        ));
+        let garbage = Message::new("shadowsync.common.v1.ExecuteTask", vec![0xff, 0xff, 0xff]);
+        assert!(matches!(
+            garbage.decode_protobuf::<ExecuteTask>(),
+            Err(QueueError::InvalidArgument {
+                field: "payload",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn priorities_stop_at_ten() {
+        assert_eq!(Priority::new(10).unwrap(), Priority::HIGHEST);
+        assert!(Priority::new(11).is_err());
+        assert!(Priority::try_from(0).is_ok());
+    }
+
+    #[test]
+    fn messages_amqp_cannot_carry_are_refused() {
+        assert!(Message::new("t", vec![]).validate().is_ok());
+        assert!(Message::new("", vec![]).validate().is_err());
+        assert!(
+            Message::new("t", vec![])
+                .with_id("x".repeat(256))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Message::new("t", vec![])
+                .with_header("", "v")
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -43,12 +43,14 @@
 //!
 //! ```no_run
 //! # use shadowsync_common::queue::*;
-//! # async fn example(queue: std::sync::Arc<dyn MessageQueue>) -> QueueResult<()> {
+//! # async fn example<ExecuteTask>(queue: std::sync::Arc<dyn MessageQueue>, task: ExecuteTask)
+//! # -> QueueResult<()> where ExecuteTask: prost::Message + prost::Name + Default {
 //! use futures::StreamExt;
 //!
 //! // Dispatch (the approval service's outbox relay): returns once the broker confirmed.
-//! let message = Message::new("shadowsync.task.v1.ExecuteTask", b"...".to_vec())
-//!     .with_id("outbox-row-42")
+//! // `task` is a `shadowsync_proto::common::v1::ExecuteTask`.
+//! let message = Message::from_protobuf(&task)
+//!     .with_id("outbox-row-17") // stable across re-publishing, so consumers can deduplicate
 //!     .with_priority(Priority::new(9)?)
 //!     .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 //! queue.publish(&Destination::ExecuteQueue, &message).await?;
@@ -56,11 +58,11 @@
 //! // An executor: one delivery at a time, so priority order holds.
 //! let mut deliveries = queue.consume(&queue.topology().execute_queue(), 1).await?;
 //! while let Some(delivery) = deliveries.next().await {
-//!     let Ok(delivery) = delivery else { continue }; // reconnecting; already logged
-//!     if delivery.message().message_type != "shadowsync.task.v1.ExecuteTask" {
+//!     let Ok(delivery) = delivery else { continue }; // reconnecting by itself
+//!     let Ok(task) = delivery.message().decode_protobuf::<ExecuteTask>() else {
 //!         delivery.reject_to_dead_letter().await?; // poison: park it, go on
 //!         continue;
-//!     }
+//!     };
 //!     // ... claim the task, then:
 //!     delivery.ack().await?;
 //! }
