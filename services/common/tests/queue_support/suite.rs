@@ -16,6 +16,7 @@ macro_rules! queue_conformance_suite {
             publish_consume_ack,
             unacked_message_is_redelivered_after_consumer_drops,
             dropped_delivery_is_redelivered_to_the_running_consumer,
+            delivery_is_settled_after_its_consumer_is_dropped,
             nack_requeue_redelivers,
             higher_priority_is_consumed_first,
             poison_message_lands_in_dead_letter_queue,
@@ -103,6 +104,19 @@ pub async fn dropped_delivery_is_redelivered_to_the_running_consumer(queue: Arc<
     assert_eq!(label(&delivery), "dropped");
     assert!(delivery.redelivered());
     delivery.ack().await.unwrap();
+}
+
+/// Graceful shutdown: stop consuming first, then finish (ack) the delivery in hand.
+pub async fn delivery_is_settled_after_its_consumer_is_dropped(queue: Arc<dyn MessageQueue>) {
+    let execute = queue.topology().execute_queue();
+    publish_task(&*queue, &task_message("finishing", 2)).await;
+    let mut stream = queue.consume(&execute, 1).await.unwrap();
+    let delivery = next_delivery(&mut stream).await;
+    drop(stream);
+    delivery.ack().await.unwrap();
+
+    let mut stream = queue.consume(&execute, 1).await.unwrap();
+    assert_no_delivery(&mut stream).await;
 }
 
 pub async fn nack_requeue_redelivers(queue: Arc<dyn MessageQueue>) {
