@@ -1,8 +1,11 @@
 //! The shadowsync approval service (DESIGN.md §4): process templates, priority order, approval
 //! instances and decisions, permission grants, and dispatch to the executors.
-//!
-//! The RPCs are filled in by their issue; until then the generated default bodies answer
-//! `UNIMPLEMENTED`. [`add_routes`] mounts the service behind the identity interceptor.
+
+pub mod decision;
+pub mod error;
+pub mod model;
+pub mod store;
+pub mod template;
 
 use shadowsync_common::auth::AuthInterceptor;
 use shadowsync_proto::approval::v1::approval_service_server::{
@@ -10,6 +13,8 @@ use shadowsync_proto::approval::v1::approval_service_server::{
 };
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
+
+pub use store::MIGRATIONS;
 
 /// The approval service's gRPC handlers.
 #[derive(Debug, Clone, Default)]
