@@ -9,6 +9,7 @@
 //! Errors print as one line naming the gRPC code, and the exit status is non-zero.
 
 pub mod client;
+mod connection;
 mod health;
 pub mod output;
 mod token;
@@ -41,6 +42,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Manage database connections.
+    #[command(subcommand)]
+    Connection(connection::ConnectionCommand),
     /// Report the health of every service at the endpoint.
     Health,
     /// Show who the server thinks you are.
@@ -82,6 +86,9 @@ pub fn code_name(code: tonic::Code) -> String {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        Command::Connection(command) => {
+            connection::run(&cli.client, &command, cli.output, &mut stdout).await
+        }
         Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
         Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
         Command::Token(args) => token::run(&cli.client, &args, &mut stdout),

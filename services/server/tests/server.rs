@@ -253,7 +253,8 @@ async fn health_is_not_serving_while_a_dependency_is_down() {
 async fn production_dependencies_make_a_service_serving() {
     let store = shadowsync_common::db::testing::TestDatabase::postgres().await;
     let database = format!("database.url={}", store.url);
-    let prefix = format!("queue.prefix=test-{}.", uuid::Uuid::new_v4().simple());
+    let unique = format!("test-{}.", uuid::Uuid::new_v4().simple());
+    let prefix = format!("queue.prefix={unique}");
     let server = TestServer::start(
         Role::Approval,
         &[
@@ -266,6 +267,16 @@ async fn production_dependencies_make_a_service_serving() {
     let channel = grpc::channel(&server.url(), None).expect("channel");
     wait_serving(channel, shadowsync_proto::APPROVAL_SERVICE).await;
     server.stop().await;
+    // The shared broker keeps nothing of this test.
+    use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Topology};
+    AmqpQueue::new(AmqpQueueOptions::new(
+        "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
+        Topology::new(unique),
+    ))
+    .expect("queue")
+    .delete_topology()
+    .await
+    .expect("clean up");
 }
 
 #[tokio::test]

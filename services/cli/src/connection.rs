@@ -1,0 +1,262 @@
+//! `shadowctl connection add|list|show|test|rm`.
+//!
+//! Passwords never go through argv (process lists and shell history would keep them): `add`
+//! reads `SHADOWSYNC_DB_PASSWORD`, or the first line of standard input with `--password-stdin`.
+
+use std::io::{BufRead as _, Write};
+use std::process::ExitCode;
+
+use shadowsync_proto::common::v1::Dialect;
+use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
+use shadowsync_proto::task::v1::test_connection_request::Target;
+use shadowsync_proto::task::v1::{
+    Connection, ConnectionSpec, CreateConnectionRequest, DeleteConnectionRequest,
+    GetConnectionRequest, ListConnectionsRequest, TestConnectionRequest,
+};
+
+use crate::CliError;
+use crate::client::ClientArgs;
+use crate::output::{self, OutputFormat};
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ConnectionCommand {
+    /// Register a database server (admin only).
+    Add(AddArgs),
+    /// List connections.
+    List {
+        /// Only names containing this text.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show one connection (by name or id).
+    Show { connection: String },
+    /// Try to connect and report the server version or the database's error (admin only).
+    Test { connection: String },
+    /// Delete a connection no unfinished task uses (admin only).
+    Rm { connection: String },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AddArgs {
+    /// Unique name.
+    pub name: String,
+    #[arg(long, value_enum, default_value_t = DialectArg::Mariadb)]
+    pub dialect: DialectArg,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 3306)]
+    pub port: u32,
+    #[arg(long, default_value = "root")]
+    pub user: String,
+    /// Environment label used by approval templates (dev, test, prod, …).
+    #[arg(long, default_value = "dev")]
+    pub environment: String,
+    /// Read the password from the first line of standard input (otherwise from
+    /// SHADOWSYNC_DB_PASSWORD, or none).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectArg {
+    Mysql,
+    Mariadb,
+    OceanbaseMysql,
+}
+
+impl From<DialectArg> for Dialect {
+    fn from(value: DialectArg) -> Self {
+        match value {
+            DialectArg::Mysql => Dialect::Mysql,
+            DialectArg::Mariadb => Dialect::Mariadb,
+            DialectArg::OceanbaseMysql => Dialect::OceanbaseMysql,
+        }
+    }
+}
+
+type Client = TaskServiceClient<shadowsync_common::grpc::AuthenticatedChannel>;
+
+pub async fn run(
+    client_args: &ClientArgs,
+    command: &ConnectionCommand,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let mut client = TaskServiceClient::new(client_args.authenticated()?);
+    match command {
+        ConnectionCommand::Add(args) => {
+            let password = read_password(args.password_stdin)?;
+            let response = client
+                .create_connection(CreateConnectionRequest {
+                    connection: Some(ConnectionSpec {
+                        name: args.name.clone(),
+                        dialect: Dialect::from(args.dialect) as i32,
+                        host: args.host.clone(),
+                        port: args.port,
+                        username: args.user.clone(),
+                        password,
+                        environment: args.environment.clone(),
+                        options: Default::default(),
+                    }),
+                    request_id: uuid_like(),
+                })
+                .await?
+                .into_inner();
+            let connection = response.connection.unwrap_or_default();
+            show(out, format, &[connection])?;
+        }
+        ConnectionCommand::List { name } => {
+            let connections = list(&mut client, name.clone()).await?;
+            show(out, format, &connections)?;
+        }
+        ConnectionCommand::Show { connection } => {
+            let connection = resolve(&mut client, connection).await?;
+            show(out, format, &[connection])?;
+        }
+        ConnectionCommand::Test { connection } => {
+            let id = resolve(&mut client, connection).await?.id;
+            let response = client
+                .test_connection(TestConnectionRequest {
+                    target: Some(Target::ConnectionId(id)),
+                })
+                .await?
+                .into_inner();
+            match format {
+                OutputFormat::Json => output::json(out, &proto_json(&response)?)?,
+                OutputFormat::Table => {
+                    let text = if response.ok {
+                        format!("ok: {}\n", response.server_version)
+                    } else {
+                        format!(
+                            "failed: {} {}\n",
+                            response.error_code, response.error_message
+                        )
+                    };
+                    output::write_all(out, text.as_bytes())?;
+                }
+            }
+            return Ok(if response.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        ConnectionCommand::Rm { connection } => {
+            let found = resolve(&mut client, connection).await?;
+            client
+                .delete_connection(DeleteConnectionRequest {
+                    connection_id: found.id.clone(),
+                })
+                .await?;
+            output::write_all(
+                out,
+                format!("deleted connection {}\n", found.name).as_bytes(),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_password(from_stdin: bool) -> Result<String, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Usage(format!("cannot read the password from stdin: {e}")))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    Ok(std::env::var("SHADOWSYNC_DB_PASSWORD").unwrap_or_default())
+}
+
+/// A client request id: retried `add`s of one invocation are idempotent.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("shadowctl-{}-{nanos}", std::process::id())
+}
+
+async fn list(client: &mut Client, name: Option<String>) -> Result<Vec<Connection>, CliError> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_connections(ListConnectionsRequest {
+                page_size: 500,
+                page_token: page_token.clone(),
+                name_contains: name.clone().unwrap_or_default(),
+                environments: Vec::new(),
+            })
+            .await?
+            .into_inner();
+        all.extend(page.connections);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// A connection by exact name, else by id.
+pub async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Connection, CliError> {
+    let by_name = list(client, Some(name_or_id.to_string())).await?;
+    if let Some(found) = by_name.into_iter().find(|c| c.name == name_or_id) {
+        return Ok(found);
+    }
+    let response = client
+        .get_connection(GetConnectionRequest {
+            connection_id: name_or_id.to_string(),
+        })
+        .await?
+        .into_inner();
+    response
+        .connection
+        .ok_or_else(|| CliError::Usage(format!("no connection named {name_or_id:?}")))
+}
+
+fn proto_json<M: prost::Message + prost::Name>(message: &M) -> Result<serde_json::Value, CliError> {
+    shadowsync_proto::json::to_json(message).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+fn show(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    connections: &[Connection],
+) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => {
+            let values = connections
+                .iter()
+                .map(proto_json)
+                .collect::<Result<Vec<_>, _>>()?;
+            output::json(out, &serde_json::Value::Array(values))
+        }
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = connections
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        Dialect::try_from(c.dialect)
+                            .map(|d| {
+                                d.as_str_name()
+                                    .trim_start_matches("DIALECT_")
+                                    .to_lowercase()
+                            })
+                            .unwrap_or_default(),
+                        format!("{}:{}", c.host, c.port),
+                        c.username.clone(),
+                        c.environment.clone(),
+                        c.id.clone(),
+                    ]
+                })
+                .collect();
+            output::table(
+                out,
+                &["NAME", "DIALECT", "ADDRESS", "USER", "ENVIRONMENT", "ID"],
+                &rows,
+            )
+        }
+    }
+}
