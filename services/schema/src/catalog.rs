@@ -127,3 +127,56 @@ impl Catalog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(lower_case_table_names: u32, tables: &[&str]) -> Catalog {
+        let mut server = ServerContext::mariadb_default();
+        server.lower_case_table_names = lower_case_table_names;
+        Catalog {
+            database: "db".into(),
+            server,
+            base_tables: tables.iter().map(|t| (*t).to_owned()).collect(),
+            tables: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn all_tables_excludes_shadows_of_existing_sources() {
+        let naming = ShadowNaming::default();
+        let catalog = catalog(0, &["orders", "_test_orders", "_test_lonely", "items"]);
+        let sources = catalog.resolve_sources(&SyncRange::All, &naming).unwrap();
+        // `_test_lonely` shadows nothing that exists, so it is a source itself.
+        assert_eq!(sources, vec!["_test_lonely", "items", "orders"]);
+    }
+
+    #[test]
+    fn case_sensitivity_follows_lower_case_table_names() {
+        let naming = ShadowNaming::default();
+        let sensitive = catalog(0, &["Orders", "_test_orders"]);
+        assert_eq!(
+            sensitive.resolve_sources(&SyncRange::All, &naming).unwrap(),
+            vec!["Orders", "_test_orders"]
+        );
+        assert!(
+            sensitive
+                .resolve_sources(&SyncRange::Partial(vec!["orders".into()]), &naming)
+                .is_err()
+        );
+        let insensitive = catalog(1, &["Orders", "_TEST_orders"]);
+        assert_eq!(
+            insensitive
+                .resolve_sources(&SyncRange::All, &naming)
+                .unwrap(),
+            vec!["Orders"]
+        );
+        assert_eq!(
+            insensitive
+                .resolve_sources(&SyncRange::Partial(vec!["ORDERS".into()]), &naming)
+                .unwrap(),
+            vec!["Orders"]
+        );
+    }
+}

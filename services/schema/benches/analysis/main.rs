@@ -31,6 +31,8 @@ struct Args {
     url: String,
     latency_ms: u64,
     keep: bool,
+    /// Analyse this existing database instead of generating one.
+    reuse: Option<String>,
 }
 
 fn args() -> Args {
@@ -39,6 +41,7 @@ fn args() -> Args {
         url: "mysql://root@127.0.0.1:3306".into(),
         latency_ms: 1,
         keep: false,
+        reuse: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -49,6 +52,7 @@ fn args() -> Args {
                 parsed.latency_ms = iter.next().and_then(|v| v.parse().ok()).unwrap_or(1)
             }
             "--keep" => parsed.keep = true,
+            "--reuse" => parsed.reuse = iter.next(),
             _ => {} // `cargo bench` passes `--bench`.
         }
     }
@@ -187,6 +191,18 @@ async fn analyse(url: &str, database: &str, options: IntrospectOptions) -> Run {
     let plan = plan(&catalog, &request).unwrap_or_else(|e| panic!("plan failed: {e}"));
     let _script = plan.sql_script();
     let plan_time = started.elapsed();
+    let started = Instant::now();
+    let fingerprints = catalog
+        .tables
+        .values()
+        .filter_map(|t| t.parsed.as_ref().ok())
+        .map(|t| shadowsync_schema::fingerprint(t, &catalog.server))
+        .collect::<Vec<_>>()
+        .len();
+    println!(
+        "  (of which one fingerprint per table read: {fingerprints} in {:.1?})",
+        started.elapsed()
+    );
     let count = |r: SyncResult| plan.tables.iter().filter(|t| t.result == r).count();
     Run {
         round_trips: stats.round_trips,
@@ -205,13 +221,28 @@ async fn analyse(url: &str, database: &str, options: IntrospectOptions) -> Run {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
-    let database = format!("ss_schema_bench_{}", std::process::id());
+    let database = args
+        .reuse
+        .clone()
+        .unwrap_or_else(|| format!("ss_schema_bench_{}", std::process::id()));
     let admin = MySqlPoolOptions::new()
         .max_connections(1)
         .connect(&args.url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect: {e}"));
     let ddl = generate(args.tables);
+    if args.reuse.is_none() {
+        create(&admin, &database, &ddl).await;
+    }
+    analyse_all(&args, &database, &ddl).await;
+    if !args.keep && args.reuse.is_none() {
+        let _ = admin
+            .execute(AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+            .await;
+    }
+}
+
+async fn create(admin: &sqlx::MySqlPool, database: &str, ddl: &[String]) {
     let setup = Instant::now();
     let mut conn = admin.acquire().await.unwrap_or_else(|e| panic!("{e}"));
     conn.execute(AssertSqlSafe(format!(
@@ -230,7 +261,10 @@ async fn main() {
         ddl.len(),
         setup.elapsed()
     );
+}
 
+async fn analyse_all(args: &Args, database: &str, ddl: &[String]) {
+    let database = database.to_owned();
     let url = format!("{}/{database}", args.url.trim_end_matches('/'));
     let run = analyse(&url, &database, IntrospectOptions::default()).await;
     let started = Instant::now();
@@ -295,11 +329,5 @@ async fn main() {
             single.round_trips
         );
         println!("  floor (mariadb client):   {floor_proxied:.1?}");
-    }
-
-    if !args.keep {
-        let _ = admin
-            .execute(AssertSqlSafe(format!("DROP DATABASE `{database}`")))
-            .await;
     }
 }

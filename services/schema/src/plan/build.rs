@@ -273,6 +273,11 @@ fn analyse(
         }
     };
     plan.source_fingerprint = Some(fingerprint_normalized(&source));
+    if let Some(reason) = reaches_outside(&source) {
+        // The executor's guard refuses such statements (DESIGN.md §6): say so up front.
+        plan.reason = Some(reason);
+        return item;
+    }
     item.source = Some(source);
     let shadow_name = plan.shadow.clone().unwrap_or_default();
     if !base_tables.contains_key(&context.table_key(&shadow_name)) {
@@ -295,4 +300,40 @@ fn analyse(
         Err(error) => plan.reason = Some(format!("cannot read the shadow DDL: {error}")),
     }
     item
+}
+
+/// Why a table cannot get a shadow because its definition reaches outside the database
+/// (remote engines, connection strings, data directories), if it does.
+fn reaches_outside(table: &Table) -> Option<String> {
+    let engine = table.options.engine.as_deref().unwrap_or_default();
+    if ["CONNECT", "FEDERATED", "FEDERATEDX", "SPIDER"]
+        .iter()
+        .any(|remote| engine.eq_ignore_ascii_case(remote))
+    {
+        return Some(format!(
+            "engine {engine} reaches outside the database; its shadow is not created"
+        ));
+    }
+    let outside = ["CONNECTION", "DATA DIRECTORY", "INDEX DIRECTORY"];
+    let partition_options = table.partitioning.iter().flat_map(|p| {
+        p.partitions.iter().flat_map(|part| {
+            part.extra
+                .iter()
+                .chain(part.subpartitions.iter().flat_map(|sub| sub.extra.iter()))
+        })
+    });
+    table
+        .options
+        .other
+        .keys()
+        .chain(partition_options)
+        .find(|option| {
+            outside
+                .iter()
+                .any(|o| option.to_ascii_uppercase().starts_with(o))
+        })
+        .map(|option| {
+            let name = option.split(" =").next().unwrap_or(option);
+            format!("table option {name} reaches outside the database; its shadow is not created")
+        })
 }
