@@ -25,6 +25,32 @@ pub struct CatalogTable {
     pub ddl: String,
     /// The parsed model, or why the DDL could not be parsed.
     pub parsed: Result<Table, String>,
+    /// The normalized model (computed while reading, so it overlaps the next fetch).
+    #[serde(skip)]
+    pub normalized: Option<Table>,
+    /// [`crate::fingerprint()`] of the table, when it parsed.
+    pub fingerprint: Option<String>,
+}
+
+impl CatalogTable {
+    /// Parses, normalizes and fingerprints `ddl`.
+    pub fn read(name: String, ddl: String, context: &ServerContext) -> Self {
+        let parsed = crate::parse::parse_create_table(&ddl).map_err(|e| e.to_string());
+        let normalized = parsed
+            .as_ref()
+            .ok()
+            .map(|table| crate::normalize::normalize(table, context));
+        let fingerprint = normalized
+            .as_ref()
+            .map(crate::fingerprint::fingerprint_normalized);
+        Self {
+            name,
+            ddl,
+            parsed,
+            normalized,
+            fingerprint,
+        }
+    }
 }
 
 /// A database as far as one analysis needs it.

@@ -24,9 +24,8 @@ pub fn canonical(table: &Table) -> Table {
         check.name.clear();
     }
     table.indexes.sort_by_key(|index| index.name.to_lowercase());
-    table
-        .foreign_keys
-        .sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    // Names were cleared above, so this orders by definition.
+    table.foreign_keys.sort();
     table.checks.sort_by(|a, b| a.expression.cmp(&b.expression));
     table
 }

@@ -19,7 +19,6 @@ use crate::catalog::{Catalog, CatalogTable, SyncRange};
 use crate::error::{Result, SchemaError};
 use crate::naming::ShadowNaming;
 use crate::normalize::ServerContext;
-use crate::parse::parse_create_table;
 use crate::render::{Flavor, quote_identifier};
 
 /// Batching knobs.
@@ -45,9 +44,10 @@ impl Default for IntrospectOptions {
 pub struct IntrospectStats {
     pub round_trips: u64,
     pub tables_read: usize,
-    /// Waiting for the server (wall time of the queries).
-    pub fetch_time: Duration,
-    /// Parsing the DDL.
+    /// Wall time of the whole introspection, parsing included.
+    pub wall_time: Duration,
+    /// CPU time spent parsing, normalizing and fingerprinting, summed over batches (it overlaps
+    /// the fetching of later batches, so it is not part of the wall time one to one).
     pub parse_time: Duration,
 }
 
@@ -198,13 +198,13 @@ impl Introspector {
         }
         let mut stats = IntrospectStats::default();
         let tables = self
-            .read_tables(database, &needed, &mut stats, progress)
+            .read_tables(database, &needed, &catalog.server, &mut stats, progress)
             .await?;
         for table in tables {
             catalog.insert(table);
         }
         stats.round_trips = self.round_trips() - before;
-        stats.fetch_time = started.elapsed().saturating_sub(stats.parse_time);
+        stats.wall_time = started.elapsed();
         Ok((catalog, stats))
     }
 
@@ -221,17 +221,11 @@ impl Introspector {
         let (context, _) = self.server_context(database).await?;
         let mut stats = IntrospectStats::default();
         let tables = self
-            .read_tables(database, names, &mut stats, &mut |_, _| {})
+            .read_tables(database, names, &context, &mut stats, &mut |_, _| {})
             .await?;
         let mut read: BTreeMap<String, Option<String>> = tables
             .into_iter()
-            .map(|table| {
-                let fingerprint = table
-                    .parsed
-                    .ok()
-                    .map(|parsed| crate::fingerprint::fingerprint(&parsed, &context));
-                (context.table_key(&table.name), fingerprint)
-            })
+            .map(|table| (context.table_key(&table.name), table.fingerprint))
             .collect();
         Ok(names
             .iter()
@@ -242,74 +236,95 @@ impl Introspector {
             .collect())
     }
 
-    /// `SHOW CREATE TABLE` for `names`, batched, parsed. Tables that no longer exist are left
-    /// out (the caller reports them as missing). Used by the executor to re-read a source and
-    /// its shadow before touching them.
+    /// `SHOW CREATE TABLE` for `names`, batched, parsed, normalized and fingerprinted under
+    /// `context`. Tables that no longer exist are left out (the caller reports them as
+    /// missing). Each batch runs in its own task, so parsing one batch overlaps fetching the
+    /// next. Used by the executor to re-read a source and its shadow before touching them.
+    ///
+    /// Fails on a database error.
     pub async fn read_tables(
         &self,
         database: &str,
         names: &[String],
+        context: &ServerContext,
         stats: &mut IntrospectStats,
         progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<Vec<CatalogTable>> {
         let batch_size = self.options.batch_size.max(1);
-        let batches: Vec<&[String]> = names.chunks(batch_size).collect();
+        let context = Arc::new(context.clone());
+        let batches: Vec<Vec<String>> = names.chunks(batch_size).map(<[String]>::to_vec).collect();
         let mut stream = futures::stream::iter(batches)
-            .map(|batch| self.fetch_batch(database, batch))
+            .map(|batch| {
+                let pool = self.pool.clone();
+                let round_trips = Arc::clone(&self.round_trips);
+                let database = database.to_owned();
+                let context = Arc::clone(&context);
+                tokio::spawn(async move {
+                    let rows = fetch_batch(&pool, &round_trips, &database, &batch).await?;
+                    let started = Instant::now();
+                    let tables: Vec<CatalogTable> = rows
+                        .into_iter()
+                        .map(|(name, ddl)| CatalogTable::read(name, ddl, &context))
+                        .collect();
+                    Ok::<_, SchemaError>((tables, started.elapsed()))
+                })
+            })
             .buffered(self.options.parallelism.max(1));
         let mut tables = Vec::with_capacity(names.len());
-        let mut read = 0;
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let parse_started = Instant::now();
-            for (name, ddl) in batch {
-                let parsed = parse_create_table(&ddl).map_err(|e| e.to_string());
-                tables.push(CatalogTable { name, ddl, parsed });
-                read += 1;
-            }
-            stats.parse_time += parse_started.elapsed();
-            progress(read, names.len());
+            let (batch, parse_time) = batch.map_err(|e| SchemaError::InvalidArgument {
+                field: "introspection".into(),
+                message: format!("batch task failed: {e}"),
+            })??;
+            stats.parse_time += parse_time;
+            tables.extend(batch);
+            progress(tables.len(), names.len());
         }
         stats.tables_read += tables.len();
         Ok(tables)
     }
+}
 
-    /// One multi-statement round trip; on failure (a table dropped meanwhile), the batch is
-    /// retried one table at a time so one missing table does not fail the analysis.
-    async fn fetch_batch(&self, database: &str, names: &[String]) -> Result<Vec<(String, String)>> {
-        let statements: Vec<String> = names
+/// One multi-statement round trip; on failure (a table dropped meanwhile), the batch is
+/// retried one table at a time so one missing table does not fail the analysis.
+async fn fetch_batch(
+    pool: &MySqlPool,
+    round_trips: &AtomicU64,
+    database: &str,
+    names: &[String],
+) -> Result<Vec<(String, String)>> {
+    let statements: Vec<String> = names
+        .iter()
+        .map(|name| show_create(database, name))
+        .collect();
+    round_trips.fetch_add(1, Ordering::Relaxed);
+    let rows: std::result::Result<Vec<MySqlRow>, sqlx::Error> =
+        sqlx::raw_sql(AssertSqlSafe(statements.join(";")))
+            .fetch(pool)
+            .try_collect()
+            .await;
+    match rows {
+        Ok(rows) => rows
             .iter()
-            .map(|name| show_create(database, name))
-            .collect();
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let rows: std::result::Result<Vec<MySqlRow>, sqlx::Error> =
-            sqlx::raw_sql(AssertSqlSafe(statements.join(";")))
-                .fetch(&self.pool)
-                .try_collect()
-                .await;
-        match rows {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| Ok((text(row, 0)?, text(row, 1)?)))
-                .collect(),
-            Err(error) if is_missing_table(&error) => {
-                let mut out = Vec::new();
-                for statement in statements {
-                    self.round_trips.fetch_add(1, Ordering::Relaxed);
-                    match sqlx::raw_sql(AssertSqlSafe(statement))
-                        .fetch_optional(&self.pool)
-                        .await
-                    {
-                        Ok(Some(row)) => out.push((text(&row, 0)?, text(&row, 1)?)),
-                        Ok(None) => {}
-                        Err(error) if is_missing_table(&error) => {}
-                        Err(error) => return Err(error.into()),
-                    }
+            .map(|row| Ok((text(row, 0)?, text(row, 1)?)))
+            .collect(),
+        Err(error) if is_missing_table(&error) => {
+            let mut out = Vec::new();
+            for statement in statements {
+                round_trips.fetch_add(1, Ordering::Relaxed);
+                match sqlx::raw_sql(AssertSqlSafe(statement))
+                    .fetch_optional(pool)
+                    .await
+                {
+                    Ok(Some(row)) => out.push((text(&row, 0)?, text(&row, 1)?)),
+                    Ok(None) => {}
+                    Err(error) if is_missing_table(&error) => {}
+                    Err(error) => return Err(error.into()),
                 }
-                Ok(out)
             }
-            Err(error) => Err(error.into()),
+            Ok(out)
         }
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -136,7 +136,7 @@ pub enum IndexTarget {
 
 /// A foreign key. Its name is not structure (names are unique per schema, so shadows carry
 /// renamed ones); everything else is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ForeignKey {
     pub name: String,
     pub columns: Vec<String>,

@@ -33,6 +33,9 @@ struct Args {
     keep: bool,
     /// Analyse this existing database instead of generating one.
     reuse: Option<String>,
+    options: IntrospectOptions,
+    /// Skip the one-round-trip-per-table run through the proxy (slow at large N).
+    skip_single: bool,
 }
 
 fn args() -> Args {
@@ -42,6 +45,8 @@ fn args() -> Args {
         latency_ms: 1,
         keep: false,
         reuse: None,
+        skip_single: false,
+        options: IntrospectOptions::default(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -52,7 +57,18 @@ fn args() -> Args {
                 parsed.latency_ms = iter.next().and_then(|v| v.parse().ok()).unwrap_or(1)
             }
             "--keep" => parsed.keep = true,
+            "--skip-single" => parsed.skip_single = true,
             "--reuse" => parsed.reuse = iter.next(),
+            "--batch" => {
+                if let Some(batch) = iter.next().and_then(|v| v.parse().ok()) {
+                    parsed.options.batch_size = batch;
+                }
+            }
+            "--parallel" => {
+                if let Some(parallel) = iter.next().and_then(|v| v.parse().ok()) {
+                    parsed.options.parallelism = parallel;
+                }
+            }
             _ => {} // `cargo bench` passes `--bench`.
         }
     }
@@ -167,7 +183,7 @@ fn floor(database: &str, tables: &[String], port: u16) -> Duration {
 
 struct Run {
     round_trips: u64,
-    fetch: Duration,
+    introspection: Duration,
     parse: Duration,
     plan: Duration,
     needed: Vec<String>,
@@ -206,7 +222,7 @@ async fn analyse(url: &str, database: &str, options: IntrospectOptions) -> Run {
     let count = |r: SyncResult| plan.tables.iter().filter(|t| t.result == r).count();
     Run {
         round_trips: stats.round_trips,
-        fetch: stats.fetch_time,
+        introspection: stats.wall_time,
         parse: stats.parse_time,
         plan: plan_time,
         needed: catalog.tables.values().map(|t| t.name.clone()).collect(),
@@ -266,7 +282,7 @@ async fn create(admin: &sqlx::MySqlPool, database: &str, ddl: &[String]) {
 async fn analyse_all(args: &Args, database: &str, ddl: &[String]) {
     let database = database.to_owned();
     let url = format!("{}/{database}", args.url.trim_end_matches('/'));
-    let run = analyse(&url, &database, IntrospectOptions::default()).await;
+    let run = analyse(&url, &database, args.options).await;
     let started = Instant::now();
     let naming_context = shadowsync_schema::ServerContext::mariadb_default();
     let rendered: usize = ddl
@@ -278,7 +294,7 @@ async fn analyse_all(args: &Args, database: &str, ddl: &[String]) {
         .sum();
     let render_time = started.elapsed();
     let floor_time = floor(&database, &run.needed, 3306);
-    let analysis = run.fetch + run.parse + run.plan;
+    let analysis = run.introspection + run.plan;
     println!(
         "N = {}  (create {}, update {}, no action {})",
         args.tables, run.counts[0], run.counts[1], run.counts[2]
@@ -289,8 +305,8 @@ async fn analyse_all(args: &Args, database: &str, ddl: &[String]) {
         run.round_trips
     );
     println!(
-        "analysis {:.1?} = introspection {:.1?} + parse {:.1?} + diff/render {:.1?}   (render alone, re-parse + CREATE for every DDL: {:.1?}, {} bytes)",
-        analysis, run.fetch, run.parse, run.plan, render_time, rendered
+        "analysis {:.1?} = introspection {:.1?} (wall; parse + normalize + fingerprint CPU {:.1?}, overlapped with fetching) + diff/render {:.1?}   (render alone, re-parse + CREATE for every DDL: {:.1?}, {} bytes)",
+        analysis, run.introspection, run.parse, run.plan, render_time, rendered
     );
     println!(
         "floor (mariadb client, same SHOW CREATE TABLEs): {:.1?}  ratio {:.2}",
@@ -305,29 +321,31 @@ async fn analyse_all(args: &Args, database: &str, ddl: &[String]) {
             .await
             .unwrap_or_else(|e| panic!("proxy: {e}"));
         let proxied = format!("mysql://root@127.0.0.1:{port}/{database}");
-        let batched = analyse(&proxied, &database, IntrospectOptions::default()).await;
-        let single = analyse(
-            &proxied,
-            &database,
-            IntrospectOptions {
+        let batched = analyse(&proxied, &database, args.options).await;
+        let single = if args.skip_single {
+            None
+        } else {
+            let options = IntrospectOptions {
                 batch_size: 1,
                 parallelism: 1,
-            },
-        )
-        .await;
+            };
+            Some(analyse(&proxied, &database, options).await)
+        };
         let floor_proxied = floor(&database, &run.needed, port);
-        let total = |r: &Run| r.fetch + r.parse + r.plan;
+        let total = |r: &Run| r.introspection + r.plan;
         println!("through a proxy adding {latency:?} each way:");
         println!(
             "  batched analysis:        {:.1?} ({} round trips)",
             total(&batched),
             batched.round_trips
         );
-        println!(
-            "  one round trip per table: {:.1?} ({} round trips)",
-            total(&single),
-            single.round_trips
-        );
+        if let Some(single) = &single {
+            println!(
+                "  one round trip per table: {:.1?} ({} round trips)",
+                total(single),
+                single.round_trips
+            );
+        }
         println!("  floor (mariadb client):   {floor_proxied:.1?}");
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::names::{NameAllocator, dependency_order};
 use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogTable};
 use crate::diff::{self, Step, TableChange};
 use crate::error::{Result, SchemaError};
 use crate::fingerprint::fingerprint_normalized;
@@ -183,8 +183,6 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             item.plan.target_fingerprint = item.plan.shadow_fingerprint.clone();
             continue;
         }
-        let last = deferred.as_ref().or(steps.last());
-        item.plan.target_fingerprint = last.map(|step| fingerprint_normalized(&step.after));
         for index in 0..statements.len() {
             ordered.push(StatementRef {
                 table: i,
@@ -198,6 +196,10 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             });
             statements.push(statement);
         }
+        // The last statement leaves the shadow in its target state.
+        item.plan.target_fingerprint = statements
+            .last()
+            .map(|statement| statement.expected_fingerprint_after.clone());
         item.plan.statements = statements;
     }
     ordered.extend(deferred_refs);
@@ -265,14 +267,17 @@ fn analyse(
         return item;
     };
     plan.source_ddl = Some(source.ddl.clone());
-    let source = match &source.parsed {
-        Ok(table) => normalize(table, context),
+    plan.source_fingerprint = source.fingerprint.clone();
+    let source = match read_model(source, context) {
+        Ok(table) => table,
         Err(error) => {
             plan.reason = Some(format!("cannot read the source DDL: {error}"));
             return item;
         }
     };
-    plan.source_fingerprint = Some(fingerprint_normalized(&source));
+    if plan.source_fingerprint.is_none() {
+        plan.source_fingerprint = Some(fingerprint_normalized(&source));
+    }
     if let Some(reason) = reaches_outside(&source) {
         // The executor's guard refuses such statements (DESIGN.md §6): say so up front.
         plan.reason = Some(reason);
@@ -289,10 +294,11 @@ fn analyse(
         return item;
     };
     plan.shadow_ddl = Some(shadow.ddl.clone());
-    match &shadow.parsed {
-        Ok(table) => {
-            let shadow = normalize(table, context);
-            plan.shadow_fingerprint = Some(fingerprint_normalized(&shadow));
+    let cached_fingerprint = shadow.fingerprint.clone();
+    match read_model(shadow, context) {
+        Ok(shadow) => {
+            plan.shadow_fingerprint =
+                cached_fingerprint.or_else(|| Some(fingerprint_normalized(&shadow)));
             plan.shadow = Some(shadow.name.clone());
             item.shadow = Some(shadow);
             plan.result = SyncResult::Update;
@@ -336,4 +342,19 @@ fn reaches_outside(table: &Table) -> Option<String> {
             let name = option.split(" =").next().unwrap_or(option);
             format!("table option {name} reaches outside the database; its shadow is not created")
         })
+}
+
+/// The normalized model of a table read from the server (cached by introspection).
+fn read_model(
+    table: &CatalogTable,
+    context: &crate::normalize::ServerContext,
+) -> Result<Table, String> {
+    if let Some(normalized) = &table.normalized {
+        return Ok(normalized.clone());
+    }
+    table
+        .parsed
+        .as_ref()
+        .map(|parsed| normalize(parsed, context))
+        .map_err(Clone::clone)
 }
