@@ -3,9 +3,9 @@
 //! (`&mut AnyConnection`), so the change, its node and candidate rows and its outbox messages
 //! commit together. Every state transition is a compare-and-set on the row's version.
 
-mod approvals;
-mod permissions;
-mod templates;
+pub mod approvals;
+pub mod permissions;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 
