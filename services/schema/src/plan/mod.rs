@@ -2,6 +2,8 @@
 
 mod build;
 mod names;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 
