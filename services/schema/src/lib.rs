@@ -7,8 +7,25 @@
 //! 2. [`plan()`] normalizes source and shadow, diffs them and returns a [`Plan`]: one
 //!    [`TablePlan`] per source (`CREATE`/`UPDATE`/`NO_ACTION`/`SOURCE_MISSING`/`UNSUPPORTED`,
 //!    DDL, statements, fingerprints) and the execution order of every statement.
-//! 3. The executor re-reads tables with [`Introspector::read_tables`] and compares
-//!    [`fingerprint()`]s with the plan's to detect drift and resume after a crash.
+//! 3. The executor re-reads tables with [`Introspector::fingerprints`] (two round trips) and
+//!    compares them with the plan's: the source's with `source_fingerprint` (drift), the
+//!    shadow's with `shadow_fingerprint` (untouched), each statement's
+//!    `expected_fingerprint_after` (resume after the last one that ran) and
+//!    `target_fingerprint` (already done).
+//!
+//! # Contract for whoever runs a plan
+//! Statements run one at a time, in [`Plan::order`], in one session whose default database is
+//! the plan's database, with `foreign_key_checks` **on**: parents are created before children,
+//! foreign keys closing a cycle are added by trailing `ALTER TABLE`s, so no statement needs
+//! checks off (MariaDB 10.11 can read an FK added with checks off back differently). Never run
+//! two tables' statements in parallel: MariaDB can livelock dropping FK-linked tables at once.
+//! Statements never use `CREATE TABLE ... LIKE`, never copy the `AUTO_INCREMENT` counter and
+//! quote every identifier.
+//!
+//! # Progress
+//! [`Introspector::introspect`] calls `progress(read, total)` after every batch; planning itself
+//! is CPU-only and fast (milliseconds per hundred tables), so callers stream per-table results
+//! from the returned [`Plan`] (run it under `spawn_blocking` for very large schemas).
 //!
 //! ```no_run
 //! # async fn example(options: sqlx::mysql::MySqlConnectOptions) -> shadowsync_schema::Result<()> {
@@ -27,8 +44,8 @@
 //! # Layout
 //! - [`model`]: the dialect-neutral table model (serde, for gRPC/JSON).
 //! - `parse`: tokenizer and recursive-descent parser for `SHOW CREATE TABLE` output.
-//! - [`normalize`]: removes spelling differences (quoted defaults, display widths, inherited
-//!   charsets, the JSON alias...); [`fingerprint`]: stable SHA-256 of the normalized model.
+//! - [`normalize`](mod@normalize): removes spelling differences (quoted defaults, display widths, inherited
+//!   charsets, the JSON alias...); [`fingerprint`](mod@fingerprint): stable SHA-256 of the normalized model.
 //! - [`naming`]: prefix/suffix rules and the identifier limit.
 //! - [`render`]: model → DDL, every identifier quoted; [`diff`]: one table's ALTER steps.
 //! - [`plan`](mod@plan): per-table results, constraint names, dependency order, skips.
