@@ -65,7 +65,7 @@ pub fn definition_from_proto(template: &pb::Template) -> Result<TemplateDefiniti
             auto_approve: node.auto_approve,
         });
     }
-    let expirations = template.expirations.clone().unwrap_or_default();
+    let expirations = template.expirations.unwrap_or_default();
     let defaults = Expirations::default();
     Ok(TemplateDefinition {
         match_rule: MatchRule {

@@ -87,7 +87,7 @@ async fn priority_order_decides_the_match_and_reordering_spares_requests_in_flig
         Code::FailedPrecondition,
         "two admins cannot overwrite each other"
     );
-    assert_eq!(reordered.entries.last().unwrap().builtin, true);
+    assert!(reordered.entries.last().unwrap().builtin);
 
     let second = submit(&mut alice, "feature_flag_change", "f2", "prod").await;
     assert_eq!(

@@ -171,7 +171,7 @@ impl Service {
             if existing.fingerprint == fingerprint {
                 Ok(existing)
             } else {
-                Err(existing)
+                Err(())
             }
         };
         if let Some(id) = approvals::id_by_request_key(&mut tx, &s.submitter, &s.request_id).await?
