@@ -80,6 +80,20 @@ fn same_column(a: &Column, b: &Column) -> bool {
     a == b
 }
 
+/// Lower-case names of the columns both tables have whose definitions differ.
+pub(crate) fn changed_columns(current: &Table, desired: &Table) -> Vec<String> {
+    desired
+        .columns
+        .iter()
+        .filter(|column| {
+            current
+                .column(&column.name)
+                .is_some_and(|old| !same_column(old, column))
+        })
+        .map(|column| key(&column.name))
+        .collect()
+}
+
 /// MariaDB cannot switch a generated column's storage (or make a column generated) in place.
 fn needs_recreate(current: &Column, desired: &Column) -> bool {
     let storage = |c: &Column| c.generated.as_ref().map(|g| g.storage);
@@ -148,25 +162,32 @@ pub fn alter(
     let desired_keys: Vec<String> = desired.columns.iter().map(|c| key(&c.name)).collect();
 
     // Columns whose definition changes (FKs and indexes on them are rebuilt around the change).
-    let mut changed_columns = Vec::new();
-    let mut recreated = Vec::new();
-    for column in &desired.columns {
-        if let Some(old) = current_columns.get(&key(&column.name)) {
-            if needs_recreate(old, column) {
-                recreated.push(key(&column.name));
-                changed_columns.push(key(&column.name));
-            } else if !same_column(old, column) {
-                changed_columns.push(key(&column.name));
-            }
-        }
-    }
+    let changed_columns = changed_columns(current, desired);
+    let recreated: Vec<String> = desired
+        .columns
+        .iter()
+        .filter(|column| {
+            current_columns
+                .get(&key(&column.name))
+                .is_some_and(|old| needs_recreate(old, column))
+        })
+        .map(|column| key(&column.name))
+        .collect();
 
     // Foreign keys: matched by definition, never by name.
     let mut unmatched_current: Vec<&ForeignKey> = current.foreign_keys.iter().collect();
     let mut kept_fks = Vec::new();
     let mut added_fks = Vec::new();
     for fk in &desired.foreign_keys {
-        let touches_change = fk.columns.iter().any(|c| changed_columns.contains(&key(c)));
+        // A server refuses to change a column an FK uses (either end, for a self-reference)
+        // while the FK exists: such FKs are dropped and added back around the change.
+        let self_reference = key(&fk.referenced_table) == key(&desired.name);
+        let touches_change = fk.columns.iter().any(|c| changed_columns.contains(&key(c)))
+            || (self_reference
+                && fk
+                    .referenced_columns
+                    .iter()
+                    .any(|c| changed_columns.contains(&key(c))));
         match unmatched_current
             .iter()
             .position(|old| same_foreign_key(old, fk))

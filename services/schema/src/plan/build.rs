@@ -10,6 +10,7 @@ use crate::error::{Result, SchemaError};
 use crate::fingerprint::fingerprint_normalized;
 use crate::model::{ForeignKey, Table};
 use crate::normalize::normalize;
+use crate::render;
 
 /// One table while the plan is being built.
 struct Work {
@@ -118,6 +119,47 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         item.desired = Some(desired);
     }
 
+    // A shadow whose foreign key references a column another shadow is about to change must
+    // drop that key first (servers refuse the change while it exists) and add it back after:
+    // the drop runs before everything else, the re-add with the child's own statements.
+    let mut changed_by_shadow: HashMap<String, Vec<String>> = HashMap::new();
+    for item in &work {
+        if skipped.contains(&context.table_key(&item.plan.source)) {
+            continue;
+        }
+        if let (Some(shadow), Some(desired)) = (&item.shadow, &item.desired) {
+            let changed = diff::changed_columns(shadow, desired);
+            if !changed.is_empty() {
+                changed_by_shadow.insert(context.table_key(&shadow.name), changed);
+            }
+        }
+    }
+    let mut pre_drops: HashMap<usize, (Vec<ForeignKey>, Table)> = HashMap::new();
+    for (i, item) in work.iter_mut().enumerate() {
+        if item.desired.is_none() || skipped.contains(&context.table_key(&item.plan.source)) {
+            continue;
+        }
+        let Some(shadow) = &mut item.shadow else {
+            continue;
+        };
+        let own = context.table_key(&shadow.name);
+        let (dropped, kept): (Vec<ForeignKey>, Vec<ForeignKey>) =
+            shadow.foreign_keys.iter().cloned().partition(|fk| {
+                let parent = context.table_key(&fk.referenced_table);
+                parent != own
+                    && changed_by_shadow.get(&parent).is_some_and(|changed| {
+                        fk.referenced_columns
+                            .iter()
+                            .any(|c| changed.contains(&c.to_lowercase()))
+                    })
+            });
+        if !dropped.is_empty() {
+            let before = shadow.clone();
+            shadow.foreign_keys = kept;
+            pre_drops.insert(i, (dropped, before));
+        }
+    }
+
     // Dependency order among the tables that change.
     let changing: HashMap<String, usize> = work
         .iter()
@@ -146,6 +188,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         .map(|(p, key)| (key.as_str(), p))
         .collect();
 
+    let mut pre_refs = Vec::new();
     let mut ordered = Vec::new();
     let mut deferred_refs = Vec::new();
     for shadow_key in &order {
@@ -176,14 +219,34 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             .map(|&p| sources[p].clone())
             .collect();
         let TableChange { steps, deferred } = change;
-        let mut statements: Vec<PlannedStatement> = steps.iter().map(statement).collect();
+        let mut statements = Vec::new();
+        if let (Some((dropped, _)), Some(shadow)) = (pre_drops.get(&i), &item.shadow) {
+            let clauses: Vec<String> = dropped
+                .iter()
+                .map(|fk| format!("DROP FOREIGN KEY {}", render::quote_identifier(&fk.name)))
+                .collect();
+            statements.push(statement(&Step {
+                sql: format!(
+                    "ALTER TABLE {} {}",
+                    render::quote_identifier(&shadow.name),
+                    clauses.join(", ")
+                ),
+                after: shadow.clone(),
+            }));
+            pre_refs.push(StatementRef {
+                table: i,
+                statement: 0,
+            });
+        }
+        let first_own = statements.len();
+        statements.extend(steps.iter().map(statement));
         let deferred_statement = deferred.as_ref().map(statement);
         if statements.is_empty() && deferred_statement.is_none() {
             item.plan.result = SyncResult::NoAction;
             item.plan.target_fingerprint = item.plan.shadow_fingerprint.clone();
             continue;
         }
-        for index in 0..statements.len() {
+        for index in first_own..statements.len() {
             ordered.push(StatementRef {
                 table: i,
                 statement: index,
@@ -203,6 +266,8 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         item.plan.statements = statements;
     }
     ordered.extend(deferred_refs);
+    pre_refs.extend(ordered);
+    let ordered = pre_refs;
 
     for item in &mut work {
         if item.plan.result.needs_sync() && skipped.contains(&context.table_key(&item.plan.source))
