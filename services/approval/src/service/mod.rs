@@ -2,9 +2,10 @@
 //! one transaction (retried when a compare-and-set loses a race), writes its events and
 //! dispatches to the outbox in that transaction, then wakes the relay and any watchers.
 
+mod decide;
 mod permissions;
 pub mod queries;
-mod requests;
+mod submit;
 pub mod templates;
 
 use std::future::Future;

@@ -4,7 +4,7 @@ use shadowsync_common::clock::Micros;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
-use super::requests::Submission;
+use super::submit::Submission;
 use super::{Service, with_retries};
 use crate::convert::{duration_micros, permission_to_proto};
 use crate::error::{ApprovalError, Result};

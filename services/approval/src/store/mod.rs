@@ -3,13 +3,15 @@
 //! (`&mut AnyConnection`), so the change, its node and candidate rows and its outbox messages
 //! commit together. Every state transition is a compare-and-set on the row's version.
 
+mod approval_list;
 pub mod approvals;
 pub mod permissions;
 pub mod templates;
 #[cfg(test)]
 mod tests;
 
-pub use approvals::{ApprovalFilter, ApprovalPage, ApprovalTransition, ListScope};
+pub use approval_list::{ApprovalFilter, ApprovalPage, ListScope};
+pub use approvals::ApprovalTransition;
 pub use permissions::PermissionFilter;
 
 use shadowsync_common::db::{Database, Migrations};
