@@ -3,22 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::names::{NameAllocator, dependency_order};
-use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan};
-use crate::catalog::{Catalog, CatalogTable};
+use super::table::{Work, analyse};
+use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult};
+use crate::catalog::Catalog;
 use crate::diff::{self, Step, TableChange};
 use crate::error::{Result, SchemaError};
 use crate::fingerprint::fingerprint_normalized;
-use crate::model::{ForeignKey, Table};
-use crate::normalize::normalize;
+use crate::model::ForeignKey;
 use crate::render;
-
-/// One table while the plan is being built.
-struct Work {
-    plan: TablePlan,
-    source: Option<Table>,
-    shadow: Option<Table>,
-    desired: Option<Table>,
-}
 
 /// Analyses every table of `request.range` in `catalog` and orders the change script.
 ///
@@ -134,7 +126,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             }
         }
     }
-    let mut pre_drops: HashMap<usize, (Vec<ForeignKey>, Table)> = HashMap::new();
+    let mut pre_drops: HashMap<usize, Vec<ForeignKey>> = HashMap::new();
     for (i, item) in work.iter_mut().enumerate() {
         if item.desired.is_none() || skipped.contains(&context.table_key(&item.plan.source)) {
             continue;
@@ -154,9 +146,8 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                     })
             });
         if !dropped.is_empty() {
-            let before = shadow.clone();
             shadow.foreign_keys = kept;
-            pre_drops.insert(i, (dropped, before));
+            pre_drops.insert(i, dropped);
         }
     }
 
@@ -220,7 +211,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             .collect();
         let TableChange { steps, deferred } = change;
         let mut statements = Vec::new();
-        if let (Some((dropped, _)), Some(shadow)) = (pre_drops.get(&i), &item.shadow) {
+        if let (Some(dropped), Some(shadow)) = (pre_drops.get(&i), &item.shadow) {
             let clauses: Vec<String> = dropped
                 .iter()
                 .map(|fk| format!("DROP FOREIGN KEY {}", render::quote_identifier(&fk.name)))
@@ -288,138 +279,4 @@ fn statement(step: &Step) -> PlannedStatement {
         sql: step.sql.clone(),
         expected_fingerprint_after: fingerprint_normalized(&step.after),
     }
-}
-
-/// Reads one source and its shadow from the catalog and settles what can be settled without
-/// looking at other tables.
-fn analyse(
-    catalog: &Catalog,
-    base_tables: &HashMap<String, &str>,
-    source_name: &str,
-    request: &AnalysisRequest,
-) -> Work {
-    let context = &catalog.server;
-    let mut item = Work {
-        plan: TablePlan {
-            source: source_name.to_owned(),
-            shadow: None,
-            result: SyncResult::Unsupported,
-            reason: None,
-            skipped: false,
-            source_ddl: None,
-            shadow_ddl: None,
-            statements: Vec::new(),
-            source_fingerprint: None,
-            shadow_fingerprint: None,
-            target_fingerprint: None,
-            depends_on: Vec::new(),
-        },
-        source: None,
-        shadow: None,
-        desired: None,
-    };
-    let plan = &mut item.plan;
-    match request.naming.shadow_name(source_name) {
-        Ok(shadow) => plan.shadow = Some(shadow),
-        Err(reason) => {
-            plan.reason = Some(reason);
-            return item;
-        }
-    }
-    let Some(source) = catalog.table(source_name) else {
-        plan.result = SyncResult::SourceMissing;
-        plan.reason = Some("the source table no longer exists".into());
-        return item;
-    };
-    plan.source_ddl = Some(source.ddl.clone());
-    plan.source_fingerprint = source.fingerprint.clone();
-    let source = match read_model(source, context) {
-        Ok(table) => table,
-        Err(error) => {
-            plan.reason = Some(format!("cannot read the source DDL: {error}"));
-            return item;
-        }
-    };
-    if plan.source_fingerprint.is_none() {
-        plan.source_fingerprint = Some(fingerprint_normalized(&source));
-    }
-    if let Some(reason) = reaches_outside(&source) {
-        // The executor's guard refuses such statements (DESIGN.md §6): say so up front.
-        plan.reason = Some(reason);
-        return item;
-    }
-    item.source = Some(source);
-    let shadow_name = plan.shadow.clone().unwrap_or_default();
-    if !base_tables.contains_key(&context.table_key(&shadow_name)) {
-        plan.result = SyncResult::Create;
-        return item;
-    }
-    let Some(shadow) = catalog.table(&shadow_name) else {
-        plan.reason = Some("the shadow table exists but could not be read".into());
-        return item;
-    };
-    plan.shadow_ddl = Some(shadow.ddl.clone());
-    let cached_fingerprint = shadow.fingerprint.clone();
-    match read_model(shadow, context) {
-        Ok(shadow) => {
-            plan.shadow_fingerprint =
-                cached_fingerprint.or_else(|| Some(fingerprint_normalized(&shadow)));
-            plan.shadow = Some(shadow.name.clone());
-            item.shadow = Some(shadow);
-            plan.result = SyncResult::Update;
-        }
-        Err(error) => plan.reason = Some(format!("cannot read the shadow DDL: {error}")),
-    }
-    item
-}
-
-/// Why a table cannot get a shadow because its definition reaches outside the database
-/// (remote engines, connection strings, data directories), if it does.
-fn reaches_outside(table: &Table) -> Option<String> {
-    let engine = table.options.engine.as_deref().unwrap_or_default();
-    if ["CONNECT", "FEDERATED", "FEDERATEDX", "SPIDER"]
-        .iter()
-        .any(|remote| engine.eq_ignore_ascii_case(remote))
-    {
-        return Some(format!(
-            "engine {engine} reaches outside the database; its shadow is not created"
-        ));
-    }
-    let outside = ["CONNECTION", "DATA DIRECTORY", "INDEX DIRECTORY"];
-    let partition_options = table.partitioning.iter().flat_map(|p| {
-        p.partitions.iter().flat_map(|part| {
-            part.extra
-                .iter()
-                .chain(part.subpartitions.iter().flat_map(|sub| sub.extra.iter()))
-        })
-    });
-    table
-        .options
-        .other
-        .keys()
-        .chain(partition_options)
-        .find(|option| {
-            outside
-                .iter()
-                .any(|o| option.to_ascii_uppercase().starts_with(o))
-        })
-        .map(|option| {
-            let name = option.split(" =").next().unwrap_or(option);
-            format!("table option {name} reaches outside the database; its shadow is not created")
-        })
-}
-
-/// The normalized model of a table read from the server (cached by introspection).
-fn read_model(
-    table: &CatalogTable,
-    context: &crate::normalize::ServerContext,
-) -> Result<Table, String> {
-    if let Some(normalized) = &table.normalized {
-        return Ok(normalized.clone());
-    }
-    table
-        .parsed
-        .as_ref()
-        .map(|parsed| normalize(parsed, context))
-        .map_err(Clone::clone)
 }

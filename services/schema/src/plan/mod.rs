@@ -2,6 +2,7 @@
 
 mod build;
 mod names;
+mod table;
 #[cfg(test)]
 mod tests;
 

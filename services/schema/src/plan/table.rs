@@ -1,0 +1,151 @@
+//! The part of planning that looks at one source table and its shadow alone.
+
+use std::collections::HashMap;
+
+use super::{AnalysisRequest, SyncResult, TablePlan};
+use crate::catalog::{Catalog, CatalogTable};
+use crate::fingerprint::fingerprint_normalized;
+use crate::model::Table;
+use crate::normalize::normalize;
+
+/// One table while the plan is being built.
+pub(super) struct Work {
+    pub plan: TablePlan,
+    pub source: Option<Table>,
+    pub shadow: Option<Table>,
+    pub desired: Option<Table>,
+}
+
+/// Reads one source and its shadow from the catalog and settles what can be settled without
+/// looking at other tables.
+pub(super) fn analyse(
+    catalog: &Catalog,
+    base_tables: &HashMap<String, &str>,
+    source_name: &str,
+    request: &AnalysisRequest,
+) -> Work {
+    let context = &catalog.server;
+    let mut item = Work {
+        plan: TablePlan {
+            source: source_name.to_owned(),
+            shadow: None,
+            result: SyncResult::Unsupported,
+            reason: None,
+            skipped: false,
+            source_ddl: None,
+            shadow_ddl: None,
+            statements: Vec::new(),
+            source_fingerprint: None,
+            shadow_fingerprint: None,
+            target_fingerprint: None,
+            depends_on: Vec::new(),
+        },
+        source: None,
+        shadow: None,
+        desired: None,
+    };
+    let plan = &mut item.plan;
+    match request.naming.shadow_name(source_name) {
+        Ok(shadow) => plan.shadow = Some(shadow),
+        Err(reason) => {
+            plan.reason = Some(reason);
+            return item;
+        }
+    }
+    let Some(source) = catalog.table(source_name) else {
+        plan.result = SyncResult::SourceMissing;
+        plan.reason = Some("the source table no longer exists".into());
+        return item;
+    };
+    plan.source_ddl = Some(source.ddl.clone());
+    plan.source_fingerprint = source.fingerprint.clone();
+    let source = match read_model(source, context) {
+        Ok(table) => table,
+        Err(error) => {
+            plan.reason = Some(format!("cannot read the source DDL: {error}"));
+            return item;
+        }
+    };
+    if plan.source_fingerprint.is_none() {
+        plan.source_fingerprint = Some(fingerprint_normalized(&source));
+    }
+    if let Some(reason) = reaches_outside(&source) {
+        // The executor's guard refuses such statements (DESIGN.md §6): say so up front.
+        plan.reason = Some(reason);
+        return item;
+    }
+    item.source = Some(source);
+    let shadow_name = plan.shadow.clone().unwrap_or_default();
+    if !base_tables.contains_key(&context.table_key(&shadow_name)) {
+        plan.result = SyncResult::Create;
+        return item;
+    }
+    let Some(shadow) = catalog.table(&shadow_name) else {
+        plan.reason = Some("the shadow table exists but could not be read".into());
+        return item;
+    };
+    plan.shadow_ddl = Some(shadow.ddl.clone());
+    let cached_fingerprint = shadow.fingerprint.clone();
+    match read_model(shadow, context) {
+        Ok(shadow) => {
+            plan.shadow_fingerprint =
+                cached_fingerprint.or_else(|| Some(fingerprint_normalized(&shadow)));
+            plan.shadow = Some(shadow.name.clone());
+            item.shadow = Some(shadow);
+            plan.result = SyncResult::Update;
+        }
+        Err(error) => plan.reason = Some(format!("cannot read the shadow DDL: {error}")),
+    }
+    item
+}
+
+/// Why a table cannot get a shadow because its definition reaches outside the database
+/// (remote engines, connection strings, data directories), if it does.
+fn reaches_outside(table: &Table) -> Option<String> {
+    let engine = table.options.engine.as_deref().unwrap_or_default();
+    if ["CONNECT", "FEDERATED", "FEDERATEDX", "SPIDER"]
+        .iter()
+        .any(|remote| engine.eq_ignore_ascii_case(remote))
+    {
+        return Some(format!(
+            "engine {engine} reaches outside the database; its shadow is not created"
+        ));
+    }
+    let outside = ["CONNECTION", "DATA DIRECTORY", "INDEX DIRECTORY"];
+    let partition_options = table.partitioning.iter().flat_map(|p| {
+        p.partitions.iter().flat_map(|part| {
+            part.extra
+                .iter()
+                .chain(part.subpartitions.iter().flat_map(|sub| sub.extra.iter()))
+        })
+    });
+    table
+        .options
+        .other
+        .keys()
+        .chain(partition_options)
+        .find(|option| {
+            outside
+                .iter()
+                .any(|o| option.to_ascii_uppercase().starts_with(o))
+        })
+        .map(|option| {
+            let name = option.split(" =").next().unwrap_or(option);
+            format!("table option {name} reaches outside the database; its shadow is not created")
+        })
+}
+
+/// The normalized model of a table read from the server (cached by introspection).
+fn read_model(
+    table: &CatalogTable,
+    context: &crate::normalize::ServerContext,
+) -> Result<Table, String> {
+    if let Some(normalized) = &table.normalized {
+        return Ok(normalized.clone());
+    }
+    table
+        .parsed
+        .as_ref()
+        .map(|parsed| normalize(parsed, context))
+        .map_err(Clone::clone)
+}
