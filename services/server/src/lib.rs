@@ -11,11 +11,13 @@
 pub mod deps;
 pub mod embedded;
 pub mod readiness;
+pub mod wiring;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use shadowsync_common::auth::{AuthInterceptor, Authenticator};
+use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::Config;
 use shadowsync_common::grpc;
 use tokio::net::TcpListener;
@@ -90,34 +92,16 @@ pub async fn run(
     let mut readiness = readiness::Readiness::new(health_reporter, role.services());
     let deps = deps::Dependencies::open(role, &config).await?;
     deps.add_probes(&config, &mut readiness);
-    readiness.mark_not_serving().await;
-    let readiness_task = tokio::spawn(readiness.run());
 
     let (reflection_v1, reflection_v1alpha) =
         grpc::reflection(&[shadowsync_proto::FILE_DESCRIPTOR_SET])?;
 
     let mut routes = RoutesBuilder::default();
-    if role.includes(Role::Task) {
-        shadowsync_task::add_routes(
-            &mut routes,
-            shadowsync_task::TaskApi::default(),
-            auth.clone(),
-        );
-    }
-    if role.includes(Role::Approval) {
-        shadowsync_approval::add_routes(
-            &mut routes,
-            shadowsync_approval::ApprovalApi::default(),
-            auth.clone(),
-        );
-    }
-    if role.includes(Role::Analysis) {
-        shadowsync_analysis::add_routes(
-            &mut routes,
-            shadowsync_analysis::AnalysisApi::default(),
-            auth.clone(),
-        );
-    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let background = wiring::wire(role, &deps, clock, &auth, &mut readiness, &mut routes)?;
+    readiness.mark_not_serving().await;
+    let readiness_task = tokio::spawn(readiness.run());
+
     // Health is the one service reachable without a token (load balancers and kubelets probe it).
     routes.add_service(health_service);
     routes.add_service(InterceptedService::new(reflection_v1, auth.clone()));
@@ -128,6 +112,7 @@ pub async fn run(
     tracing::info!(?role, ?address, tls = config.tls.is_some(), "serving");
     let served = grpc::serve(router, listener, shutdown).await;
     readiness_task.abort();
+    background.stop().await;
     if let Some(queue) = &deps.queue {
         queue.close().await;
     }

@@ -341,3 +341,62 @@ fn a_bad_setting_stops_start_up_naming_the_key() {
 }
 
 mod tls_support;
+
+#[test]
+fn the_binary_serves_embedded_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shadowsync"))
+        .args(["serve", "all", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("SHADOWSYNC_DATABASE_URL")
+        .env_remove("SHADOWSYNC_QUEUE_URL")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start shadowsync");
+    let endpoint_file = dir.path().join(shadowsync_server::embedded::ENDPOINT_FILE);
+    let mut endpoint = String::new();
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&endpoint_file) {
+            endpoint = text.trim().to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "no endpoint written: {endpoint:?}");
+    let token = std::fs::read_to_string(dir.path().join(shadowsync_server::embedded::ADMIN_TOKEN_FILE))
+        .expect("admin token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join(shadowsync_server::embedded::ADMIN_TOKEN_FILE))
+            .expect("token metadata")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let channel = grpc::channel(&endpoint, None).expect("channel");
+        wait_serving(channel.clone(), "").await;
+        let authed = grpc::authenticated(channel, &Secret::new(token.trim().to_string())).expect("header");
+        let me = TaskServiceClient::new(authed)
+            .get_identity(GetIdentityRequest {})
+            .await
+            .expect("identity")
+            .into_inner();
+        assert!(me.admin);
+    });
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("shadowsync did not stop within 5 s of SIGTERM");
+}
