@@ -105,11 +105,19 @@ where
     Working: Future<Output = Result<T>>,
 {
     let mut last = ApprovalError::Conflict;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         match work().await {
-            Err(error) if retryable(&error) => last = error,
+            Err(error) if retryable(&error) => {
+                last = error;
+                // A short, growing pause lets the winner commit before the next attempt.
+                let pause = 2_u64 << attempt.min(6);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             other => return other,
         }
     }
     Err(last)
 }
+
+#[cfg(test)]
+mod tests;

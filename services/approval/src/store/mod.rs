@@ -14,7 +14,7 @@ pub use approval_list::{ApprovalFilter, ApprovalPage, ListScope};
 pub use approvals::ApprovalTransition;
 pub use permissions::PermissionFilter;
 
-use shadowsync_common::db::{Database, Migrations};
+use shadowsync_common::db::{Backend, Database, Migrations};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
@@ -45,9 +45,16 @@ impl Store {
 
     /// Starts a transaction.
     ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails with SQLITE_BUSY, without waiting, when another writer
+    /// got there first; an immediate one waits its turn under the busy timeout instead.
+    ///
     /// Fails when the store is unreachable.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.db.pool().begin().await?)
+        Ok(match self.db.backend() {
+            Backend::Postgres => self.db.pool().begin().await?,
+            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        })
     }
 }
 
