@@ -89,14 +89,28 @@ impl Introspector {
     ///
     /// Fails with [`SchemaError::DatabaseNotFound`] when the database does not exist.
     pub async fn server_context(&self, database: &str) -> Result<(ServerContext, Vec<String>)> {
+        self.read_server(database, true).await
+    }
+
+    /// [`Self::server_context`] without the table list (cheaper on large databases).
+    async fn read_server(
+        &self,
+        database: &str,
+        list_tables: bool,
+    ) -> Result<(ServerContext, Vec<String>)> {
         let literal = string_literal(database)?;
-        let sql = format!(
+        let mut sql = format!(
             "SELECT VERSION(), CAST(@@lower_case_table_names AS CHAR), DEFAULT_CHARACTER_SET_NAME, \
              DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {literal};\
-             SELECT COLLATION_NAME, CHARACTER_SET_NAME, IS_DEFAULT FROM information_schema.COLLATIONS;\
-             SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {literal} \
-             AND TABLE_TYPE = 'BASE TABLE'"
+             SELECT COLLATION_NAME, CHARACTER_SET_NAME, IS_DEFAULT FROM information_schema.COLLATIONS"
         );
+        if list_tables {
+            // Only name and type: MariaDB and MySQL answer this without opening the tables.
+            sql.push_str(&format!(
+                ";SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {literal} \
+                 AND TABLE_TYPE = 'BASE TABLE'"
+            ));
+        }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let results: Vec<Either<_, MySqlRow>> = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_many(&self.pool)
@@ -218,7 +232,7 @@ impl Introspector {
         database: &str,
         names: &[String],
     ) -> Result<BTreeMap<String, Option<String>>> {
-        let (context, _) = self.server_context(database).await?;
+        let (context, _) = self.read_server(database, false).await?;
         let mut stats = IntrospectStats::default();
         let tables = self
             .read_tables(database, names, &context, &mut stats, &mut |_, _| {})
