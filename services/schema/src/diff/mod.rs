@@ -72,12 +72,37 @@ fn key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Equal definitions; column names compare case-insensitively, as the servers do.
 fn same_column(a: &Column, b: &Column) -> bool {
-    let mut a = a.clone();
-    let mut b = b.clone();
-    a.name = key(&a.name);
-    b.name = key(&b.name);
-    a == b
+    // Destructured so that a new field cannot be forgotten here.
+    let Column {
+        name,
+        data_type,
+        charset,
+        collation,
+        nullable,
+        default,
+        auto_increment,
+        on_update,
+        generated,
+        comment,
+        invisible,
+        check,
+        extra,
+    } = a;
+    name.to_lowercase() == b.name.to_lowercase()
+        && *data_type == b.data_type
+        && *charset == b.charset
+        && *collation == b.collation
+        && *nullable == b.nullable
+        && *default == b.default
+        && *auto_increment == b.auto_increment
+        && *on_update == b.on_update
+        && *generated == b.generated
+        && *comment == b.comment
+        && *invisible == b.invisible
+        && *check == b.check
+        && *extra == b.extra
 }
 
 /// Lower-case names of the columns both tables have whose definitions differ.

@@ -9,7 +9,7 @@ use crate::catalog::Catalog;
 use crate::diff::{self, Step, TableChange};
 use crate::error::{Result, SchemaError};
 use crate::fingerprint::fingerprint_normalized;
-use crate::model::ForeignKey;
+use crate::model::{ForeignKey, Table};
 use crate::render;
 
 /// Analyses every table of `request.range` in `catalog` and orders the change script.
@@ -33,7 +33,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         .map(|name| context.table_key(name))
         .collect();
 
-    let mut work: Vec<Work> = sources
+    let mut work: Vec<Work<'_>> = sources
         .iter()
         .map(|s| analyse(catalog, &base_tables, s, request))
         .collect();
@@ -75,7 +75,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         if !item.plan.result.needs_sync() {
             continue;
         }
-        let mut desired = source.clone();
+        let mut desired = Table::clone(source);
         desired.name = shadow_name.clone();
         for fk in &mut desired.foreign_keys {
             let other_schema = fk
@@ -146,7 +146,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                     })
             });
         if !dropped.is_empty() {
-            shadow.foreign_keys = kept;
+            shadow.to_mut().foreign_keys = kept;
             pre_drops.insert(i, dropped);
         }
     }
@@ -222,7 +222,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                     render::quote_identifier(&shadow.name),
                     clauses.join(", ")
                 ),
-                after: shadow.clone(),
+                after: Table::clone(shadow),
             }));
             pre_refs.push(StatementRef {
                 table: i,

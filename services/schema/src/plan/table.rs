@@ -1,5 +1,6 @@
 //! The part of planning that looks at one source table and its shadow alone.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{AnalysisRequest, SyncResult, TablePlan};
@@ -9,21 +10,22 @@ use crate::model::Table;
 use crate::normalize::normalize;
 
 /// One table while the plan is being built.
-pub(super) struct Work {
+pub(super) struct Work<'a> {
     pub plan: TablePlan,
-    pub source: Option<Table>,
-    pub shadow: Option<Table>,
+    /// Normalized models, borrowed from the catalog's cache when it has them.
+    pub source: Option<Cow<'a, Table>>,
+    pub shadow: Option<Cow<'a, Table>>,
     pub desired: Option<Table>,
 }
 
 /// Reads one source and its shadow from the catalog and settles what can be settled without
 /// looking at other tables.
-pub(super) fn analyse(
-    catalog: &Catalog,
+pub(super) fn analyse<'a>(
+    catalog: &'a Catalog,
     base_tables: &HashMap<String, &str>,
     source_name: &str,
     request: &AnalysisRequest,
-) -> Work {
+) -> Work<'a> {
     let context = &catalog.server;
     let mut item = Work {
         plan: TablePlan {
@@ -136,16 +138,16 @@ fn reaches_outside(table: &Table) -> Option<String> {
 }
 
 /// The normalized model of a table read from the server (cached by introspection).
-fn read_model(
-    table: &CatalogTable,
+fn read_model<'a>(
+    table: &'a CatalogTable,
     context: &crate::normalize::ServerContext,
-) -> Result<Table, String> {
+) -> Result<Cow<'a, Table>, String> {
     if let Some(normalized) = &table.normalized {
-        return Ok(normalized.clone());
+        return Ok(Cow::Borrowed(normalized));
     }
     table
         .parsed
         .as_ref()
-        .map(|parsed| normalize(parsed, context))
+        .map(|parsed| Cow::Owned(normalize(parsed, context)))
         .map_err(Clone::clone)
 }
