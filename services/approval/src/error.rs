@@ -23,6 +23,9 @@ pub enum ApprovalError {
     Store(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// Start-up could not migrate the store.
+    #[error(transparent)]
+    Setup(#[from] shadowsync_common::db::DbError),
 }
 
 /// Result of an approval use case.
@@ -58,9 +61,9 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::Store(error) if is_unavailable(&error) => {
                 ApiError::Unavailable("metadata store unavailable".to_string())
             }
-            error @ (ApprovalError::Store(_) | ApprovalError::Corrupt(_)) => {
-                ApiError::internal(error)
-            }
+            error @ (ApprovalError::Store(_)
+            | ApprovalError::Corrupt(_)
+            | ApprovalError::Setup(_)) => ApiError::internal(error),
         }
     }
 }

@@ -68,9 +68,7 @@ pub struct ApprovalDeps {
 ///
 /// Fails when the store is unreachable or a migration fails.
 pub async fn prepare(db: &Database, clock: &dyn Clock) -> Result<(), error::ApprovalError> {
-    db.migrate(&MIGRATIONS)
-        .await
-        .map_err(|e| error::ApprovalError::Corrupt(e.to_string()))?;
+    db.migrate(&MIGRATIONS).await?;
     outbox::ensure_schema(db).await?;
     Store::new(db.clone())
         .seed(&service::templates::builtin_template(), clock.now())

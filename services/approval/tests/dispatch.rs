@@ -165,3 +165,55 @@ async fn a_generic_request_types_decision_reaches_a_queue_bound_to_that_type_onl
     drop(stream);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn the_background_relay_publishes_without_being_asked_and_stops_on_shutdown() {
+    let h = Harness::start().await;
+    let events = h
+        .queue
+        .declare_subscription("all-events", &["approval.#", "permission.*"])
+        .await
+        .unwrap();
+    let mut stream = h.queue.consume(&events, 10).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let background = tokio::spawn(shadowsync_approval::run_background(
+        h.api.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    let mut root = h.admin();
+    root.grant_permission(pb::GrantPermissionRequest {
+        user: "alice".into(),
+        task_type: "shadow_table_sync".into(),
+        connection_id: "c1".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let granted = next_delivery(&mut stream).await;
+    assert_eq!(granted.routing_key(), "permission.granted");
+    let event = pb::PermissionEvent::decode(granted.message().payload.as_slice()).unwrap();
+    assert_eq!(event.permission.unwrap().user, "alice");
+    assert_eq!(event.actor.unwrap().subject, "root");
+    granted.ack().await.unwrap();
+    let request = submit(
+        &mut h.client("alice", &["dev"]),
+        "feature_flag_change",
+        "f7",
+        "",
+    )
+    .await;
+    let requested = next_delivery(&mut stream).await;
+    let event = pb::ApprovalEvent::decode(requested.message().payload.as_slice()).unwrap();
+    assert_eq!(event.approval_id, request.id);
+    let current = event.current.unwrap();
+    assert_eq!(current.roles, ["admin"], "the builtin's candidates");
+    assert!(current.deadline.is_some());
+    requested.ack().await.unwrap();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), background)
+        .await
+        .expect("background work stops on shutdown")
+        .unwrap();
+    drop(stream);
+    h.stop().await;
+}

@@ -137,3 +137,153 @@ async fn priority_order_decides_the_match_and_reordering_spares_requests_in_flig
     assert_eq!(denied.code(), Code::PermissionDenied);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn templates_are_validated_versioned_and_the_builtin_is_protected() {
+    let h = Harness::start().await;
+    let mut admin = h.admin();
+    let invalid = |nodes: Vec<pb::TemplateNode>, name: &str| pb::CreateTemplateRequest {
+        template: Some(pb::Template {
+            name: name.into(),
+            enabled: true,
+            nodes,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let cases = [
+        (
+            invalid(
+                vec![node(&[], &[], pb::ApprovalMode::Any, 0)],
+                "no approvers",
+            ),
+            "approver_users",
+        ),
+        (
+            invalid(
+                vec![node(&["a", "b"], &[], pb::ApprovalMode::Quorum, 3)],
+                "quorum",
+            ),
+            "quorum",
+        ),
+        (invalid(vec![auto_node()], " "), "template.name"),
+        (invalid(vec![], "no nodes"), "template.nodes"),
+    ];
+    for (request, field) in cases {
+        let error = admin.create_template(request).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{field}");
+        assert!(
+            error.message().contains(field),
+            "{} names {field}",
+            error.message()
+        );
+    }
+    // Idempotent creation on request_id.
+    let request = pb::CreateTemplateRequest {
+        request_id: "create-1".into(),
+        ..invalid(vec![auto_node()], "auto")
+    };
+    let first = admin
+        .create_template(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    let again = admin
+        .create_template(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!((first.rank, first.execution_priority), (1, 10));
+
+    // Optimistic concurrency: a stale version is refused.
+    let mut edited = first.clone();
+    edited.description = "changed".into();
+    let updated = admin
+        .update_template(pb::UpdateTemplateRequest {
+            template: Some(edited.clone()),
+            expected_version: first.version,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    assert_eq!(updated.version, first.version + 1);
+    let stale = admin
+        .update_template(pb::UpdateTemplateRequest {
+            template: Some(edited),
+            expected_version: first.version,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+
+    // The builtin: editable, never disabled or deleted.
+    let list = admin
+        .list_templates(pb::ListTemplatesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.total_size, 2);
+    let mut builtin = list.templates.into_iter().find(|t| t.builtin).unwrap();
+    assert_eq!(builtin.rank, 2, "always last");
+    builtin.description = "admins approve".into();
+    let edited = admin
+        .update_template(pb::UpdateTemplateRequest {
+            template: Some(builtin.clone()),
+            expected_version: builtin.version,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    builtin.enabled = false;
+    let disable = admin
+        .update_template(pb::UpdateTemplateRequest {
+            template: Some(builtin),
+            expected_version: edited.version,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(disable.code(), Code::FailedPrecondition);
+    let delete = admin
+        .delete_template(pb::DeleteTemplateRequest {
+            template_id: edited.id,
+            expected_version: edited.version,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(delete.code(), Code::FailedPrecondition);
+    // Deleting a template takes it out of the priority order.
+    admin
+        .delete_template(pb::DeleteTemplateRequest {
+            template_id: first.id.clone(),
+            expected_version: updated.version,
+        })
+        .await
+        .unwrap();
+    let priority = admin
+        .get_priority(pb::GetPriorityRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(priority.entries.len(), 1);
+    assert!(priority.entries[0].builtin);
+    let denied = h
+        .client("alice", &["dev"])
+        .create_template(invalid(vec![auto_node()], "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    h.stop().await;
+}

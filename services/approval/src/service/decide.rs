@@ -21,6 +21,7 @@ impl Service {
     /// `Approve` / `Reject` by `person`.
     ///
     /// Fails as [`check_may_decide`] does, and with `InvalidArgument` for an over-long comment.
+    #[tracing::instrument(skip_all, fields(approver = %person.subject, approval_id = %approval_id, approve), err(Display))]
     pub async fn decide(
         &self,
         person: &Person,
@@ -48,6 +49,12 @@ impl Service {
         })
         .await?;
         self.committed(Some(&approval.id));
+        tracing::info!(
+            approval_id = %approval.id,
+            node = approval.current_node,
+            status = approval.status.as_str(),
+            "decision recorded"
+        );
         Ok(approval)
     }
 
@@ -154,6 +161,7 @@ impl Service {
     /// cancelled request again succeeds without change.
     ///
     /// Fails with `PermissionDenied` for anyone else, `FailedPrecondition` when already final.
+    #[tracing::instrument(skip_all, fields(by = %person.subject, approval_id = %approval_id), err(Display))]
     pub async fn cancel(
         &self,
         person: &Person,
@@ -216,6 +224,7 @@ impl Service {
     /// Expires one request if it is still pending past its deadline; returns whether it did.
     ///
     /// Fails when the store fails.
+    #[tracing::instrument(skip_all, fields(approval_id = %approval_id), err(Display))]
     pub async fn expire(&self, approval_id: &str) -> Result<bool> {
         let expired = with_retries(|| self.try_expire(approval_id)).await?;
         if expired {

@@ -28,6 +28,7 @@ impl Service {
     /// database and the caller's roles.
     ///
     /// Fails with `InvalidArgument` for a missing field.
+    #[tracing::instrument(skip_all, fields(caller = %person.subject), err(Display))]
     pub async fn apply_permission(
         &self,
         person: &Person,
@@ -114,6 +115,7 @@ impl Service {
     /// `GrantPermission` (admin).
     ///
     /// Fails with `PermissionDenied` for others, `InvalidArgument` for a missing field.
+    #[tracing::instrument(skip_all, fields(admin = %admin.subject, user = %r.user), err(Display))]
     pub async fn grant(&self, admin: &Person, r: pb::GrantPermissionRequest) -> Result<Permission> {
         if !admin.has_role(names::ROLE_ADMIN) {
             return Err(ApprovalError::PermissionDenied(
@@ -187,6 +189,7 @@ impl Service {
     /// `RevokePermission` (admin).
     ///
     /// Fails with `NotFound`, `FailedPrecondition` when already revoked, `PermissionDenied`.
+    #[tracing::instrument(skip_all, fields(admin = %admin.subject, permission_id = %id), err(Display))]
     pub async fn revoke(&self, admin: &Person, id: &str, reason: &str) -> Result<Permission> {
         if !admin.has_role(names::ROLE_ADMIN) {
             return Err(ApprovalError::PermissionDenied(

@@ -63,6 +63,7 @@ impl Service {
     /// Fails with `PermissionDenied` when the caller may not submit this type (only `svc:task`
     /// submits `shadow_table_sync`; `permission_apply` only through `ApplyPermission`), and
     /// `InvalidArgument` for malformed input.
+    #[tracing::instrument(skip_all, fields(caller = %caller.subject, request_type = %request.request_type), err(Display))]
     pub async fn submit(
         &self,
         caller: &Person,
@@ -162,6 +163,13 @@ impl Service {
         let fingerprint = submission.fingerprint()?;
         let approval = with_retries(|| self.try_create(&submission, &fingerprint)).await?;
         self.committed(Some(&approval.id));
+        tracing::info!(
+            approval_id = %approval.id,
+            template = %approval.snapshot.name,
+            priority = approval.snapshot.execution_priority,
+            status = approval.status.as_str(),
+            "approval request matched"
+        );
         Ok(approval)
     }
 

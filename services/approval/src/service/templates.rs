@@ -59,6 +59,7 @@ impl Service {
     /// `CreateTemplate`: validated, placed just before the builtin in the priority order.
     ///
     /// Fails with `InvalidArgument`, `AlreadyExists` (duplicate name) or `PermissionDenied`.
+    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
     pub async fn create_template(
         &self,
         person: &Person,
@@ -168,6 +169,7 @@ impl Service {
     /// stays enabled.
     ///
     /// Fails with `FailedPrecondition` for a stale version or disabling the builtin.
+    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
     pub async fn update_template(
         &self,
         person: &Person,
@@ -209,6 +211,7 @@ impl Service {
     /// `DeleteTemplate` at `expected_version`; it leaves the priority order.
     ///
     /// Fails with `FailedPrecondition` for the builtin or a stale version.
+    #[tracing::instrument(skip_all, fields(admin = %person.subject, template_id = %id), err(Display))]
     pub async fn delete_template(
         &self,
         person: &Person,
@@ -265,6 +268,7 @@ impl Service {
     ///
     /// Fails with `FailedPrecondition` for a stale version, a partial list or an unknown id,
     /// `InvalidArgument` for a duplicate or a builtin that is not last.
+    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
     pub async fn set_priority(
         &self,
         person: &Person,
