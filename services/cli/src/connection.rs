@@ -16,7 +16,7 @@ use shadowsync_proto::task::v1::{
 
 use crate::CliError;
 use crate::client::ClientArgs;
-use crate::output::{self, OutputFormat};
+use crate::output::{self, OutputFormat, proto_json, request_id};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ConnectionCommand {
@@ -98,7 +98,7 @@ pub async fn run(
                         environment: args.environment.clone(),
                         options: Default::default(),
                     }),
-                    request_id: uuid_like(),
+                    request_id: request_id(),
                 })
                 .await?
                 .into_inner();
@@ -169,14 +169,6 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
     Ok(std::env::var("SHADOWSYNC_DB_PASSWORD").unwrap_or_default())
 }
 
-/// A client request id: retried `add`s of one invocation are idempotent.
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("shadowctl-{}-{nanos}", std::process::id())
-}
-
 async fn list(client: &mut Client, name: Option<String>) -> Result<Vec<Connection>, CliError> {
     let mut all = Vec::new();
     let mut page_token = String::new();
@@ -213,10 +205,6 @@ pub async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Connection
     response
         .connection
         .ok_or_else(|| CliError::Usage(format!("no connection named {name_or_id:?}")))
-}
-
-fn proto_json<M: prost::Message + prost::Name>(message: &M) -> Result<serde_json::Value, CliError> {
-    shadowsync_proto::json::to_json(message).map_err(|e| CliError::Usage(e.to_string()))
 }
 
 fn show(

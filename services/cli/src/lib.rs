@@ -12,6 +12,7 @@ pub mod client;
 mod connection;
 mod health;
 pub mod output;
+mod template;
 mod token;
 mod whoami;
 
@@ -51,6 +52,9 @@ pub enum Command {
     Whoami,
     /// Plan shadow-table changes directly against a database, without any service.
     Plan(shadowsync_schema::cli::PlanArgs),
+    /// Manage approval process templates and their priority order.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
     /// Mint a token for another user from the embedded server's secret (embedded mode only).
     Token(token::TokenArgs),
 }
@@ -91,6 +95,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
         Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
+        Command::Template(command) => {
+            template::run(&cli.client, &command, cli.output, &mut stdout).await
+        }
         Command::Token(args) => token::run(&cli.client, &args, &mut stdout),
         Command::Plan(args) => {
             let password = std::env::var("SHADOWSYNC_DB_PASSWORD").ok();

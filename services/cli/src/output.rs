@@ -56,6 +56,21 @@ pub fn local_time(timestamp: prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// A message as canonical proto3 JSON.
+pub fn proto_json<M: prost::Message + prost::Name>(
+    message: &M,
+) -> Result<serde_json::Value, CliError> {
+    shadowsync_proto::json::to_json(message).map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// A client request id, unique per invocation: retries inside one command are idempotent.
+pub fn request_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("shadowctl-{}-{nanos}", std::process::id())
+}
+
 /// Writes bytes, turning an I/O failure (a closed pipe) into an error instead of a panic.
 pub fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
     out.write_all(bytes)

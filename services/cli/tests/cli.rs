@@ -195,3 +195,80 @@ fn token_mints_identities_the_server_accepts() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("embedded"));
 }
+
+fn wait_healthy(data_dir: &Path) {
+    for _ in 0..100 {
+        if shadowctl(data_dir, &["health"]).status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("embedded server never became healthy");
+}
+
+#[test]
+fn templates_and_their_priority_from_yaml_files() {
+    let server = Embedded::start();
+    wait_healthy(server.data_dir());
+    let list = stdout(&shadowctl(server.data_dir(), &["template", "list"]));
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "header and the built-in fallback: {list}"
+    );
+
+    let file = server.data_dir().join("prod.yaml");
+    std::fs::write(
+        &file,
+        "name: prod-dba\nenabled: true\nmatchRule:\n  requestTypes: [shadow_table_sync]\n  environments: [prod]\nnodes:\n  - name: dba\n    approverRoles: [dba]\n    mode: APPROVAL_MODE_ANY\n",
+    )
+    .expect("write template");
+    let created = shadowctl(
+        server.data_dir(),
+        &["template", "create", "-f", file.to_str().expect("utf8")],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let priority = shadowctl(
+        server.data_dir(),
+        &["template", "priority", "--output", "json"],
+    );
+    let entries: serde_json::Value = serde_json::from_slice(&priority.stdout).expect("json");
+    let names: Vec<&str> = entries
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["templateName"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{entries}");
+    assert_eq!(
+        names[0], "prod-dba",
+        "a new template ranks above the fallback: {entries}"
+    );
+
+    let bad = server.data_dir().join("bad.json");
+    std::fs::write(&bad, r#"{"name": "x", "nodes": [{"name": "empty"}]}"#).expect("write");
+    let refused = shadowctl(
+        server.data_dir(),
+        &["template", "create", "-f", bad.to_str().expect("utf8")],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).starts_with("error: INVALID_ARGUMENT"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let removed = shadowctl(server.data_dir(), &["template", "rm", "prod-dba"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let list = stdout(&shadowctl(server.data_dir(), &["template", "list"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+}

@@ -1,0 +1,287 @@
+//! `shadowctl template list|show|create|update|rm` and `template priority [set ID…]`: the
+//! administrator's application processes and their order.
+//!
+//! Template files are the proto3 JSON (or the same structure in YAML) of
+//! `shadowsync.approval.v1.Template`, e.g.
+//!
+//! ```yaml
+//! name: prod-dba
+//! enabled: true
+//! matchRule: { requestTypes: [shadow_table_sync], environments: [prod] }
+//! nodes:
+//!   - { name: dba, approverRoles: [dba], mode: APPROVAL_MODE_ANY }
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
+use shadowsync_proto::approval::v1::{
+    CreateTemplateRequest, DeleteTemplateRequest, GetPriorityRequest, GetTemplateRequest,
+    ListTemplatesRequest, PriorityEntry, SetPriorityRequest, Template, UpdateTemplateRequest,
+};
+
+use crate::CliError;
+use crate::client::ClientArgs;
+use crate::output::{self, OutputFormat, proto_json, request_id};
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TemplateCommand {
+    /// List templates in priority order.
+    List,
+    /// Show one template (by name or id).
+    Show { template: String },
+    /// Create a template from a JSON or YAML file (admin only).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Replace a template from a file naming its id or name (admin only). The file's `version`,
+    /// when present, guards against overwriting someone else's change.
+    Update {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Delete a template (admin only; the built-in fallback cannot be deleted).
+    Rm { template: String },
+    /// Show the priority order, or set it with `priority set ID…` (admin only).
+    Priority {
+        #[command(subcommand)]
+        action: Option<PriorityAction>,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PriorityAction {
+    /// Set the complete order, highest priority first (names or ids).
+    Set {
+        #[arg(required = true)]
+        templates: Vec<String>,
+    },
+}
+
+type Client = ApprovalServiceClient<shadowsync_common::grpc::AuthenticatedChannel>;
+
+pub async fn run(
+    client_args: &ClientArgs,
+    command: &TemplateCommand,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let mut client = ApprovalServiceClient::new(client_args.authenticated()?);
+    match command {
+        TemplateCommand::List => {
+            let templates = list(&mut client).await?;
+            show_list(out, format, &templates)?;
+        }
+        TemplateCommand::Show { template } => {
+            let template = resolve(&mut client, template).await?;
+            output::json(out, &proto_json(&template)?)?;
+        }
+        TemplateCommand::Create { file } => {
+            let template = read_template(file)?;
+            let created = client
+                .create_template(CreateTemplateRequest {
+                    template: Some(template),
+                    request_id: request_id(),
+                })
+                .await?
+                .into_inner()
+                .template
+                .unwrap_or_default();
+            show_list(out, format, &[created])?;
+        }
+        TemplateCommand::Update { file } => {
+            let mut template = read_template(file)?;
+            let key = if template.id.is_empty() {
+                template.name.clone()
+            } else {
+                template.id.clone()
+            };
+            let current = resolve(&mut client, &key).await?;
+            let expected_version = if template.version != 0 {
+                template.version
+            } else {
+                current.version
+            };
+            template.id = current.id;
+            let updated = client
+                .update_template(UpdateTemplateRequest {
+                    template: Some(template),
+                    expected_version,
+                    request_id: request_id(),
+                })
+                .await?
+                .into_inner()
+                .template
+                .unwrap_or_default();
+            show_list(out, format, &[updated])?;
+        }
+        TemplateCommand::Rm { template } => {
+            let current = resolve(&mut client, template).await?;
+            client
+                .delete_template(DeleteTemplateRequest {
+                    template_id: current.id.clone(),
+                    expected_version: current.version,
+                })
+                .await?;
+            output::write_all(
+                out,
+                format!("deleted template {}\n", current.name).as_bytes(),
+            )?;
+        }
+        TemplateCommand::Priority { action: None } => {
+            let priority = client
+                .get_priority(GetPriorityRequest {})
+                .await?
+                .into_inner();
+            show_priority(out, format, &priority.entries)?;
+        }
+        TemplateCommand::Priority {
+            action: Some(PriorityAction::Set { templates }),
+        } => {
+            let current = client
+                .get_priority(GetPriorityRequest {})
+                .await?
+                .into_inner();
+            let mut ids = Vec::with_capacity(templates.len());
+            for key in templates {
+                let entry = current
+                    .entries
+                    .iter()
+                    .find(|e| &e.template_id == key || &e.template_name == key)
+                    .ok_or_else(|| CliError::Usage(format!("no template named {key:?}")))?;
+                ids.push(entry.template_id.clone());
+            }
+            let updated = client
+                .set_priority(SetPriorityRequest {
+                    template_ids: ids,
+                    expected_version: current.version,
+                })
+                .await?
+                .into_inner();
+            show_priority(out, format, &updated.entries)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a template from proto3 JSON or YAML (by extension; JSON is tried first otherwise).
+fn read_template(path: &Path) -> Result<Template, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let is_yaml = path
+        .extension()
+        .is_some_and(|ext| ext == "yaml" || ext == "yml");
+    let value: serde_json::Value = if is_yaml {
+        serde_yaml::from_str(&text)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+    } else {
+        serde_json::from_str(&text)
+            .or_else(|_| serde_yaml::from_str(&text))
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+    };
+    shadowsync_proto::json::from_json(value)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+async fn list(client: &mut Client) -> Result<Vec<Template>, CliError> {
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_templates(ListTemplatesRequest {
+                page_size: 500,
+                page_token: page_token.clone(),
+            })
+            .await?
+            .into_inner();
+        all.extend(page.templates);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Template, CliError> {
+    if let Some(found) = list(client)
+        .await?
+        .into_iter()
+        .find(|t| t.name == name_or_id)
+    {
+        return Ok(found);
+    }
+    client
+        .get_template(GetTemplateRequest {
+            template_id: name_or_id.to_string(),
+        })
+        .await?
+        .into_inner()
+        .template
+        .ok_or_else(|| CliError::Usage(format!("no template named {name_or_id:?}")))
+}
+
+fn show_list(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    templates: &[Template],
+) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        let values = templates
+            .iter()
+            .map(proto_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        return output::json(out, &serde_json::Value::Array(values));
+    }
+    let rows: Vec<Vec<String>> = templates
+        .iter()
+        .map(|t| {
+            vec![
+                t.rank.to_string(),
+                t.name.clone(),
+                t.enabled.to_string(),
+                t.execution_priority.to_string(),
+                t.nodes
+                    .iter()
+                    .map(|n| n.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                t.id.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        out,
+        &["RANK", "NAME", "ENABLED", "PRIORITY", "NODES", "ID"],
+        &rows,
+    )
+}
+
+fn show_priority(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    entries: &[PriorityEntry],
+) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        let values = entries
+            .iter()
+            .map(proto_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        return output::json(out, &serde_json::Value::Array(values));
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.rank.to_string(),
+                e.template_name.clone(),
+                e.execution_priority.to_string(),
+                e.enabled.to_string(),
+                e.template_id.clone(),
+            ]
+        })
+        .collect();
+    output::table(out, &["RANK", "NAME", "PRIORITY", "ENABLED", "ID"], &rows)
+}
