@@ -215,6 +215,30 @@ async fn templates_are_validated_versioned_and_the_builtin_is_protected() {
         .template
         .unwrap();
     assert_eq!(updated.version, first.version + 1);
+    // A retried update (same request id) answers with the template instead of a stale version.
+    let mut retried = first.clone();
+    retried.description = "retried".into();
+    let retry = pb::UpdateTemplateRequest {
+        template: Some(retried),
+        expected_version: updated.version,
+        request_id: "update-1".into(),
+    };
+    let once = admin
+        .update_template(retry.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    let twice = admin
+        .update_template(retry)
+        .await
+        .unwrap()
+        .into_inner()
+        .template
+        .unwrap();
+    assert_eq!(once.version, twice.version);
+    let updated = once;
     let stale = admin
         .update_template(pb::UpdateTemplateRequest {
             template: Some(edited),

@@ -280,6 +280,12 @@ impl Service {
         r: pb::CheckPermissionRequest,
     ) -> Result<pb::CheckPermissionResponse> {
         let is_service = caller.subject.starts_with("svc:");
+        if is_service && r.user.is_empty() {
+            return Err(ApprovalError::invalid(
+                "user",
+                "required when a service asks",
+            ));
+        }
         let user = if r.user.is_empty() {
             caller.subject.clone()
         } else {

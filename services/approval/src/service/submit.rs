@@ -189,20 +189,22 @@ impl Service {
                 ApprovalError::invalid("request_id", "reused with different parameters")
             });
         }
-        let pending = approvals::id_by_resource(
+        // A task is approved once: its request is never replaced, even after a final status
+        // (initiating again makes a new task), so a late retry can never orphan a second one.
+        // Other resources may be asked for again once their request is final.
+        let pending_only = s.request_type != names::REQUEST_TYPE_SHADOW_TABLE_SYNC;
+        let existing = approvals::id_by_resource(
             &mut tx,
             &s.request_type,
             &s.resource.resource_type,
             &s.resource.id,
-            true,
+            pending_only,
         )
         .await?;
-        if let Some(id) = pending {
+        if let Some(id) = existing {
             let existing = load(&mut tx, &id).await?;
             return same(existing).map_err(|_| {
-                ApprovalError::AlreadyExists(format!(
-                    "a pending request exists for this resource: {id}"
-                ))
+                ApprovalError::AlreadyExists(format!("a request exists for this resource: {id}"))
             });
         }
         let all = templates::all_templates_in(&mut tx).await?;

@@ -179,7 +179,31 @@ impl Service {
         let proto = request.template.unwrap_or_default();
         let definition = definition_from_proto(&proto)?;
         validate(&proto.name, &definition)?;
+        let fingerprint = super::queries::fingerprint(&serde_json::to_string(&(
+            &proto.id,
+            &proto.name,
+            &definition,
+            request.expected_version,
+        ))?);
+        let key = (
+            person.subject.as_str(),
+            "UpdateTemplate",
+            request.request_id.as_str(),
+        );
         let mut tx = self.store.begin().await?;
+        // A retry of an update that succeeded answers with the template, not a stale version.
+        if !request.request_id.is_empty()
+            && let Some((seen, id)) = keys::request_key(&mut tx, key.0, key.1, key.2).await?
+        {
+            if seen != fingerprint {
+                return Err(ApprovalError::invalid(
+                    "request_id",
+                    "reused with different parameters",
+                ));
+            }
+            tx.commit().await?;
+            return self.template_view(&id).await;
+        }
         let current = templates::template_in(&mut tx, &proto.id)
             .await?
             .ok_or_else(|| ApprovalError::NotFound(format!("template {} not found", proto.id)))?;
@@ -203,6 +227,9 @@ impl Service {
                 ));
             }
             other => other?,
+        }
+        if !request.request_id.is_empty() {
+            keys::insert_request_key(&mut tx, key, &fingerprint, &updated.id, self.now()).await?;
         }
         tx.commit().await?;
         self.template_view(&updated.id).await

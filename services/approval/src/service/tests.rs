@@ -292,6 +292,29 @@ async fn submissions_are_idempotent_and_refuse_changed_retries(db: Database) {
         .expect("by resource");
     assert_eq!(found.id, first.id);
     assert_eq!(found.payload_sha256, "cd".repeat(32));
+    // Even once final, a task's request is never replaced: a late retry finds it.
+    f.service
+        .decide(&admin(), &first.id, false, "no", None, "")
+        .await
+        .expect("reject");
+    let mut late = task_request(5, None);
+    late.request_id = "a-late-retry".into();
+    let found = f
+        .service
+        .submit(&task_service(), late)
+        .await
+        .expect("same task");
+    assert_eq!(
+        (found.id.as_str(), found.status),
+        (first.id.as_str(), ApprovalStatus::Rejected)
+    );
+    // A service must say whom it checks.
+    assert!(matches!(
+        f.service
+            .check_permission(&task_service(), pb::CheckPermissionRequest::default())
+            .await,
+        Err(ApprovalError::InvalidArgument { .. })
+    ));
 }
 
 async fn lists_page_without_gaps_or_duplicates(db: Database) {
