@@ -8,10 +8,12 @@
 //!
 //! Errors print as one line naming the gRPC code, and the exit status is non-zero.
 
+mod approval;
 pub mod client;
 mod connection;
 mod health;
 pub mod output;
+mod permission;
 mod template;
 mod token;
 mod whoami;
@@ -43,6 +45,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Approval requests: list, show, approve, reject, cancel.
+    #[command(subcommand)]
+    Approval(approval::ApprovalCommand),
     /// Manage database connections.
     #[command(subcommand)]
     Connection(connection::ConnectionCommand),
@@ -52,6 +57,9 @@ pub enum Command {
     Whoami,
     /// Plan shadow-table changes directly against a database, without any service.
     Plan(shadowsync_schema::cli::PlanArgs),
+    /// Permissions to create shadow-table sync tasks: apply, list, grant, revoke.
+    #[command(subcommand)]
+    Permission(permission::PermissionCommand),
     /// Manage approval process templates and their priority order.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -90,6 +98,12 @@ pub fn code_name(code: tonic::Code) -> String {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        Command::Approval(command) => {
+            approval::run(&cli.client, &command, cli.output, &mut stdout).await
+        }
+        Command::Permission(command) => {
+            permission::run(&cli.client, &command, cli.output, &mut stdout).await
+        }
         Command::Connection(command) => {
             connection::run(&cli.client, &command, cli.output, &mut stdout).await
         }
