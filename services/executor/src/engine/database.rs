@@ -1,0 +1,119 @@
+//! The target database as the engine sees it: one dedicated connection for the DDL (so every
+//! statement of a task runs in one session, one after another) and the schema engine's
+//! introspector for fingerprints.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use shadowsync_schema::{IntrospectOptions, Introspector};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+
+use crate::backend::DatabaseTarget;
+
+/// The default MySQL-family port, for `port = 0`.
+const DEFAULT_PORT: u16 = 3306;
+
+/// How a statement failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementError {
+    /// The server refused it: its error number (e.g. `1050`) and message. The table fails.
+    Database { code: String, message: String },
+    /// The connection broke: the statement may or may not have run. The engine stops without
+    /// recording anything, so the lease lapses and the next attempt decides by fingerprints.
+    Connection(String),
+}
+
+/// A connection to the task's database.
+pub struct TargetDatabase {
+    database: String,
+    connection: MySqlConnection,
+    introspector: Introspector,
+}
+
+impl std::fmt::Debug for TargetDatabase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TargetDatabase")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TargetDatabase {
+    /// Connects to `target`. Fails with the driver's message (never the password).
+    pub async fn connect(target: &DatabaseTarget) -> Result<Self, String> {
+        let port = if target.port == 0 {
+            DEFAULT_PORT
+        } else {
+            target.port
+        };
+        let mut options = MySqlConnectOptions::new()
+            .host(&target.host)
+            .port(port)
+            .username(&target.username)
+            .database(&target.database)
+            // Statement texts go to the task log already, with their durations.
+            .disable_statement_logging();
+        // An empty password means none (sending an empty one is a different login).
+        if !target.password.expose().is_empty() {
+            options = options.password(target.password.expose());
+        }
+        let connection = options
+            .connect()
+            .await
+            .map_err(|error| format!("cannot connect to the target database: {error}"))?;
+        let introspector = Introspector::connect_lazy(
+            options,
+            IntrospectOptions {
+                batch_size: 250,
+                parallelism: 1,
+            },
+        );
+        Ok(Self {
+            database: target.database.clone(),
+            connection,
+            introspector,
+        })
+    }
+
+    /// Runs one statement (already checked by the guard); returns how long it took.
+    pub async fn run(&mut self, sql: &str) -> Result<Duration, StatementError> {
+        let started = Instant::now();
+        match sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut self.connection)
+            .await
+        {
+            Ok(_) => Ok(started.elapsed()),
+            Err(sqlx::Error::Database(error)) => {
+                let code = error
+                    .try_downcast_ref::<MySqlDatabaseError>()
+                    .map(|mysql| mysql.number().to_string())
+                    .or_else(|| error.code().map(|code| code.into_owned()))
+                    .unwrap_or_default();
+                Err(StatementError::Database {
+                    code,
+                    message: error.message().to_owned(),
+                })
+            }
+            Err(error) => Err(StatementError::Connection(error.to_string())),
+        }
+    }
+
+    /// The current fingerprints of `names` (`None`: missing or unreadable), in one batched
+    /// introspection. Fails with the driver's message.
+    pub async fn fingerprints(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Option<String>>, String> {
+        self.introspector
+            .fingerprints(&self.database, names)
+            .await
+            .map_err(|error| format!("cannot read the tables: {error}"))
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = self.connection.close().await;
+    }
+}

@@ -1,0 +1,100 @@
+//! The task log as the executor writes it: lines are buffered and appended in batches
+//! (at table boundaries, at the end, and whenever the buffer fills), and mirrored to `tracing`.
+
+use std::sync::Arc;
+
+use shadowsync_common::clock::Clock;
+use shadowsync_proto::task::v1::LogLevel;
+
+use crate::backend::{BackendError, ExecutionBackend, LeaseRef, LogEntry};
+
+/// Lines per `AppendLogs` call (the service accepts at most 1,000).
+const BATCH: usize = 500;
+/// Longer messages are cut (the service accepts at most 64 KiB).
+const MAX_MESSAGE_BYTES: usize = 60 * 1024;
+
+/// Buffered log lines of one (task, attempt).
+#[derive(Debug)]
+pub struct TaskLog {
+    backend: Arc<dyn ExecutionBackend>,
+    lease: LeaseRef,
+    clock: Arc<dyn Clock>,
+    pending: Vec<LogEntry>,
+    last_sequence: u64,
+}
+
+impl TaskLog {
+    pub fn new(backend: Arc<dyn ExecutionBackend>, lease: LeaseRef, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            backend,
+            lease,
+            clock,
+            pending: Vec::new(),
+            last_sequence: 0,
+        }
+    }
+
+    pub fn info(&mut self, table: &str, message: impl Into<String>) {
+        self.push(LogLevel::Info, table, message.into());
+    }
+
+    pub fn warn(&mut self, table: &str, message: impl Into<String>) {
+        self.push(LogLevel::Warn, table, message.into());
+    }
+
+    pub fn error(&mut self, table: &str, message: impl Into<String>) {
+        self.push(LogLevel::Error, table, message.into());
+    }
+
+    fn push(&mut self, level: LogLevel, table: &str, mut message: String) {
+        let task_id = self.lease.task_id;
+        match level {
+            LogLevel::Error => tracing::error!(task_id, table, "{message}"),
+            LogLevel::Warn => tracing::warn!(task_id, table, "{message}"),
+            _ => tracing::info!(task_id, table, "{message}"),
+        }
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" …");
+        }
+        let now = self.clock.now();
+        // Sequences start from the clock so that a restarted executor holding the same
+        // (task, attempt) never reuses a sequence the service already deduplicated away.
+        let sequence = (self.last_sequence + 1).max(u64::try_from(now).unwrap_or(0));
+        self.last_sequence = sequence;
+        self.pending.push(LogEntry {
+            client_sequence: sequence,
+            time: now,
+            level,
+            message,
+            table: table.to_owned(),
+        });
+    }
+
+    /// Appends what is buffered. Lines that could not be sent stay buffered for the next flush
+    /// unless the lease is lost (then nothing more may be written).
+    pub async fn flush(&mut self) -> Result<(), BackendError> {
+        while !self.pending.is_empty() {
+            let count = self.pending.len().min(BATCH);
+            match self
+                .backend
+                .append_logs(&self.lease, &self.pending[..count])
+                .await
+            {
+                Ok(()) => {
+                    self.pending.drain(..count);
+                }
+                Err(BackendError::LeaseLost) => return Err(BackendError::LeaseLost),
+                Err(error) => {
+                    tracing::warn!(task_id = self.lease.task_id, %error, "task log not appended yet");
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}

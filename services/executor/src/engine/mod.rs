@@ -1,0 +1,345 @@
+//! The execution engine: runs one claimed plan against the target database, independent of the
+//! queue (DESIGN.md §6).
+//!
+//! [`execute`] fetches every plan page, starts the heartbeat, reads the fingerprints of every
+//! source and shadow it may touch in one batched introspection, then runs the statements in
+//! global `script_index` order (which may interleave tables). Before a table's first statement
+//! it decides where the table starts ([`resume::decide`]: drift, already in sync, or the
+//! statement after the last one whose result is present); before every statement it checks the
+//! shutdown signal, the lease and a user's abort, and the statement goes through the
+//! [`SafetyGuard`]. A table's outcome is reported as soon as it is known.
+//!
+//! Layout: `mod.rs` the run as a whole, `steps` one table's steps, [`resume`] the drift and
+//! resume decision, `database` the target connection, `log` the buffered task log, `calls`
+//! retries and fencing of task-service calls.
+
+mod calls;
+mod database;
+mod log;
+pub mod resume;
+mod steps;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use shadowsync_common::clock::Clock;
+use shadowsync_proto::task::v1::{ErrorStrategy, ExecutionOutcome, TableExecutionStatus};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{ClaimedTask, ExecutionBackend, LeaseRef, PlanTable};
+use crate::guard::SafetyGuard;
+use crate::lease::{LeaseCheck, LeaseKeeper, LeaseWatch};
+
+use calls::call;
+pub use database::{StatementError, TargetDatabase};
+use log::TaskLog;
+
+/// What the engine needs besides the claim.
+#[derive(Debug, Clone)]
+pub struct EngineContext {
+    pub backend: Arc<dyn ExecutionBackend>,
+    pub clock: Arc<dyn Clock>,
+    /// Cancelled at shutdown: the engine stops before its next statement and hands the task back
+    /// (the lease lapses and the task service re-dispatches it; the next attempt resumes).
+    pub stop: CancellationToken,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionEnd {
+    /// Completed with this outcome; the task service recorded it.
+    Completed(ExecutionOutcome),
+    /// The lease was lost: another executor owns the task now. Nothing more was written.
+    LeaseLost,
+    /// Stopped for shutdown between statements, without completing.
+    HandedBack,
+    /// Stopped because the database connection or the task service failed; the lease lapses and
+    /// a later attempt resumes by fingerprints.
+    Interrupted(String),
+}
+
+/// Why a run stops early (internal).
+#[derive(Debug)]
+enum Stop {
+    LeaseLost,
+    HandedBack,
+    Interrupted(String),
+}
+
+/// Where one table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableState {
+    /// Not reached yet.
+    Waiting,
+    /// Started: statements from `next` on remain.
+    Running,
+    /// Its outcome is recorded.
+    Final(TableExecutionStatus),
+}
+
+#[derive(Debug)]
+struct TableRun {
+    plan: PlanTable,
+    state: TableState,
+    /// Index of the next statement to run.
+    next: usize,
+    start_time: Option<i64>,
+}
+
+/// Runs a claimed task to its end (see the module documentation).
+#[tracing::instrument(skip_all, fields(task_id = claim.lease.lease.task_id, attempt = claim.lease.lease.attempt))]
+pub async fn execute(context: &EngineContext, claim: ClaimedTask) -> ExecutionEnd {
+    let lease_ref = claim.lease.lease.clone();
+    let watch = LeaseWatch::new(claim.lease.expire_time, context.clock.clone());
+    let _keeper = LeaseKeeper::start(context.backend.clone(), &claim.lease, watch.clone());
+    let log = TaskLog::new(
+        context.backend.clone(),
+        lease_ref.clone(),
+        context.clock.clone(),
+    );
+    let mut run = Run {
+        context: context.clone(),
+        lease: lease_ref,
+        watch,
+        log,
+        strategy: claim.error_strategy,
+        guard: SafetyGuard::new(claim.target.database.clone(), Vec::new()),
+        tables: Vec::new(),
+        database: None,
+    };
+    let result = run.run(claim).await;
+    if let Some(database) = run.database.take() {
+        database.close().await;
+    }
+    match result {
+        Ok(outcome) => ExecutionEnd::Completed(outcome),
+        Err(Stop::LeaseLost) => ExecutionEnd::LeaseLost,
+        Err(stop) => {
+            // Best effort: the lines explaining why are worth sending.
+            let _ = run.log.flush().await;
+            match stop {
+                Stop::HandedBack => ExecutionEnd::HandedBack,
+                Stop::Interrupted(reason) => ExecutionEnd::Interrupted(reason),
+                Stop::LeaseLost => ExecutionEnd::LeaseLost,
+            }
+        }
+    }
+}
+
+struct Run {
+    context: EngineContext,
+    lease: LeaseRef,
+    watch: LeaseWatch,
+    log: TaskLog,
+    strategy: ErrorStrategy,
+    guard: SafetyGuard,
+    tables: Vec<TableRun>,
+    database: Option<TargetDatabase>,
+}
+
+impl Run {
+    async fn run(&mut self, claim: ClaimedTask) -> Result<ExecutionOutcome, Stop> {
+        let plan = self.fetch_plan(&claim).await?;
+        self.guard = SafetyGuard::new(
+            claim.target.database.clone(),
+            plan.iter().map(|table| table.shadow.clone()),
+        );
+        self.tables = plan
+            .into_iter()
+            .map(|plan| TableRun {
+                state: match plan.recorded_status {
+                    TableExecutionStatus::Succeeded
+                    | TableExecutionStatus::AlreadyInSync
+                    | TableExecutionStatus::Failed
+                    | TableExecutionStatus::NotRun => TableState::Final(plan.recorded_status),
+                    _ => TableState::Waiting,
+                },
+                plan,
+                next: 0,
+                start_time: None,
+            })
+            .collect();
+        self.log.info(
+            "",
+            format!(
+                "execution attempt {} started: {} tables, script sha256 {}",
+                self.lease.attempt,
+                self.tables.len(),
+                claim.script_sha256
+            ),
+        );
+        let database = match TargetDatabase::connect(&claim.target).await {
+            Ok(database) => database,
+            Err(message) => {
+                self.log.error("", message.clone());
+                return Err(Stop::Interrupted(message));
+            }
+        };
+        self.database = Some(database);
+        let fingerprints = self.read_fingerprints().await?;
+
+        let mut stopped_by_failure = self.strategy == ErrorStrategy::Abort
+            && self
+                .tables
+                .iter()
+                .any(|t| t.state == TableState::Final(TableExecutionStatus::Failed));
+        let mut cancelled = false;
+        let mut order: Vec<(u32, usize, usize)> = Vec::new();
+        for (t, table) in self.tables.iter().enumerate() {
+            if table.state == TableState::Waiting {
+                for (s, statement) in table.plan.statements.iter().enumerate() {
+                    order.push((statement.script_index, t, s));
+                }
+            }
+        }
+        order.sort_unstable();
+        let tables_without_statements: Vec<usize> = (0..self.tables.len())
+            .filter(|&t| {
+                self.tables[t].state == TableState::Waiting
+                    && self.tables[t].plan.statements.is_empty()
+            })
+            .collect();
+        let work = order
+            .into_iter()
+            .map(|(_, t, s)| (t, Some(s)))
+            .chain(tables_without_statements.into_iter().map(|t| (t, None)));
+        for (t, statement) in work {
+            if stopped_by_failure {
+                break;
+            }
+            if matches!(self.tables[t].state, TableState::Final(_)) {
+                continue;
+            }
+            match self.checkpoint()? {
+                LeaseCheck::AbortRequested => {
+                    cancelled = true;
+                    break;
+                }
+                LeaseCheck::Lost => return Err(Stop::LeaseLost),
+                LeaseCheck::Valid => {}
+            }
+            if self.tables[t].state == TableState::Waiting {
+                self.start_table(t, &fingerprints).await?;
+                if self.tables[t].state == TableState::Final(TableExecutionStatus::Failed) {
+                    stopped_by_failure = self.strategy == ErrorStrategy::Abort;
+                    continue;
+                }
+                if matches!(self.tables[t].state, TableState::Final(_)) {
+                    continue;
+                }
+            }
+            let Some(statement) = statement else { continue };
+            if statement < self.tables[t].next {
+                continue;
+            }
+            let succeeded = self.run_statement(t, statement).await?;
+            if !succeeded {
+                stopped_by_failure = self.strategy == ErrorStrategy::Abort;
+                continue;
+            }
+            if self.tables[t].next >= self.tables[t].plan.statements.len() {
+                self.finish_table(t).await?;
+            }
+        }
+        if !cancelled && self.watch.check() == LeaseCheck::AbortRequested {
+            cancelled = true;
+        }
+        self.mark_rest_not_run(cancelled).await?;
+        self.complete(cancelled).await
+    }
+
+    /// Between statements: shutdown, lease and abort, in that order.
+    fn checkpoint(&self) -> Result<LeaseCheck, Stop> {
+        if self.context.stop.is_cancelled() {
+            self.log_handback();
+            return Err(Stop::HandedBack);
+        }
+        Ok(self.watch.check())
+    }
+
+    fn log_handback(&self) {
+        tracing::info!(
+            task_id = self.lease.task_id,
+            "shutting down: task handed back between statements"
+        );
+    }
+
+    async fn fetch_plan(&self, claim: &ClaimedTask) -> Result<Vec<PlanTable>, Stop> {
+        let mut tables = claim.tables.clone();
+        let mut token = claim.plan_next_page_token.clone();
+        while !token.is_empty() {
+            let backend = self.context.backend.clone();
+            let lease = self.lease.clone();
+            let page_token = token.clone();
+            let page = call(&self.watch, || {
+                let backend = backend.clone();
+                let lease = lease.clone();
+                let page_token = page_token.clone();
+                async move { backend.plan_page(&lease, &page_token).await }
+            })
+            .await?;
+            tables.extend(page.tables);
+            token = page.next_page_token;
+        }
+        tables.sort_by_key(|table| table.ordinal);
+        Ok(tables)
+    }
+
+    async fn read_fingerprints(&mut self) -> Result<BTreeMap<String, Option<String>>, Stop> {
+        let mut names = Vec::new();
+        for table in &self.tables {
+            if table.state == TableState::Waiting {
+                names.push(table.plan.source.clone());
+                if !table.plan.shadow.is_empty() {
+                    names.push(table.plan.shadow.clone());
+                }
+            }
+        }
+        let database = self
+            .database
+            .as_ref()
+            .ok_or_else(|| Stop::Interrupted("no database connection".into()))?;
+        match database.fingerprints(&names).await {
+            Ok(fingerprints) => Ok(fingerprints),
+            Err(message) => {
+                self.log.error("", message.clone());
+                Err(Stop::Interrupted(message))
+            }
+        }
+    }
+
+    async fn complete(&mut self, cancelled: bool) -> Result<ExecutionOutcome, Stop> {
+        let failed = self
+            .tables
+            .iter()
+            .filter(|t| t.state == TableState::Final(TableExecutionStatus::Failed))
+            .count();
+        let outcome = if cancelled {
+            ExecutionOutcome::Cancelled
+        } else if failed > 0 {
+            ExecutionOutcome::Failed
+        } else {
+            ExecutionOutcome::Succeeded
+        };
+        let message = match outcome {
+            ExecutionOutcome::Cancelled => "aborted by a user".to_owned(),
+            ExecutionOutcome::Failed => format!("{failed} of {} tables failed", self.tables.len()),
+            _ => format!("{} tables in sync", self.tables.len()),
+        };
+        self.log.info("", format!("execution finished: {message}"));
+        self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
+        let backend = self.context.backend.clone();
+        let lease = self.lease.clone();
+        call(&self.watch, || {
+            let backend = backend.clone();
+            let lease = lease.clone();
+            let message = message.clone();
+            async move { backend.complete(&lease, outcome, &message).await }
+        })
+        .await?;
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests;

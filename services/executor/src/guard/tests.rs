@@ -1,0 +1,258 @@
+//! The guard against real renderer output (accepted) and against tampering (refused).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shadowsync_schema::{
+    AnalysisRequest, Catalog, CatalogTable, ServerContext, ShadowNaming, SyncRange,
+    parse_create_table, plan,
+};
+
+use super::*;
+
+/// Source and shadow DDL as MariaDB 10.11 prints them: partitions, ZEROFILL, generated columns,
+/// comments with `;` and `DROP`, names with backticks, a foreign key to a source parent.
+const SOURCES: &[&str] = &[
+    "CREATE TABLE `customers` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n  `name` varchar(100) NOT NULL COMMENT 'name; DROP TABLE customers -- really',\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci COMMENT='/* not a comment */ ; DROP'",
+    "CREATE TABLE `orders` (\n  `id` int(10) unsigned zerofill NOT NULL,\n  `customer_id` int(11) NOT NULL,\n  `qty` int(11) NOT NULL DEFAULT 1,\n  `price` decimal(10,2) NOT NULL,\n  `total` decimal(12,2) GENERATED ALWAYS AS (`qty` * `price`) STORED,\n  `note` varchar(20) DEFAULT 'it''s; RENAME',\n  `created` date NOT NULL,\n  PRIMARY KEY (`id`,`created`),\n  KEY `customer` (`customer_id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci\n PARTITION BY RANGE (year(`created`))\n(PARTITION `p2023` VALUES LESS THAN (2024) ENGINE = InnoDB,\n PARTITION `p_max` VALUES LESS THAN MAXVALUE ENGINE = InnoDB)",
+    "CREATE TABLE `we``ird; DROP` (\n  `a``b` int(11) NOT NULL,\n  `code` varchar(10) DEFAULT NULL,\n  PRIMARY KEY (`a``b`),\n  CONSTRAINT `code_ok` CHECK (`code` like 'A%')\n) ENGINE=Aria DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci PAGE_CHECKSUM=1",
+    "CREATE TABLE `lines` (\n  `id` int(11) NOT NULL,\n  `customer_id` int(11) NOT NULL,\n  PRIMARY KEY (`id`),\n  KEY `c` (`customer_id`),\n  CONSTRAINT `lines_c` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`) ON DELETE CASCADE\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+    // Shadows that exist and differ: the plan alters them.
+    "CREATE TABLE `_test_customers` (\n  `id` int(11) NOT NULL,\n  `legacy` int(11) DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci",
+    "CREATE TABLE `_test_we``ird; DROP` (\n  `a``b` int(11) NOT NULL,\n  PRIMARY KEY (`a``b`)\n) ENGINE=Aria DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci PAGE_CHECKSUM=1",
+];
+
+fn rendered_plan() -> (Vec<String>, BTreeSet<String>) {
+    let mut tables = BTreeMap::new();
+    let mut base_tables = Vec::new();
+    let server = ServerContext::mariadb_default();
+    for ddl in SOURCES {
+        let name = parse_create_table(ddl).unwrap().name;
+        base_tables.push(name.clone());
+        let key = server.table_key(&name);
+        tables.insert(key, CatalogTable::read(name, (*ddl).to_owned(), &server));
+    }
+    base_tables.sort();
+    let catalog = Catalog {
+        database: "shop".into(),
+        server,
+        base_tables,
+        tables,
+    };
+    let request = AnalysisRequest {
+        range: SyncRange::All,
+        naming: ShadowNaming::default(),
+        skipped: BTreeSet::new(),
+    };
+    let plan = plan(&catalog, &request).unwrap();
+    let statements: Vec<String> = plan.statements().map(|(_, s)| s.sql.clone()).collect();
+    let shadows = plan
+        .tables
+        .iter()
+        .filter_map(|t| t.shadow.clone())
+        .collect();
+    (statements, shadows)
+}
+
+fn guard() -> SafetyGuard {
+    let (_, shadows) = rendered_plan();
+    SafetyGuard::new("shop", shadows)
+}
+
+#[test]
+fn every_statement_the_renderer_writes_is_accepted() {
+    let (statements, shadows) = rendered_plan();
+    let guard = SafetyGuard::new("shop", shadows);
+    let creates = statements
+        .iter()
+        .filter(|s| s.starts_with("CREATE"))
+        .count();
+    let alters = statements.iter().filter(|s| s.starts_with("ALTER")).count();
+    assert!(creates >= 2 && alters >= 2, "{statements:#?}");
+    assert!(
+        statements.iter().any(|s| s.contains("PARTITION BY")),
+        "{statements:#?}"
+    );
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.contains("zerofill") || s.contains("ZEROFILL"))
+    );
+    for statement in &statements {
+        assert_eq!(guard.check(statement), Ok(()), "{statement}");
+    }
+}
+
+#[test]
+fn hand_written_shadow_statements_are_accepted() {
+    let guard = guard();
+    let accepted = [
+        "CREATE TABLE `_test_orders` (`id` int NOT NULL) ENGINE=InnoDB",
+        "CREATE TABLE `shop`.`_test_orders` (`id` int NOT NULL)",
+        "create table shop._test_orders (id int)",
+        "ALTER TABLE `_test_customers` ADD COLUMN `x` int DEFAULT 0 COMMENT 'DROP TABLE orders; SELECT'",
+        "ALTER TABLE `_test_customers` DROP COLUMN `legacy`",
+        "ALTER TABLE `_test_customers` ADD COLUMN `t` int AS (`id` + 1) VIRTUAL",
+        "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)",
+        "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `shop`.`_test_customers` (`id`)",
+        "ALTER TABLE `_test_customers` ENGINE=Aria -- RENAME; DROP\n",
+        "ALTER TABLE `_test_customers` /* ; DROP TABLE orders */ ADD KEY `k` (`id`)",
+        "ALTER TABLE `_test_customers` ADD CONSTRAINT `c` CHECK (`name` LIKE 'a%')",
+        "CREATE TABLE `_test_we``ird; DROP` (`a``b` int)",
+    ];
+    for statement in accepted {
+        assert_eq!(guard.check(statement), Ok(()), "{statement}");
+    }
+}
+
+#[test]
+fn tampered_statements_are_refused_with_a_reason() {
+    let guard = guard();
+    let refused: &[(&str, &str)] = &[
+        ("DROP TABLE orders", "only CREATE TABLE and ALTER TABLE"),
+        (
+            "DROP TABLE `_test_orders`",
+            "only CREATE TABLE and ALTER TABLE",
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN x int",
+            "not one of this task's shadow tables",
+        ),
+        (
+            "ALTER TABLE `orders` ENGINE=InnoDB",
+            "not one of this task's shadow tables",
+        ),
+        (
+            "INSERT INTO `_test_orders` VALUES (1)",
+            "only CREATE TABLE and ALTER TABLE",
+        ),
+        (
+            "UPDATE `_test_orders` SET id = 1",
+            "only CREATE TABLE and ALTER TABLE",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int); DROP TABLE orders",
+            "`;`",
+        ),
+        ("CREATE TABLE `_test_orders` (id int);", "`;`"),
+        (
+            "CREATE TABLE `_test_orders` (id int) /*! ; DROP TABLE orders */",
+            "`;`",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) /*!50100 , ENGINE=FEDERATED */",
+            "FEDERATED",
+        ),
+        (
+            "/*! DROP TABLE orders */",
+            "only CREATE TABLE and ALTER TABLE",
+        ),
+        (
+            "CREATE TABLE /*!`orders`*/ /* `_test_orders` */ (id int)",
+            "not one of this task's",
+        ),
+        (
+            "CREATE TABLE `other`.`_test_orders` (id int)",
+            "database `other`",
+        ),
+        (
+            "ALTER TABLE `mysql`.`_test_orders` ADD x int",
+            "database `mysql`",
+        ),
+        ("ALTER TABLE `_test_orders` RENAME TO `orders`", "RENAME"),
+        ("ALTER TABLE `_test_orders` RENAME COLUMN a TO b", "RENAME"),
+        ("ALTER TABLE `_test_orders` RENAME INDEX a TO b", "RENAME"),
+        ("ALTER TABLE `_test_orders` RENAME KEY a TO b", "RENAME"),
+        ("CREATE TABLE `_test_orders` SELECT * FROM orders", "SELECT"),
+        ("CREATE TABLE `_test_orders` AS SELECT * FROM orders", "AS"),
+        ("CREATE TABLE `_test_orders` (id int) AS (SELECT 1)", "AS"),
+        ("CREATE TABLE `_test_orders` LIKE `orders`", "LIKE"),
+        ("CREATE TABLE `_test_orders` (LIKE `orders`)", "LIKE"),
+        (
+            "CREATE TABLE IF NOT EXISTS `_test_orders` (id int)",
+            "IF [NOT] EXISTS",
+        ),
+        (
+            "CREATE TABLE IF NOT EXISTS orders (id int)",
+            "IF [NOT] EXISTS",
+        ),
+        (
+            "ALTER TABLE IF EXISTS `_test_orders` ADD x int",
+            "IF [NOT] EXISTS",
+        ),
+        (
+            "CREATE OR REPLACE TABLE `_test_orders` (id int)",
+            "only CREATE TABLE",
+        ),
+        (
+            "CREATE TEMPORARY TABLE `_test_orders` (id int)",
+            "only CREATE TABLE",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) ENGINE=CONNECT TABLE_TYPE=MYSQL",
+            "CONNECT",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) ENGINE = 'FEDERATED'",
+            "FEDERATED",
+        ),
+        ("ALTER TABLE `_test_orders` ENGINE=Spider", "Spider"),
+        (
+            "CREATE TABLE `_test_orders` (id int) CONNECTION='mysql://u@h/db/t'",
+            "CONNECTION",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) DATA DIRECTORY='/tmp'",
+            "DIRECTORY",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) INDEX DIRECTORY='/tmp'",
+            "DIRECTORY",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) ENGINE=MRG_MyISAM UNION=(orders)",
+            "MRG_MyISAM",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (id int) UNION=(orders)",
+            "UNION",
+        ),
+        (
+            "CREATE TABLE `_test_orders` (c int, FOREIGN KEY (c) REFERENCES `other`.`t` (id))",
+            "database `other`",
+        ),
+        (
+            "ALTER TABLE `_test_orders` ADD FOREIGN KEY (c) REFERENCES other.t (id)",
+            "database `other`",
+        ),
+        (
+            "ALTER TABLE `_test_orders` EXCHANGE PARTITION p WITH TABLE orders",
+            "TABLE",
+        ),
+        (
+            "ALTER TABLE `_test_orders` CONVERT PARTITION p TO TABLE t2",
+            "TABLE",
+        ),
+        (
+            "ALTER TABLE `_test_orders` ADD x int COMMENT 'unterminated",
+            "cannot be read",
+        ),
+        (
+            "ALTER TABLE `_test_orders` /* unterminated",
+            "cannot be read",
+        ),
+        ("", "empty"),
+        ("-- only a comment", "empty"),
+        ("CREATE TABLE", "missing"),
+        ("ALTER VIEW `_test_orders` AS SELECT 1", "only CREATE TABLE"),
+    ];
+    for (statement, reason) in refused {
+        let refusal = guard
+            .check(statement)
+            .expect_err(&format!("should be refused: {statement}"));
+        assert!(
+            refusal.reason().contains(reason),
+            "{statement}: {} does not mention {reason}",
+            refusal.reason()
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Keeping a lease alive while a task executes, and knowing when it is gone.
+//!
+//! A [`LeaseKeeper`] heartbeats on the lease's interval in its own tokio task and records what
+//! the task service says in a [`LeaseWatch`], which the engine reads between statements: the
+//! lease is valid only while no call was refused with ABORTED ("lease lost") *and* the last
+//! known expiry is in the future by the injected clock — an executor cut off from the task
+//! service must stop by itself before another one takes over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use shadowsync_common::clock::Clock;
+use tokio::task::JoinHandle;
+
+use crate::backend::{BackendError, ExecutionBackend, Lease, LeaseRef};
+
+/// The shortest heartbeat interval honoured, so a zero in a response cannot spin.
+const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What the engine may do next, as far as the lease is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseCheck {
+    Valid,
+    /// A user asked to abort: finish nothing more, complete as CANCELLED.
+    AbortRequested,
+    /// The lease lapsed or was taken over: stop, make no further call.
+    Lost,
+}
+
+/// Shared view of a lease's state.
+#[derive(Debug, Clone)]
+pub struct LeaseWatch {
+    state: Arc<LeaseState>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    lost: AtomicBool,
+    abort_requested: AtomicBool,
+    expire_time: AtomicI64,
+}
+
+impl LeaseWatch {
+    /// A watch for a lease expiring at `expire_time`.
+    pub fn new(expire_time: i64, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: Arc::new(LeaseState {
+                lost: AtomicBool::new(false),
+                abort_requested: AtomicBool::new(false),
+                expire_time: AtomicI64::new(expire_time),
+            }),
+            clock,
+        }
+    }
+
+    /// Checks the lease before a statement.
+    pub fn check(&self) -> LeaseCheck {
+        if self.state.lost.load(Ordering::SeqCst)
+            || self.clock.now() >= self.state.expire_time.load(Ordering::SeqCst)
+        {
+            LeaseCheck::Lost
+        } else if self.state.abort_requested.load(Ordering::SeqCst) {
+            LeaseCheck::AbortRequested
+        } else {
+            LeaseCheck::Valid
+        }
+    }
+
+    /// Records that a call was refused with ABORTED.
+    pub fn mark_lost(&self) {
+        self.state.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Records a user's abort (seen on a heartbeat or a table report).
+    pub fn mark_abort_requested(&self) {
+        self.state.abort_requested.store(true, Ordering::SeqCst);
+    }
+
+    fn renewed(&self, expire_time: i64) {
+        self.state
+            .expire_time
+            .fetch_max(expire_time, Ordering::SeqCst);
+    }
+}
+
+/// Heartbeats a lease until dropped.
+#[derive(Debug)]
+pub struct LeaseKeeper {
+    handle: JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    /// Starts heartbeating `lease` every `lease.heartbeat_interval`, recording into `watch`.
+    pub fn start(backend: Arc<dyn ExecutionBackend>, lease: &Lease, watch: LeaseWatch) -> Self {
+        let lease_ref: LeaseRef = lease.lease.clone();
+        let interval = lease.heartbeat_interval.max(MIN_HEARTBEAT_INTERVAL);
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await; // the claim itself just renewed it
+            loop {
+                ticker.tick().await;
+                match backend.heartbeat(&lease_ref, "").await {
+                    Ok(reply) => {
+                        watch.renewed(reply.lease_expire_time);
+                        if reply.abort_requested {
+                            watch.mark_abort_requested();
+                        }
+                    }
+                    Err(BackendError::LeaseLost) => {
+                        tracing::warn!(task_id = lease_ref.task_id, "lease lost on heartbeat");
+                        watch.mark_lost();
+                        return;
+                    }
+                    // Retried on the next tick; if the task service stays away, the expiry
+                    // check stops the engine before another executor can take over.
+                    Err(error) => {
+                        tracing::warn!(task_id = lease_ref.task_id, %error, "heartbeat failed");
+                    }
+                }
+            }
+        });
+        Self { handle }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}

@@ -1,0 +1,208 @@
+//! The worker loop: consumes the execute queue with manual acks, claims each task and runs it.
+//!
+//! Per delivery (each in its own tokio task, at most `concurrency` at once, with at most
+//! `prefetch` unsettled deliveries): decode `ExecuteTask` (undecodable → dead-letter), claim it
+//! (unknown task → dead-letter; task service unavailable → requeue after a pause), **ack as soon
+//! as the claim is granted or refused** — from then on the lease is the durable record, so a
+//! long DDL never holds a delivery past the broker's consumer timeout — and run the engine.
+//! A bad message is handled on its own; the loop never stops because of one.
+//!
+//! Shutdown: stop consuming (prefetched, unclaimed deliveries go back to the queue), let
+//! running tasks finish within the grace period, then stop them between statements (handed
+//! back: their lease lapses and the task service re-dispatches them; the next attempt resumes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use shadowsync_common::queue::{Delivery, QueueResult};
+use shadowsync_proto::common::v1::ExecuteTask;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ExecutorDeps;
+use crate::backend::{BackendError, ClaimOutcome};
+use crate::engine::{EngineContext, ExecutionEnd, execute};
+
+/// How long to hold a delivery before handing it back when the task service is unavailable,
+/// so an outage does not become a hot redelivery loop.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Consumes until `shutdown` completes, then drains (see the module documentation).
+///
+/// Fails only when the first subscription cannot be made.
+pub async fn run_worker(
+    deps: ExecutorDeps,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> QueueResult<()> {
+    let queue_name = deps.queue.topology().execute_queue();
+    let mut deliveries = deps
+        .queue
+        .consume(&queue_name, deps.prefetch.max(1))
+        .await?;
+    let slots = Arc::new(Semaphore::new(deps.concurrency.max(1)));
+    let stop = CancellationToken::new();
+    let worker = Arc::new(Worker {
+        context: EngineContext {
+            backend: deps.backend.clone(),
+            clock: deps.clock.clone(),
+            stop: stop.clone(),
+        },
+        executor_id: deps.executor_id.clone(),
+    });
+    let mut running = JoinSet::new();
+    tokio::pin!(shutdown);
+    tracing::info!(executor_id = %deps.executor_id, queue = %queue_name.as_str(), "executor consuming");
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        let next = tokio::select! {
+            () = &mut shutdown => break,
+            next = deliveries.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                running.spawn(worker.clone().handle(delivery, slot));
+            }
+            Some(Err(error)) => {
+                // The stream resubscribes by itself.
+                tracing::warn!(%error, "execute queue consumer interrupted");
+            }
+            None => break,
+        }
+        while let Some(joined) = running.try_join_next() {
+            log_join(joined);
+        }
+    }
+    // Stop consuming first: prefetched deliveries nobody claimed go back to the queue.
+    drop(deliveries);
+    tracing::info!(running = running.len(), "executor stopping");
+    let drain = async {
+        while let Some(joined) = running.join_next().await {
+            log_join(joined);
+        }
+    };
+    tokio::pin!(drain);
+    tokio::select! {
+        () = &mut drain => {}
+        () = tokio::time::sleep(deps.shutdown_grace) => {
+            stop.cancel();
+            drain.await;
+        }
+    }
+    Ok(())
+}
+
+fn log_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined {
+        tracing::error!(%error, "execution task ended abnormally");
+    }
+}
+
+struct Worker {
+    context: EngineContext,
+    executor_id: String,
+}
+
+impl Worker {
+    async fn handle(self: Arc<Self>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
+        let task = match delivery.message().decode_protobuf::<ExecuteTask>() {
+            Ok(task) if task.task_id > 0 && task.attempt > 0 => task,
+            Ok(task) => {
+                tracing::error!(
+                    task_id = task.task_id,
+                    attempt = task.attempt,
+                    "invalid ExecuteTask; dead-lettered"
+                );
+                settle(delivery.reject_to_dead_letter().await);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, message_id = %delivery.message().id, "undecodable execute message; dead-lettered");
+                settle(delivery.reject_to_dead_letter().await);
+                return;
+            }
+        };
+        if self.context.stop.is_cancelled() {
+            settle(delivery.nack_requeue().await);
+            return;
+        }
+        let (task_id, attempt) = (task.task_id, task.attempt);
+        let claim = match self
+            .context
+            .backend
+            .claim(task_id, attempt, &self.executor_id)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(BackendError::NotFound) => {
+                tracing::error!(
+                    task_id,
+                    attempt,
+                    "execute message for an unknown task; dead-lettered"
+                );
+                settle(delivery.reject_to_dead_letter().await);
+                return;
+            }
+            Err(BackendError::Unavailable(message)) => {
+                tracing::warn!(task_id, attempt, %message, "cannot claim now; message handed back");
+                tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+                settle(delivery.nack_requeue().await);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(task_id, attempt, %error, "claim rejected; dead-lettered");
+                settle(delivery.reject_to_dead_letter().await);
+                return;
+            }
+        };
+        // The claim is recorded (or refused): the lease is the durable record from here on.
+        settle(delivery.ack().await);
+        let claimed = match claim {
+            ClaimOutcome::Refused(reason) => {
+                tracing::info!(
+                    task_id,
+                    attempt,
+                    reason = reason.as_str_name(),
+                    "claim refused; nothing to do"
+                );
+                return;
+            }
+            ClaimOutcome::Granted(claimed) => claimed,
+        };
+        match execute(&self.context, *claimed).await {
+            ExecutionEnd::Completed(outcome) => {
+                tracing::info!(
+                    task_id,
+                    attempt,
+                    outcome = outcome.as_str_name(),
+                    "execution completed"
+                );
+            }
+            ExecutionEnd::LeaseLost => {
+                tracing::warn!(task_id, attempt, "lease lost; stopped");
+            }
+            ExecutionEnd::HandedBack => {
+                tracing::info!(task_id, attempt, "handed back at shutdown");
+            }
+            ExecutionEnd::Interrupted(reason) => {
+                tracing::error!(task_id, attempt, %reason, "execution interrupted; it resumes when re-dispatched");
+            }
+        }
+    }
+}
+
+/// A settlement that fails leaves the message to be redelivered (at-least-once); the claim
+/// makes that harmless, so it is only logged.
+fn settle(result: QueueResult<()>) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "delivery not settled; it will be redelivered");
+    }
+}
+
+#[cfg(test)]
+mod tests;
