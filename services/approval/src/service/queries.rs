@@ -127,14 +127,16 @@ impl Service {
             })
             .await?;
         let more = page.ids.len() > size as usize;
-        let mut approvals = Vec::new();
-        let mut last = None;
-        for (time, id) in page.ids.into_iter().take(size as usize) {
-            if let Some(a) = self.store.approval(&id).await? {
-                approvals.push(view(&a, person));
-            }
-            last = Some((time, id));
-        }
+        let page_ids: Vec<(i64, String)> = page.ids.into_iter().take(size as usize).collect();
+        let ids: Vec<String> = page_ids.iter().map(|(_, id)| id.clone()).collect();
+        let approvals: Vec<pb::Approval> = self
+            .store
+            .approvals(&ids)
+            .await?
+            .iter()
+            .map(|a| view(a, person))
+            .collect();
+        let last = page_ids.last().cloned();
         let next_page_token = match (more, last) {
             (true, Some((time, id))) => format!("{time}:{id}:{}", fingerprint(&binding)),
             _ => String::new(),

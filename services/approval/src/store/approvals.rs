@@ -5,7 +5,7 @@ use shadowsync_common::clock::Micros;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::{Store, Tx, from_json, get_u32, to_json};
+use super::{QueryBuilder, Store, Tx, from_json, get_u32, to_json};
 use crate::error::{ApprovalError, Result, is_unique_violation};
 use crate::model::{
     Approval, ApprovalStatus, Decision, NodeState, NodeStatus, Outcome, Person, ResourceRef,
@@ -245,41 +245,61 @@ pub async fn transition(
 
 /// A request with its nodes and decisions, inside a transaction.
 pub async fn approval_in(tx: &mut Tx, id: &str) -> Result<Option<Approval>> {
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM approvals WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let mut approval = approval_from_row(&row)?;
-    let nodes = sqlx::query(
-        "SELECT node_index, status, start_time, end_time FROM approval_nodes \
-         WHERE approval_id = $1 ORDER BY node_index",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
+    Ok(approvals_in(tx, &[id.to_string()]).await?.pop())
+}
+
+/// Requests with their nodes and decisions, in the order of `ids` (missing ones left out):
+/// three queries whatever the number, so a page of a list costs the same as one request.
+pub async fn approvals_in(tx: &mut Tx, ids: &[String]) -> Result<Vec<Approval>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::default();
+    let list = q.texts(ids);
+    let rows = q
+        .query(format!(
+            "SELECT {COLUMNS} FROM approvals WHERE id IN ({list})"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut found = std::collections::HashMap::new();
+    for row in &rows {
+        let approval = approval_from_row(row)?;
+        found.insert(approval.id.clone(), approval);
+    }
+    let nodes = q
+        .query(format!(
+            "SELECT approval_id, node_index, status, start_time, end_time FROM approval_nodes \
+             WHERE approval_id IN ({list}) ORDER BY approval_id, node_index"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
     for row in &nodes {
         let status: String = row.try_get("status")?;
-        approval.nodes.push(NodeState {
-            index: get_u32(row, "node_index")?,
-            status: NodeStatus::parse(&status)
-                .ok_or_else(|| ApprovalError::Corrupt(format!("node status {status}")))?,
-            start_time: row.try_get("start_time")?,
-            end_time: row.try_get("end_time")?,
-        });
+        let owner: String = row.try_get("approval_id")?;
+        if let Some(approval) = found.get_mut(&owner) {
+            approval.nodes.push(NodeState {
+                index: get_u32(row, "node_index")?,
+                status: NodeStatus::parse(&status)
+                    .ok_or_else(|| ApprovalError::Corrupt(format!("node status {status}")))?,
+                start_time: row.try_get("start_time")?,
+                end_time: row.try_get("end_time")?,
+            });
+        }
     }
-    let decisions = sqlx::query(
-        "SELECT node_index, actor, actor_name, actor_roles, outcome, comment, request_id, \
-         decide_time FROM decisions WHERE approval_id = $1 ORDER BY decide_time, node_index",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let decisions = q
+        .query(format!(
+            "SELECT approval_id, node_index, actor, actor_name, actor_roles, outcome, comment, \
+             request_id, decide_time FROM decisions WHERE approval_id IN ({list}) \
+             ORDER BY approval_id, decide_time, node_index, actor"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
     for row in &decisions {
+        let owner: String = row.try_get("approval_id")?;
+        let Some(approval) = found.get_mut(&owner) else {
+            continue;
+        };
         let outcome: String = row.try_get("outcome")?;
         let actor: String = row.try_get("actor")?;
         approval.decisions.push(Decision {
@@ -300,7 +320,7 @@ pub async fn approval_in(tx: &mut Tx, id: &str) -> Result<Option<Approval>> {
             time: row.try_get("decide_time")?,
         });
     }
-    Ok(Some(approval))
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
 /// The id of the request `submitter` created with `request_id`.
@@ -341,6 +361,14 @@ pub async fn id_by_resource(
 }
 
 impl Store {
+    /// Requests by id, in that order.
+    pub async fn approvals(&self, ids: &[String]) -> Result<Vec<Approval>> {
+        let mut tx = self.begin().await?;
+        let approvals = approvals_in(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok(approvals)
+    }
+
     /// A request with its nodes and decisions.
     pub async fn approval(&self, id: &str) -> Result<Option<Approval>> {
         let mut tx = self.begin().await?;
