@@ -71,6 +71,20 @@ async fn any_all_quorum_and_auto_approve_nodes() {
         .await
         .unwrap();
     assert_eq!(quorum_two.current.unwrap().node_index, 3);
+    // bob still sees the request (he decided an earlier node) but is no approver of this one.
+    let not_named = approve(&mut bob, &request.id).await.unwrap_err();
+    assert_eq!(not_named.code(), Code::PermissionDenied);
+    // The node guard: a decision meant for a node the request has left is refused.
+    let moved_on = h
+        .client("sam", &["sre"])
+        .approve(pb::ApproveRequest {
+            approval_id: request.id.clone(),
+            expected_node_index: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(moved_on.code(), Code::FailedPrecondition);
     let long = h
         .client("sam", &["sre"])
         .approve(pb::ApproveRequest {
