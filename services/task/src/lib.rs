@@ -1,39 +1,145 @@
-//! The shadowsync task service (DESIGN.md §2): connections, analyses, tasks, their timeline and
-//! logs, and the execution API the executors call.
+//! The shadowsync task service (DESIGN.md §2): connections, analyses (and, in part 2, tasks,
+//! their timeline and logs, and the execution API the executors call).
 //!
-//! The RPCs are filled in by their issues; until then the generated default bodies answer
-//! `UNIMPLEMENTED`. [`add_routes`] mounts both services behind the identity interceptor.
+//! # Entry points (what the `shadowsync` server wires)
+//! - [`prepare`] applies [`MIGRATIONS`] and creates the outbox table, before serving;
+//! - [`TaskApi::new`] from [`TaskDeps`] (store, clock, the 32-byte encryption key, the analysis
+//!   service client, the permission checker, [`TaskConfig`]); `TaskApi::default()` is an
+//!   unconfigured API that answers `GetIdentity` and UNAVAILABLE for everything else;
+//! - [`add_routes`] mounts `TaskService` and `TaskExecutionService` behind the interceptor;
+//! - [`run_background`] recovers analyses whose runner died (lease lapsed → FAILED
+//!   `WORKER_LOST`, retryable), picks up unclaimed PENDING ones, and expires unsubmitted ones,
+//!   until `shutdown`.
+//!
+//! # Layout
+//! - [`store`]: repository traits and their portable SQL implementation (PostgreSQL, SQLite),
+//!   with one conformance suite;
+//! - [`connections`]: connection use cases, password sealing ([`crypto`]), `TestConnection`;
+//! - [`analysis`]: start/validation, the background runner, reads, skips with re-planning;
+//! - [`peers`]: the analysis client and the [`peers::PermissionChecker`] (approval service);
+//! - [`grpc`]: thin adapters; [`error`]: the error enum and its `Status` mapping;
+//!   [`page`]: page tokens.
+
+pub mod analysis;
+pub mod config;
+pub mod connections;
+pub mod crypto;
+pub mod error;
+pub mod grpc;
+pub mod page;
+pub mod peers;
+pub mod store;
+
+use std::sync::Arc;
 
 use shadowsync_common::auth::{AuthInterceptor, Identity};
+use shadowsync_common::clock::Clock;
+use shadowsync_common::db::{Database, DbError, Migrations};
+use shadowsync_common::secret::Secret;
 use shadowsync_proto::common::v1::Actor;
 use shadowsync_proto::task::v1::task_execution_service_server::{
     TaskExecutionService, TaskExecutionServiceServer,
 };
-use shadowsync_proto::task::v1::task_service_server::{TaskService, TaskServiceServer};
-use shadowsync_proto::task::v1::{GetIdentityRequest, GetIdentityResponse};
+use shadowsync_proto::task::v1::task_service_server::TaskServiceServer;
+use tonic::Status;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Response, Status};
+
+pub use config::TaskConfig;
+pub use crypto::CipherError;
+
+use crate::analysis::Analyses;
+use crate::connections::Connections;
+use crate::peers::{AnalysisClient, PermissionChecker};
+use crate::store::SqlStore;
+
+/// The task service's migrations (PostgreSQL and SQLite).
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &sqlx::migrate!("migrations/postgres"),
+    sqlite: &sqlx::migrate!("migrations/sqlite"),
+};
+
+/// Applies the migrations and creates the outbox table: run once at start-up, before serving.
+///
+/// Fails when the store is unreachable or a migration fails.
+pub async fn prepare(db: &Database) -> Result<(), DbError> {
+    db.migrate(&MIGRATIONS).await?;
+    shadowsync_common::outbox::ensure_schema(db)
+        .await
+        .map_err(DbError::Connect)
+}
+
+/// What the task service needs, passed in explicitly.
+pub struct TaskDeps {
+    pub db: Database,
+    pub clock: Arc<dyn Clock>,
+    /// AES-256-GCM key for connection passwords (`encryption_key`, 32 bytes).
+    pub encryption_key: Secret<Vec<u8>>,
+    pub analysis: AnalysisClient,
+    pub permissions: Arc<dyn PermissionChecker>,
+    pub config: TaskConfig,
+}
+
+struct Core {
+    connections: Connections,
+    analyses: Analyses,
+}
 
 /// The task service's gRPC handlers.
-#[derive(Debug, Clone, Default)]
-pub struct TaskApi {}
+#[derive(Clone, Default)]
+pub struct TaskApi {
+    core: Option<Arc<Core>>,
+}
 
-#[tonic::async_trait]
-impl TaskService for TaskApi {
-    async fn get_identity(
-        &self,
-        request: Request<GetIdentityRequest>,
-    ) -> Result<Response<GetIdentityResponse>, Status> {
-        let identity = Identity::of(&request)?;
-        Ok(Response::new(GetIdentityResponse {
-            caller: Some(actor(identity)),
-            token_expire_time: identity.expires_at.map(|seconds| prost_types::Timestamp {
-                seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
-                nanos: 0,
-            }),
-            admin: identity.is_admin(),
-        }))
+impl std::fmt::Debug for TaskApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskApi")
+            .field("configured", &self.core.is_some())
+            .finish()
+    }
+}
+
+impl TaskApi {
+    /// A configured API.
+    ///
+    /// Fails when the encryption key is not 32 bytes.
+    pub fn new(deps: TaskDeps) -> Result<Self, CipherError> {
+        let cipher = crypto::PasswordCipher::new(&deps.encryption_key)?;
+        let store: Arc<dyn store::TaskStore> = Arc::new(SqlStore::new(deps.db));
+        let connections = Connections::new(store.clone(), cipher, deps.clock.clone());
+        let analyses = Analyses::new(
+            store,
+            connections.clone(),
+            deps.analysis,
+            deps.permissions,
+            deps.clock,
+            deps.config,
+        );
+        Ok(Self {
+            core: Some(Arc::new(Core {
+                connections,
+                analyses,
+            })),
+        })
+    }
+
+    fn core(&self) -> Result<&Core, Status> {
+        self.core
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("the task service is not configured"))
+    }
+
+    /// The analysis runner (tests wait on it; `run_background` drives it).
+    pub fn runner(&self) -> Option<&analysis::Runner> {
+        self.core.as_deref().map(|core| core.analyses.runner())
+    }
+}
+
+/// Runs the task service's background loops until `shutdown` (see the crate doc); returns at
+/// once for an unconfigured API.
+pub async fn run_background(api: &TaskApi, shutdown: impl std::future::Future<Output = ()>) {
+    if let Some(runner) = api.runner() {
+        runner.run_background(shutdown).await;
     }
 }
 

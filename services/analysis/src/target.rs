@@ -1,0 +1,172 @@
+//! The target database of one request: connection details → a small sqlx pool, and database
+//! errors → the failure reasons the contract names.
+
+use std::time::Duration;
+
+use shadowsync_proto::common::v1::{AnalysisFailureReason, ConnectionDetails, Dialect};
+use shadowsync_schema::{IntrospectOptions, Introspector, SchemaError};
+use sqlx::mysql::{
+    MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlSslMode,
+};
+
+use crate::error::AnalysisError;
+
+/// Driver options a connection may carry (the task service refuses others at creation).
+pub const KNOWN_OPTIONS: &[&str] = &["ssl-mode", "connect-timeout"];
+
+/// How long to wait for a target database that does not answer, unless `connect-timeout` says.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A lazily connecting pool on the target server, sized for introspection.
+///
+/// Fails with `INVALID_ARGUMENT` for missing details or unknown options, and with an
+/// unsupported-dialect failure for PostgreSQL.
+pub fn connect(
+    details: Option<&ConnectionDetails>,
+    options: IntrospectOptions,
+) -> Result<(MySqlPool, Introspector), AnalysisError> {
+    let details = details
+        .ok_or_else(|| AnalysisError::invalid("connection", "connection details are required"))?;
+    match Dialect::try_from(details.dialect) {
+        Ok(Dialect::Mysql | Dialect::Mariadb | Dialect::OceanbaseMysql) => {}
+        Ok(Dialect::Postgresql) => {
+            return Err(AnalysisError::Target {
+                reason: AnalysisFailureReason::UnsupportedDialect,
+                message: "the schema engine does not support PostgreSQL yet".into(),
+            });
+        }
+        _ => {
+            return Err(AnalysisError::invalid(
+                "connection.dialect",
+                "a dialect is required",
+            ));
+        }
+    }
+    if details.host.is_empty() {
+        return Err(AnalysisError::invalid(
+            "connection.host",
+            "a host is required",
+        ));
+    }
+    let mut connect = MySqlConnectOptions::new()
+        .host(&details.host)
+        .port(
+            u16::try_from(details.port)
+                .ok()
+                .filter(|p| *p != 0)
+                .unwrap_or(3306),
+        )
+        .username(&details.username)
+        .password(&details.password);
+    let mut timeout = DEFAULT_CONNECT_TIMEOUT;
+    for (key, value) in &details.options {
+        match key.as_str() {
+            "ssl-mode" => connect = connect.ssl_mode(ssl_mode(value)?),
+            "connect-timeout" => timeout = parse_duration(value)?,
+            other => {
+                return Err(AnalysisError::invalid(
+                    format!("connection.options.{other}"),
+                    format!("unknown option; known: {}", KNOWN_OPTIONS.join(", ")),
+                ));
+            }
+        }
+    }
+    let pool = MySqlPoolOptions::new()
+        .max_connections(u32::try_from(options.parallelism.max(1)).unwrap_or(1))
+        .acquire_timeout(timeout)
+        // A ping before every acquire would be a hidden round trip per batch.
+        .test_before_acquire(false)
+        .connect_lazy_with(connect);
+    let introspector = Introspector::with_pool(pool.clone(), options);
+    Ok((pool, introspector))
+}
+
+fn ssl_mode(value: &str) -> Result<MySqlSslMode, AnalysisError> {
+    match value.to_ascii_uppercase().as_str() {
+        "DISABLED" => Ok(MySqlSslMode::Disabled),
+        "PREFERRED" => Ok(MySqlSslMode::Preferred),
+        "REQUIRED" => Ok(MySqlSslMode::Required),
+        "VERIFY_CA" => Ok(MySqlSslMode::VerifyCa),
+        "VERIFY_IDENTITY" => Ok(MySqlSslMode::VerifyIdentity),
+        _ => Err(AnalysisError::invalid(
+            "connection.options.ssl-mode",
+            "one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+        )),
+    }
+}
+
+/// `10s`, `500ms` or a number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, AnalysisError> {
+    let invalid =
+        || AnalysisError::invalid("connection.options.connect-timeout", "e.g. 10s or 500ms");
+    if let Some(ms) = value.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| invalid());
+    }
+    value
+        .trim_end_matches('s')
+        .trim()
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| invalid())
+}
+
+/// What went wrong on the target side, in the contract's terms.
+pub fn classify(error: &SchemaError) -> (AnalysisFailureReason, String) {
+    match error {
+        SchemaError::DatabaseNotFound(_) => {
+            (AnalysisFailureReason::DatabaseNotFound, error.to_string())
+        }
+        SchemaError::Database(database) => classify_sqlx(database),
+        other => (AnalysisFailureReason::Internal, other.to_string()),
+    }
+}
+
+/// A sqlx error as a failure reason and a message safe to show (the database's own words; MySQL
+/// never echoes a password).
+pub fn classify_sqlx(error: &sqlx::Error) -> (AnalysisFailureReason, String) {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => (
+            AnalysisFailureReason::Unreachable,
+            format!("the database cannot be reached: {error}"),
+        ),
+        sqlx::Error::Database(database) => {
+            let number = database
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .map(MySqlDatabaseError::number);
+            match number {
+                // Access denied (credentials, database, command, table).
+                Some(1044 | 1045 | 1142 | 1143 | 1227 | 1698) => (
+                    AnalysisFailureReason::AccessDenied,
+                    database.message().to_owned(),
+                ),
+                Some(1049) => (
+                    AnalysisFailureReason::DatabaseNotFound,
+                    database.message().to_owned(),
+                ),
+                _ => (
+                    AnalysisFailureReason::Internal,
+                    database.message().to_owned(),
+                ),
+            }
+        }
+        other => (AnalysisFailureReason::Internal, other.to_string()),
+    }
+}
+
+/// The server's error code for `TestConnection`-style reports: the MySQL error number, or
+/// `connect` when the server was not reached.
+pub fn error_code(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(database) => database
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .map_or_else(
+                || database.code().unwrap_or_default().into_owned(),
+                |e| e.number().to_string(),
+            ),
+        _ => "connect".into(),
+    }
+}

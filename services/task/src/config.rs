@@ -1,0 +1,27 @@
+//! The task service's settings for this part: analysis limits, retention and the runner lease.
+
+use std::time::Duration;
+
+/// Analysis settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskConfig {
+    /// Most tables one analysis may cover (DESIGN: default 20,000).
+    pub max_tables: u32,
+    /// How long an unsubmitted analysis is kept (default 7 days).
+    pub analysis_retention: Duration,
+    /// How long a runner's lease lasts without renewal; a runner renews it at a third of this.
+    pub runner_lease: Duration,
+    /// How often the background loop recovers lost runners and expires analyses.
+    pub sweep_interval: Duration,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            max_tables: 20_000,
+            analysis_retention: Duration::from_secs(7 * 24 * 3600),
+            runner_lease: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(10),
+        }
+    }
+}

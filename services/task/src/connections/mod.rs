@@ -1,0 +1,310 @@
+//! Connections (issue 4 §2): admins register target databases; anyone authenticated lists and
+//! reads them. The password is sealed with AES-256-GCM before it reaches the store, never
+//! returned and never logged (no function here logs a request or a record's password field).
+
+mod probe;
+pub mod spec;
+
+use std::sync::Arc;
+
+use shadowsync_common::auth::Identity;
+use shadowsync_common::clock::{Clock, to_timestamp};
+use shadowsync_common::secret::Secret;
+use shadowsync_proto::common::v1::ConnectionDetails;
+use shadowsync_proto::task::v1::{
+    Connection, ConnectionSpec, ListConnectionsRequest, ListConnectionsResponse,
+    TestConnectionRequest, TestConnectionResponse, UpdateConnectionRequest,
+    test_connection_request::Target,
+};
+use tracing::{info, instrument};
+
+use crate::crypto::PasswordCipher;
+use crate::error::{Result, TaskError};
+use crate::page::{PageToken, page_size};
+use crate::store::connections::ConnectionWriteError;
+use crate::store::{ConnectionFilter, ConnectionRecord, TaskStore};
+
+pub use probe::{ProbeTarget, probe};
+
+/// The connection use cases.
+#[derive(Clone)]
+pub struct Connections {
+    store: Arc<dyn TaskStore>,
+    cipher: PasswordCipher,
+    clock: Arc<dyn Clock>,
+}
+
+fn write_error(error: ConnectionWriteError) -> TaskError {
+    match error {
+        ConnectionWriteError::NameTaken => {
+            TaskError::AlreadyExists("a connection with this name already exists".into())
+        }
+        ConnectionWriteError::Store(e) => TaskError::Store(e),
+    }
+}
+
+/// The public view of a record: everything but the password.
+pub fn view(record: &ConnectionRecord) -> Connection {
+    Connection {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        dialect: record.dialect,
+        host: record.host.clone(),
+        port: record.port,
+        username: record.username.clone(),
+        password_set: record.password_ciphertext.is_some(),
+        environment: record.environment.clone(),
+        options: record.options.clone().into_iter().collect(),
+        creator: record.creator.clone(),
+        create_time: Some(to_timestamp(record.created_at)),
+        update_time: Some(to_timestamp(record.updated_at)),
+    }
+}
+
+impl Connections {
+    pub fn new(store: Arc<dyn TaskStore>, cipher: PasswordCipher, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            cipher,
+            clock,
+        }
+    }
+
+    fn seal(&self, password: &str) -> Result<Option<Vec<u8>>> {
+        if password.is_empty() {
+            return Ok(None);
+        }
+        self.cipher
+            .seal(&Secret::new(password.to_owned()))
+            .map(Some)
+            .map_err(|e| TaskError::Internal(e.to_string()))
+    }
+
+    fn validated(
+        &self,
+        spec: &ConnectionSpec,
+        id: String,
+        creator: &str,
+    ) -> Result<ConnectionRecord> {
+        let now = self.clock.now();
+        Ok(ConnectionRecord {
+            id,
+            name: spec::name(&spec.name, "connection.name")?,
+            dialect: spec::dialect(spec.dialect, "connection.dialect")?,
+            host: spec::required(&spec.host, "connection.host")?,
+            port: spec::port(spec.port, "connection.port")?,
+            username: spec::required(&spec.username, "connection.username")?,
+            password_ciphertext: None,
+            environment: spec::environment(&spec.environment, "connection.environment")?,
+            options: spec::options(&spec.options, "connection.options")?,
+            creator: creator.to_owned(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Registers a connection (admin only).
+    ///
+    /// Fails with PERMISSION_DENIED, INVALID_ARGUMENT naming the field, ALREADY_EXISTS.
+    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    pub async fn create(
+        &self,
+        caller: &Identity,
+        spec: Option<ConnectionSpec>,
+    ) -> Result<Connection> {
+        require_admin(caller)?;
+        let spec = spec.ok_or_else(|| TaskError::invalid("connection", "is required"))?;
+        let mut record =
+            self.validated(&spec, uuid::Uuid::new_v4().to_string(), &caller.subject)?;
+        record.password_ciphertext = self.seal(&spec.password)?;
+        self.store
+            .insert_connection(&record)
+            .await
+            .map_err(write_error)?;
+        info!(connection_id = %record.id, name = %record.name, "connection created");
+        Ok(view(&record))
+    }
+
+    /// A connection by id (any authenticated caller). Fails with NOT_FOUND.
+    pub async fn get(&self, id: &str) -> Result<Connection> {
+        Ok(view(&self.record(id).await?))
+    }
+
+    async fn record(&self, id: &str) -> Result<ConnectionRecord> {
+        self.store
+            .get_connection(id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(format!("connection {id} not found")))
+    }
+
+    /// One page of connections, sorted by name.
+    pub async fn list(&self, request: &ListConnectionsRequest) -> Result<ListConnectionsResponse> {
+        let limit = page_size(request.page_size, 50, 500);
+        let binding = format!(
+            "{}\u{0}{}",
+            request.name_contains,
+            request.environments.join(",")
+        );
+        let offset = PageToken::parse(&request.page_token, &binding)?;
+        let filter = ConnectionFilter {
+            name_contains: request.name_contains.clone(),
+            environments: request.environments.clone(),
+            offset,
+            limit,
+        };
+        let (records, total) = self.store.list_connections(&filter).await?;
+        let next = offset + i64::try_from(records.len()).unwrap_or(0);
+        Ok(ListConnectionsResponse {
+            connections: records.iter().map(view).collect(),
+            next_page_token: PageToken::next(next, total, &binding),
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Changes the fields that are set (admin only); a set password is rotated, an empty one
+    /// removed.
+    ///
+    /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS.
+    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
+    pub async fn update(
+        &self,
+        caller: &Identity,
+        request: UpdateConnectionRequest,
+    ) -> Result<Connection> {
+        require_admin(caller)?;
+        let mut record = self.record(&request.connection_id).await?;
+        if let Some(name) = &request.name {
+            record.name = spec::name(name, "name")?;
+        }
+        if let Some(dialect) = request.dialect {
+            record.dialect = spec::dialect(dialect, "dialect")?;
+        }
+        if let Some(host) = &request.host {
+            record.host = spec::required(host, "host")?;
+        }
+        if let Some(port) = request.port {
+            record.port = spec::port(port, "port")?;
+        }
+        if let Some(username) = &request.username {
+            record.username = spec::required(username, "username")?;
+        }
+        if let Some(environment) = &request.environment {
+            record.environment = spec::environment(environment, "environment")?;
+        }
+        if request.replace_options {
+            record.options = spec::options(&request.options, "options")?;
+        }
+        if let Some(password) = &request.password {
+            record.password_ciphertext = self.seal(password)?;
+        }
+        record.updated_at = self.clock.now();
+        if !self
+            .store
+            .update_connection(&record)
+            .await
+            .map_err(write_error)?
+        {
+            return Err(TaskError::NotFound(format!(
+                "connection {} not found",
+                record.id
+            )));
+        }
+        info!(rotated = request.password.is_some(), "connection updated");
+        Ok(view(&record))
+    }
+
+    /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND.
+    ///
+    /// Tasks arrive in part 2 of the task service, which adds the FAILED_PRECONDITION check for
+    /// unfinished tasks on the connection here.
+    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %id), err)]
+    pub async fn delete(&self, caller: &Identity, id: &str) -> Result<()> {
+        require_admin(caller)?;
+        if !self.store.delete_connection(id).await? {
+            return Err(TaskError::NotFound(format!("connection {id} not found")));
+        }
+        info!("connection deleted");
+        Ok(())
+    }
+
+    /// Tries a stored connection or an unsaved spec (admin only).
+    ///
+    /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT; a refusing database is a
+    /// normal answer.
+    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    pub async fn test(
+        &self,
+        caller: &Identity,
+        request: TestConnectionRequest,
+    ) -> Result<TestConnectionResponse> {
+        require_admin(caller)?;
+        let target = match request.target {
+            Some(Target::ConnectionId(id)) => {
+                let record = self.record(&id).await?;
+                ProbeTarget {
+                    password: self.password(&record)?,
+                    host: record.host,
+                    port: record.port,
+                    username: record.username,
+                    options: record.options,
+                }
+            }
+            Some(Target::Spec(spec)) => {
+                let record = self.validated(&spec, String::new(), &caller.subject)?;
+                ProbeTarget {
+                    host: record.host,
+                    port: record.port,
+                    username: record.username,
+                    password: Secret::new(spec.password),
+                    options: record.options,
+                }
+            }
+            None => {
+                return Err(TaskError::invalid(
+                    "target",
+                    "connection_id or spec is required",
+                ));
+            }
+        };
+        let response = probe(target).await;
+        info!(ok = response.ok, error_code = %response.error_code, "connection tested");
+        Ok(response)
+    }
+
+    fn password(&self, record: &ConnectionRecord) -> Result<Secret<String>> {
+        match &record.password_ciphertext {
+            None => Ok(Secret::new(String::new())),
+            Some(sealed) => self
+                .cipher
+                .open(sealed)
+                .map_err(|e| TaskError::Internal(e.to_string())),
+        }
+    }
+
+    /// The stored connection with its decrypted password, for one internal call (analysis
+    /// service). Fails with NOT_FOUND.
+    pub async fn details(&self, id: &str) -> Result<(ConnectionRecord, ConnectionDetails)> {
+        let record = self.record(id).await?;
+        let password = self.password(&record)?;
+        let details = ConnectionDetails {
+            connection_id: record.id.clone(),
+            dialect: record.dialect,
+            host: record.host.clone(),
+            port: record.port,
+            username: record.username.clone(),
+            password: password.expose().clone(),
+            options: record.options.clone().into_iter().collect(),
+        };
+        Ok((record, details))
+    }
+}
+
+fn require_admin(caller: &Identity) -> Result<()> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(TaskError::PermissionDenied(
+            "this needs the admin role".into(),
+        ))
+    }
+}

@@ -1,0 +1,93 @@
+//! `TestConnection`: open one session on the target and read its version, reporting the
+//! database's own error when it refuses.
+
+use std::time::{Duration, Instant};
+
+use shadowsync_common::secret::Secret;
+use shadowsync_proto::task::v1::TestConnectionResponse;
+use sqlx::Connection as _;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+
+/// What a probe needs. The password stays wrapped until it is handed to the driver.
+pub struct ProbeTarget {
+    pub host: String,
+    pub port: u32,
+    pub username: String,
+    pub password: Secret<String>,
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// How long a probe waits for a silent server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects and runs `SELECT VERSION()`. Never fails: a refusal is a normal `ok = false`
+/// answer with the database's code and message.
+pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
+    let started = Instant::now();
+    let mut options = MySqlConnectOptions::new()
+        .host(&target.host)
+        .port(u16::try_from(target.port).unwrap_or(3306))
+        .username(&target.username)
+        .password(target.password.expose());
+    if let Some(mode) = target.options.get("ssl-mode") {
+        options = options.ssl_mode(match mode.to_ascii_uppercase().as_str() {
+            "DISABLED" => MySqlSslMode::Disabled,
+            "REQUIRED" => MySqlSslMode::Required,
+            "VERIFY_CA" => MySqlSslMode::VerifyCa,
+            "VERIFY_IDENTITY" => MySqlSslMode::VerifyIdentity,
+            _ => MySqlSslMode::Preferred,
+        });
+    }
+    let attempt = async {
+        let mut connection = MySqlConnection::connect_with(&options).await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut connection)
+            .await?;
+        let _ = connection.close().await;
+        Ok::<_, sqlx::Error>(version)
+    };
+    let outcome = tokio::time::timeout(PROBE_TIMEOUT, attempt).await;
+    let latency = started.elapsed();
+    let mut response = TestConnectionResponse {
+        latency: Some(prost_types::Duration {
+            seconds: i64::try_from(latency.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(latency.subsec_nanos()).unwrap_or(0),
+        }),
+        ..Default::default()
+    };
+    match outcome {
+        Ok(Ok(version)) => {
+            response.ok = true;
+            response.server_version = version;
+        }
+        Ok(Err(error)) => {
+            let (code, message) = describe(&error);
+            response.error_code = code;
+            response.error_message = message;
+        }
+        Err(_) => {
+            response.error_code = "connect".into();
+            response.error_message = format!("no answer within {}s", PROBE_TIMEOUT.as_secs());
+        }
+    }
+    response
+}
+
+/// The server's error number and message, or `connect` and the network error. MySQL's own
+/// messages never contain the password (at most "using password: YES").
+fn describe(error: &sqlx::Error) -> (String, String) {
+    match error {
+        sqlx::Error::Database(database) => {
+            let code = database
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .map_or_else(
+                    || database.code().unwrap_or_default().into_owned(),
+                    |e| e.number().to_string(),
+                );
+            (code, database.message().to_owned())
+        }
+        sqlx::Error::Io(io) => ("connect".into(), io.to_string()),
+        sqlx::Error::Tls(tls) => ("tls".into(), tls.to_string()),
+        other => ("connect".into(), other.to_string()),
+    }
+}

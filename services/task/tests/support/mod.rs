@@ -1,0 +1,259 @@
+//! Test harness: the analysis and task services on real tonic servers (127.0.0.1:0), a metadata
+//! store per test, tokens minted with `TokenIssuer`, and throw-away MariaDB databases.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shadowsync_common::auth::{
+    AuthInterceptor, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
+};
+use shadowsync_common::clock::SystemClock;
+use shadowsync_common::config::AuthConfig;
+use shadowsync_common::db::Database;
+use shadowsync_common::db::testing::TestDatabase;
+use shadowsync_common::secret::Secret;
+use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
+use shadowsync_task::peers::testing::FixedPermissions;
+use shadowsync_task::peers::{PeerCredentials, PermissionChecker, analysis_client};
+use shadowsync_task::{TaskApi, TaskConfig, TaskDeps};
+use sqlx::Connection as _;
+use sqlx::Executor as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::RoutesBuilder;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Server};
+
+pub const AUDIENCE: &str = "shadowsync-test";
+pub const MARIADB_ROOT: &str = "mysql://root@127.0.0.1:3306";
+
+pub type Client = TaskServiceClient<InterceptedService<Channel, BearerToken>>;
+
+pub struct Services {
+    pub task_address: SocketAddr,
+    pub analysis_address: SocketAddr,
+    pub api: TaskApi,
+    pub db: Database,
+    issuer: TokenIssuer,
+    _store: TestDatabase,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+fn auth() -> (AuthInterceptor, TokenIssuer) {
+    let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
+    let config = AuthConfig {
+        hs256_secret: Some(secret.clone()),
+        rs256_public_keys: Vec::new(),
+        audience: AUDIENCE.to_owned(),
+        service_token: None,
+    };
+    let authenticator = Authenticator::from_config(&config).expect("authenticator");
+    (
+        AuthInterceptor::new(Arc::new(authenticator)),
+        TokenIssuer::hs256(&secret, AUDIENCE),
+    )
+}
+
+async fn serve(
+    routes: RoutesBuilder,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let router = Server::builder().add_routes(routes.routes());
+    tokio::spawn(async move {
+        let _ = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+    });
+    address
+}
+
+impl Services {
+    /// Both services on a fresh SQLite store, `alice` allowed to analyse.
+    pub async fn start(config: TaskConfig) -> Self {
+        Self::start_with(config, Arc::new(FixedPermissions::allowing(&["alice"]))).await
+    }
+
+    pub async fn start_with(config: TaskConfig, permissions: Arc<dyn PermissionChecker>) -> Self {
+        let (auth, issuer) = auth();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stopped = futures::future::FutureExt::shared(async move {
+            let _ = stopped.await;
+        });
+
+        let mut routes = RoutesBuilder::default();
+        shadowsync_analysis::add_routes(
+            &mut routes,
+            shadowsync_analysis::AnalysisApi::default(),
+            auth.clone(),
+        );
+        let analysis_address = serve(routes, stopped.clone()).await;
+
+        let store = TestDatabase::sqlite();
+        let db = Database::connect(&store.url, "task").await.expect("store");
+        shadowsync_task::prepare(&db).await.expect("prepare");
+        let channel = shadowsync_common::grpc::channel(&format!("http://{analysis_address}"), None)
+            .expect("channel");
+        let task_token = issuer.issue(
+            &Identity::service(ServiceIdentity::Task),
+            Duration::from_secs(3600),
+        );
+        let credentials = PeerCredentials::Token(BearerToken::new(&task_token).expect("token"));
+        let mut key = vec![0u8; 32];
+        rand_bytes(&mut key);
+        let api = TaskApi::new(TaskDeps {
+            db: db.clone(),
+            clock: Arc::new(SystemClock),
+            encryption_key: Secret::new(key),
+            analysis: analysis_client(channel, credentials),
+            permissions,
+            config,
+        })
+        .expect("api");
+        let mut routes = RoutesBuilder::default();
+        shadowsync_task::add_routes(&mut routes, api.clone(), auth);
+        let task_address = serve(routes, stopped).await;
+        Self {
+            task_address,
+            analysis_address,
+            api,
+            db,
+            issuer,
+            _store: store,
+            _shutdown: stop,
+        }
+    }
+
+    pub fn token(&self, identity: &Identity) -> Secret<String> {
+        self.issuer.issue(identity, Duration::from_secs(3600))
+    }
+
+    /// A client of the task service as `subject` with `roles`.
+    pub async fn client(&self, subject: &str, roles: &[&str]) -> Client {
+        let channel =
+            shadowsync_common::grpc::channel(&format!("http://{}", self.task_address), None)
+                .expect("channel");
+        let token = self.token(&Identity::user(subject, roles));
+        TaskServiceClient::new(
+            shadowsync_common::grpc::authenticated(channel, &token).expect("auth"),
+        )
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let row: (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(self.db.pool())
+                .await
+                .expect("count");
+        row.0
+    }
+}
+
+fn rand_bytes(buffer: &mut [u8]) {
+    use ring::rand::SecureRandom as _;
+    ring::rand::SystemRandom::new()
+        .fill(buffer)
+        .expect("random");
+}
+
+/// A MariaDB database (and optionally a user with a password) that is dropped at the end.
+pub struct MariaDb {
+    pub database: String,
+    pub user: Option<(String, String)>,
+}
+
+pub async fn mariadb_root() -> sqlx::MySqlConnection {
+    sqlx::MySqlConnection::connect(MARIADB_ROOT)
+        .await
+        .expect("MariaDB at 127.0.0.1:3306")
+}
+
+impl MariaDb {
+    /// An empty database named `ss_task_<random>`.
+    pub async fn empty() -> Self {
+        let database = format!("ss_task_{}", uuid::Uuid::new_v4().simple());
+        let mut root = mariadb_root().await;
+        root.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
+        )))
+        .await
+        .expect("create database");
+        Self {
+            database,
+            user: None,
+        }
+    }
+
+    /// A database loaded from the corpus with `load.sh`.
+    pub async fn corpus(schema: &str) -> Self {
+        let database = format!("ss_task_{}", uuid::Uuid::new_v4().simple());
+        let status = tokio::process::Command::new("/work/shared/corpus/load.sh")
+            .args(["mysql", schema, &database, MARIADB_ROOT])
+            .env("LOAD_QUIET", "1")
+            .status()
+            .await
+            .expect("load.sh");
+        assert!(status.success(), "loading {schema} failed");
+        Self {
+            database,
+            user: None,
+        }
+    }
+
+    /// Adds a user with a password and every privilege on the database.
+    pub async fn with_user(mut self) -> Self {
+        let user = format!("ss_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let password = format!("Pw-{}-x", uuid::Uuid::new_v4().simple());
+        let mut root = mariadb_root().await;
+        for host in ["%", "localhost", "127.0.0.1"] {
+            root.execute(sqlx::AssertSqlSafe(format!(
+                "CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"
+            )))
+            .await
+            .expect("create user");
+            root.execute(sqlx::AssertSqlSafe(format!(
+                "GRANT ALL ON `{}`.* TO '{user}'@'{host}'",
+                self.database
+            )))
+            .await
+            .expect("grant");
+        }
+        self.user = Some((user, password));
+        self
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        let mut root = mariadb_root().await;
+        root.execute(sqlx::AssertSqlSafe(format!("USE `{}`", self.database)))
+            .await
+            .expect("use");
+        for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+            root.execute(sqlx::AssertSqlSafe(statement.to_owned()))
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+    }
+
+    pub async fn drop_all(&self) {
+        let mut root = mariadb_root().await;
+        let _ = root
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS `{}`",
+                self.database
+            )))
+            .await;
+        if let Some((user, _)) = &self.user {
+            for host in ["%", "localhost", "127.0.0.1"] {
+                let _ = root
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP USER IF EXISTS '{user}'@'{host}'"
+                    )))
+                    .await;
+            }
+        }
+    }
+}
