@@ -56,8 +56,12 @@ pub fn connect(
                 .filter(|p| *p != 0)
                 .unwrap_or(3306),
         )
-        .username(&details.username)
-        .password(&details.password);
+        .username(&details.username);
+    // An empty password means none: sqlx would otherwise send an (empty) auth response, which
+    // MySQL reads as "using password: YES".
+    if !details.password.is_empty() {
+        connect = connect.password(&details.password);
+    }
     let mut timeout = DEFAULT_CONNECT_TIMEOUT;
     for (key, value) in &details.options {
         match key.as_str() {

@@ -52,6 +52,10 @@ fn spec(name: &str, user: &str, password: &str) -> ConnectionSpec {
 /// too (tonic, sqlx and the task service, at TRACE).
 #[tokio::test(flavor = "current_thread")]
 async fn passwords_are_sealed_never_returned_and_never_logged() {
+    // The test's own `CREATE USER … IDENTIFIED BY` runs before the capture starts: only the
+    // services' logs are under test.
+    let target = MariaDb::empty().await.with_user().await;
+    let (user, password) = target.user.clone().expect("user");
     let capture = Capture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -60,9 +64,6 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-
-    let target = MariaDb::empty().await.with_user().await;
-    let (user, password) = target.user.clone().expect("user");
     let services = Services::start(TaskConfig::default()).await;
     let mut admin = services.client("root", &["admin"]).await;
     let mut alice = services.client("alice", &[]).await;

@@ -27,8 +27,11 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
     let mut options = MySqlConnectOptions::new()
         .host(&target.host)
         .port(u16::try_from(target.port).unwrap_or(3306))
-        .username(&target.username)
-        .password(target.password.expose());
+        .username(&target.username);
+    // An empty password means none (sqlx would send an empty auth response otherwise).
+    if !target.password.expose().is_empty() {
+        options = options.password(target.password.expose());
+    }
     if let Some(mode) = target.options.get("ssl-mode") {
         options = options.ssl_mode(match mode.to_ascii_uppercase().as_str() {
             "DISABLED" => MySqlSslMode::Disabled,
