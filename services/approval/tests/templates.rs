@@ -120,7 +120,12 @@ async fn priority_order_decides_the_match_and_reordering_spares_requests_in_flig
         })
         .await
         .unwrap_err();
-    assert_eq!(dup.code(), Code::AlreadyExists);
+    assert_eq!(dup.code(), Code::InvalidArgument);
+    assert!(
+        dup.message().starts_with("template.name:"),
+        "{}",
+        dup.message()
+    );
     let builtin = reordered.entries.last().unwrap().template_id.clone();
     let delete = admin
         .delete_template(pb::DeleteTemplateRequest {

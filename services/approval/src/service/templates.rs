@@ -58,7 +58,7 @@ impl Service {
 
     /// `CreateTemplate`: validated, placed just before the builtin in the priority order.
     ///
-    /// Fails with `InvalidArgument`, `AlreadyExists` (duplicate name) or `PermissionDenied`.
+    /// Fails with `InvalidArgument` (including a duplicate name) or `PermissionDenied`.
     #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
     pub async fn create_template(
         &self,
@@ -120,7 +120,8 @@ impl Service {
             tx.commit().await?;
             Ok(template.id)
         })
-        .await?;
+        .await
+        .map_err(|e| duplicate_name(e, &proto.name))?;
         self.template_view(&id).await
     }
 
@@ -226,7 +227,7 @@ impl Service {
                     "the template changed; reload it".into(),
                 ));
             }
-            other => other?,
+            other => other.map_err(|e| duplicate_name(e, &updated.name))?,
         }
         if !request.request_id.is_empty() {
             keys::insert_request_key(&mut tx, key, &fingerprint, &updated.id, self.now()).await?;
@@ -348,5 +349,17 @@ impl Service {
         }
         tx.commit().await?;
         self.get_priority(person).await
+    }
+}
+
+/// A duplicate template name is bad input naming the field (issue 5), not a resource clash:
+/// templates are addressed by id, and the name is only a label that must be unique.
+fn duplicate_name(error: ApprovalError, name: &str) -> ApprovalError {
+    match error {
+        ApprovalError::AlreadyExists(_) => ApprovalError::invalid(
+            "template.name",
+            format!("a template named {:?} already exists", name.trim()),
+        ),
+        other => other,
     }
 }
