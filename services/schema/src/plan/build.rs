@@ -127,8 +127,11 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         }
     }
     let mut pre_drops: HashMap<usize, Vec<ForeignKey>> = HashMap::new();
+    // (parent shadow, skipped child source): the child's key blocks the parent's change.
+    let mut blocked: Vec<(String, String)> = Vec::new();
     for (i, item) in work.iter_mut().enumerate() {
-        if item.desired.is_none() || skipped.contains(&context.table_key(&item.plan.source)) {
+        let is_skipped = skipped.contains(&context.table_key(&item.plan.source));
+        if item.desired.is_none() {
             continue;
         }
         let Some(shadow) = &mut item.shadow else {
@@ -145,9 +148,31 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                             .any(|c| changed.contains(&c.to_lowercase()))
                     })
             });
-        if !dropped.is_empty() {
+        if is_skipped {
+            // A skipped table is never touched, so its key stays and the parent's ALTER will
+            // be refused: say so on the parent rather than hide it.
+            let source = item.plan.source.clone();
+            blocked.extend(
+                dropped
+                    .iter()
+                    .map(|fk| (context.table_key(&fk.referenced_table), source.clone())),
+            );
+        } else if !dropped.is_empty() {
             shadow.to_mut().foreign_keys = kept;
             pre_drops.insert(i, dropped);
+        }
+    }
+    for (parent, child) in blocked {
+        if let Some(item) = work.iter_mut().find(|item| {
+            item.plan
+                .shadow
+                .as_deref()
+                .is_some_and(|shadow| context.table_key(shadow) == parent)
+        }) {
+            item.plan.reason = Some(format!(
+                "the skipped table {child}'s shadow has a foreign key on columns this change \
+                 alters; the ALTER will be refused unless {child} is synced too"
+            ));
         }
     }
 

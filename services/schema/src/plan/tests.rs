@@ -135,3 +135,30 @@ fn constraint_names_carry_the_affix_and_fit_the_limit() {
     );
     assert!(script.contains("REFERENCES `_test_parent`"));
 }
+
+#[test]
+fn plans_round_trip_through_json() {
+    let catalog = catalog(
+        &[
+            (
+                "a",
+                "CREATE TABLE `a` (`id` int NOT NULL, PRIMARY KEY (`id`))",
+            ),
+            (
+                "_test_a",
+                "CREATE TABLE `_test_a` (`id` bigint NOT NULL, PRIMARY KEY (`id`))",
+            ),
+            ("b", "CREATE TABLE `b` (`id` int NOT NULL)"),
+        ],
+        &[],
+    );
+    let plan = plan(&catalog, &request(SyncRange::All)).unwrap();
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(json.contains("\"result\":\"UPDATE\""), "{json}");
+    assert!(json.contains("\"Prefix\":\"_test_\""), "{json}");
+    let back: super::Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, plan);
+    // A bad affix in a plan read back is refused, not trusted.
+    let tampered = json.replace("\"_test_\"", "\"bad-affix\"");
+    assert!(serde_json::from_str::<super::Plan>(&tampered).is_err());
+}

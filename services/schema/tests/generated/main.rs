@@ -184,6 +184,16 @@ async fn changing_a_referenced_column_drops_and_restores_child_keys() {
          CREATE TABLE _test_s (id int PRIMARY KEY, up int, KEY ku (up), FOREIGN KEY (up) REFERENCES _test_s (id))",
     )
     .await;
+    // Skipping a child whose key blocks the parent's change is reported on the parent.
+    let skipped = db.plan(SyncRange::All, &naming, &["c"]).await;
+    let reason = skipped
+        .table("p")
+        .unwrap()
+        .reason
+        .clone()
+        .unwrap_or_default();
+    assert!(reason.contains("skipped table c"), "{reason}");
+
     let plan = db.plan(SyncRange::All, &naming, &[]).await;
     for table in ["c", "d", "p", "s"] {
         assert_eq!(
