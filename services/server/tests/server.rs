@@ -362,13 +362,22 @@ fn the_binary_serves_embedded_and_stops_cleanly_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "no endpoint written: {endpoint:?}");
-    let token = std::fs::read_to_string(dir.path().join(shadowsync_server::embedded::ADMIN_TOKEN_FILE))
-        .expect("admin token");
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "no endpoint written: {endpoint:?}"
+    );
+    let token = std::fs::read_to_string(
+        dir.path()
+            .join(shadowsync_server::embedded::ADMIN_TOKEN_FILE),
+    )
+    .expect("admin token");
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.path().join(shadowsync_server::embedded::ADMIN_TOKEN_FILE))
-            .expect("token metadata")
-            .permissions(),
+        &std::fs::metadata(
+            dir.path()
+                .join(shadowsync_server::embedded::ADMIN_TOKEN_FILE),
+        )
+        .expect("token metadata")
+        .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
 
@@ -376,7 +385,8 @@ fn the_binary_serves_embedded_and_stops_cleanly_on_sigterm() {
     runtime.block_on(async {
         let channel = grpc::channel(&endpoint, None).expect("channel");
         wait_serving(channel.clone(), "").await;
-        let authed = grpc::authenticated(channel, &Secret::new(token.trim().to_string())).expect("header");
+        let authed =
+            grpc::authenticated(channel, &Secret::new(token.trim().to_string())).expect("header");
         let me = TaskServiceClient::new(authed)
             .get_identity(GetIdentityRequest {})
             .await
