@@ -146,11 +146,7 @@ async fn analyze(
     let progress_out = out.clone();
     let mut report = move |read: usize, needed: usize| {
         // Reads cover sources and their shadows; scale to source tables for the caller.
-        let done = if needed == 0 {
-            0
-        } else {
-            read * sources / needed
-        };
+        let done = (read * sources).checked_div(needed).unwrap_or(0);
         let _ = progress_out.try_send(Ok(AnalyzeResponse {
             event: Some(progress(AnalyzePhase::Introspecting, done, total)),
         }));

@@ -113,10 +113,10 @@ impl Analyses {
                     }
                     if let Some(writer) = writer.as_mut() {
                         for table in batch.tables {
-                            if let Some(row) = writer.apply(&view::analyzed(table)).await? {
-                                if row.replanned {
-                                    replanned.push(row);
-                                }
+                            if let Some(row) = writer.apply(&view::analyzed(table)).await?
+                                && row.replanned
+                            {
+                                replanned.push(row);
                             }
                         }
                     }
