@@ -23,31 +23,29 @@ pub struct CatalogTable {
     pub name: String,
     /// The server's DDL, verbatim.
     pub ddl: String,
-    /// The parsed model, or why the DDL could not be parsed.
-    pub parsed: Result<Table, String>,
-    /// The normalized model (computed while reading, so it overlaps the next fetch).
-    #[serde(skip)]
-    pub normalized: Option<Table>,
+    /// The parsed and normalized model (see [`crate::normalize()`]), or why the DDL could not be
+    /// parsed. Only the normalized form is kept: it is what planning needs, and keeping the raw
+    /// parse too would double the memory of a large catalog.
+    pub model: Result<Table, String>,
     /// [`crate::fingerprint()`] of the table, when it parsed.
     pub fingerprint: Option<String>,
 }
 
 impl CatalogTable {
-    /// Parses, normalizes and fingerprints `ddl`.
+    /// Parses, normalizes and fingerprints `ddl` (done while reading, so it overlaps the next
+    /// fetch).
     pub fn read(name: String, ddl: String, context: &ServerContext) -> Self {
-        let parsed = crate::parse::parse_create_table(&ddl).map_err(|e| e.to_string());
-        let normalized = parsed
+        let model = crate::parse::parse_create_table(&ddl)
+            .map(|table| crate::normalize::normalize(&table, context))
+            .map_err(|e| e.to_string());
+        let fingerprint = model
             .as_ref()
             .ok()
-            .map(|table| crate::normalize::normalize(table, context));
-        let fingerprint = normalized
-            .as_ref()
             .map(crate::fingerprint::fingerprint_normalized);
         Self {
             name,
             ddl,
-            parsed,
-            normalized,
+            model,
             fingerprint,
         }
     }

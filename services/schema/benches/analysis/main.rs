@@ -211,7 +211,7 @@ async fn analyse(url: &str, database: &str, options: IntrospectOptions) -> Run {
     let fingerprints = catalog
         .tables
         .values()
-        .filter_map(|t| t.parsed.as_ref().ok())
+        .filter_map(|t| t.model.as_ref().ok())
         .map(|t| shadowsync_schema::fingerprint(t, &catalog.server))
         .collect::<Vec<_>>()
         .len();

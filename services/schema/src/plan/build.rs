@@ -56,13 +56,13 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
 
     // Constraint names in use anywhere we looked; new shadow constraints avoid all of them.
     let mut fk_names = NameAllocator::new(catalog.tables.values().flat_map(|t| {
-        t.parsed
+        t.model
             .iter()
             .flat_map(|table| table.foreign_keys.iter().map(|fk| fk.name.clone()))
             .collect::<Vec<_>>()
     }));
     let mut check_names = NameAllocator::new(catalog.tables.values().flat_map(|t| {
-        t.parsed
+        t.model
             .iter()
             .flat_map(|table| table.checks.iter().map(|c| c.name.clone()))
             .collect::<Vec<_>>()

@@ -7,7 +7,6 @@ use super::{AnalysisRequest, SyncResult, TablePlan};
 use crate::catalog::{Catalog, CatalogTable};
 use crate::fingerprint::fingerprint_normalized;
 use crate::model::Table;
-use crate::normalize::normalize;
 
 /// One table while the plan is being built.
 pub(super) struct Work<'a> {
@@ -61,7 +60,7 @@ pub(super) fn analyse<'a>(
     };
     plan.source_ddl = Some(source.ddl.clone());
     plan.source_fingerprint = source.fingerprint.clone();
-    let source = match read_model(source, context) {
+    let source = match read_model(source) {
         Ok(table) => table,
         Err(error) => {
             plan.reason = Some(format!("cannot read the source DDL: {error}"));
@@ -88,7 +87,7 @@ pub(super) fn analyse<'a>(
     };
     plan.shadow_ddl = Some(shadow.ddl.clone());
     let cached_fingerprint = shadow.fingerprint.clone();
-    match read_model(shadow, context) {
+    match read_model(shadow) {
         Ok(shadow) => {
             plan.shadow_fingerprint =
                 cached_fingerprint.or_else(|| Some(fingerprint_normalized(&shadow)));
@@ -137,17 +136,11 @@ fn reaches_outside(table: &Table) -> Option<String> {
         })
 }
 
-/// The normalized model of a table read from the server (cached by introspection).
-fn read_model<'a>(
-    table: &'a CatalogTable,
-    context: &crate::normalize::ServerContext,
-) -> Result<Cow<'a, Table>, String> {
-    if let Some(normalized) = &table.normalized {
-        return Ok(Cow::Borrowed(normalized));
-    }
+/// The normalized model introspection cached for a table, borrowed.
+fn read_model(table: &CatalogTable) -> Result<Cow<'_, Table>, String> {
     table
-        .parsed
+        .model
         .as_ref()
-        .map(|parsed| Cow::Owned(normalize(parsed, context)))
+        .map(Cow::Borrowed)
         .map_err(Clone::clone)
 }

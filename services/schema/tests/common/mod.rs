@@ -122,8 +122,8 @@ impl TestDb {
             else {
                 continue;
             };
-            let src = normalize(src.parsed.as_ref().unwrap(), &catalog.server);
-            let mut shadow = normalize(shadow.parsed.as_ref().unwrap(), &catalog.server);
+            let src = normalize(src.model.as_ref().unwrap(), &catalog.server);
+            let mut shadow = normalize(shadow.model.as_ref().unwrap(), &catalog.server);
             for fk in &mut shadow.foreign_keys {
                 if let Some(parent) = naming.source_of(&fk.referenced_table, str::to_owned)
                     && catalog.has_base_table(&parent)
