@@ -70,7 +70,7 @@ async fn thirty_tasks_are_dispatched_highest_template_rank_first() {
 #[tokio::test]
 async fn dispatches_wait_in_the_outbox_while_the_broker_is_cut_then_go_out_once() {
     let broker: std::net::SocketAddr = "127.0.0.1:5672".parse().unwrap();
-    let mut proxy = proxy::TcpProxy::start(broker).await;
+    let mut proxy = shadowsync_common::testing::TcpProxy::start(broker).await;
     let h = Harness::start_with(format!("amqp://guest:guest@{}/%2f", proxy.address())).await;
     // Declare the execute queue while the broker is reachable, then cut it.
     h.queue.check_ready().await.unwrap();

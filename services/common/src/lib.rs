@@ -21,3 +21,5 @@ pub mod outbox;
 pub mod queue;
 pub mod secret;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -14,7 +14,7 @@ mod amqp {
         AmqpQueue, AmqpQueueOptions, Destination, MessageQueue, QueueError,
     };
 
-    use crate::queue_support::proxy::TcpProxy;
+    use shadowsync_common::testing::TcpProxy;
     use crate::queue_support::{
         amqp_uri, label, next_delivery, publish_task, task_message, unique_topology,
     };

@@ -251,7 +251,7 @@ async fn health_is_not_serving_while_a_dependency_is_down() {
 
 #[tokio::test]
 async fn production_dependencies_make_a_service_serving() {
-    let store = shadowsync_common::db::testing::TestDatabase::postgres().await;
+    let store = shadowsync_common::testing::TestDatabase::postgres().await;
     let database = format!("database.url={}", store.url);
     let unique = format!("test-{}.", uuid::Uuid::new_v4().simple());
     let prefix = format!("queue.prefix={unique}");

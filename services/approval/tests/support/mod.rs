@@ -2,8 +2,6 @@
 //! unique names, clients holding tokens for different people, and helpers.
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod proxy;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +11,10 @@ use shadowsync_common::auth::{AuthInterceptor, Authenticator, Identity, TokenIss
 use shadowsync_common::clock::{Clock, ManualClock};
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::Database;
-use shadowsync_common::db::testing::TestDatabase;
 use shadowsync_common::grpc::{self, AuthenticatedChannel};
 use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Delivery, DeliveryStream, Topology};
 use shadowsync_common::secret::Secret;
+use shadowsync_common::testing::TestDatabase;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use tokio_util::sync::CancellationToken;

@@ -12,10 +12,12 @@
 //!   foreign keys on and a busy timeout, so concurrent writers wait instead of failing.
 //!
 //! Migrations are per service and per backend (`migrations/postgres`, `migrations/sqlite`),
-//! embedded with `sqlx::migrate!` and run at start-up by [`Database::migrate`].
+//! embedded with `sqlx::migrate!` and run at start-up by [`Database::migrate`]. Tests open
+//! throw-away stores with `shadowsync_common::testing::TestDatabase`.
 
+/// Where tests found the throw-away stores before they moved to [`crate::testing`].
 #[cfg(any(test, feature = "test-support"))]
-pub mod testing;
+pub use crate::testing::db as testing;
 
 use std::path::Path;
 use std::time::Duration;

@@ -14,7 +14,7 @@
 
 use sqlx::{Connection as _, Executor as _};
 
-use super::{Backend, Database, Migrations};
+use crate::db::{Backend, Database, Migrations};
 
 /// The PostgreSQL maintenance URL tests create their databases from.
 pub fn postgres_admin_url() -> String {
@@ -140,7 +140,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let store = $crate::db::testing::TestDatabase::postgres().await;
+                    let store = $crate::testing::TestDatabase::postgres().await;
                     let db = store.open($schema, &$migrations).await;
                     super::$test(db.clone()).await;
                     db.close().await;
@@ -153,7 +153,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let store = $crate::db::testing::TestDatabase::sqlite();
+                    let store = $crate::testing::TestDatabase::sqlite();
                     let db = store.open($schema, &$migrations).await;
                     super::$test(db.clone()).await;
                     db.close().await;

@@ -1,7 +1,6 @@
 //! Shared pieces of the queue tests: backends with unique names, helpers to read a stream with
 //! a deadline, and a TCP proxy that can cut the connection to RabbitMQ.
 
-pub mod proxy;
 pub mod suite;
 
 use std::future::Future;
