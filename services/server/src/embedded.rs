@@ -20,6 +20,9 @@ use crate::ServerError;
 
 /// File holding the HS256 signing secret.
 pub const SECRET_FILE: &str = "jwt.secret";
+/// File holding the AES-256-GCM key for connection passwords at rest (base64); generated once,
+/// since losing it makes the stored passwords unreadable.
+pub const ENCRYPTION_KEY_FILE: &str = "encryption.key";
 /// File holding the bootstrap admin token that `shadowctl` picks up.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// Subject of the bootstrap administrator.
@@ -60,6 +63,27 @@ pub fn prepare(config: &mut Config) -> Result<EmbeddedFiles, ServerError> {
             }
         };
         config.auth.hs256_secret = Some(Secret::new(secret));
+    }
+
+    if config.encryption_key.is_none() {
+        let path = dir.join(ENCRYPTION_KEY_FILE);
+        let existing = std::fs::read_to_string(&path).ok().and_then(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+                .filter(|key| key.len() == 32)
+        });
+        let key = match existing {
+            Some(key) => key,
+            None => {
+                let mut key = vec![0_u8; 32];
+                rand::rng().fill_bytes(&mut key);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&key);
+                write_private(&path, &encoded).map_err(|e| io_error(&path, e))?;
+                key
+            }
+        };
+        config.encryption_key = Some(Secret::new(key));
     }
 
     let admin_token = dir.join(ADMIN_TOKEN_FILE);

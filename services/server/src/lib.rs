@@ -98,7 +98,19 @@ pub async fn run(
 
     let mut routes = RoutesBuilder::default();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let background = wiring::wire(role, &deps, clock, &auth, &mut readiness, &mut routes)?;
+    let local_address = listener
+        .local_addr()
+        .map_err(|e| ServerError::Dependency(e.to_string()))?;
+    let background = wiring::wire(
+        role,
+        &config,
+        local_address,
+        &deps,
+        clock,
+        &auth,
+        &mut readiness,
+        &mut routes,
+    )?;
     readiness.mark_not_serving().await;
     let readiness_task = tokio::spawn(readiness.run());
 

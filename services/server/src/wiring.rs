@@ -11,6 +11,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::RoutesBuilder;
 
+use std::net::SocketAddr;
+
+use shadowsync_common::auth::{ServiceCredentials, ServiceIdentity};
+use shadowsync_common::config::Config;
+use shadowsync_common::grpc;
+use shadowsync_task::peers::{self, GrpcPermissionChecker, PeerCredentials};
+
 use crate::deps::Dependencies;
 use crate::readiness::Readiness;
 use crate::{Role, ServerError};
@@ -35,8 +42,11 @@ impl Background {
 ///
 /// Fails when a stateful service's dependency was not opened (a wiring bug, reported rather
 /// than panicking).
+#[allow(clippy::too_many_arguments)]
 pub fn wire(
     role: Role,
+    config: &Config,
+    local_address: SocketAddr,
     deps: &Dependencies,
     clock: Arc<dyn Clock>,
     auth: &AuthInterceptor,
@@ -50,7 +60,27 @@ pub fn wire(
     };
 
     if role.includes(Role::Task) {
-        shadowsync_task::add_routes(routes, shadowsync_task::TaskApi::default(), auth.clone());
+        let api = task_api(role, config, local_address, deps, clock.clone())?;
+        let db = deps.task_db.clone().ok_or_else(|| {
+            ServerError::Dependency("task service wired without its store".into())
+        })?;
+        readiness.step(
+            "task store",
+            Box::new(move || {
+                let db = db.clone();
+                Box::pin(async move {
+                    shadowsync_task::prepare(&db)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        );
+        let background = api.clone();
+        let stopping = stopped(stop.subscribe());
+        starters.push(Box::pin(async move {
+            shadowsync_task::run_background(&background, stopping).await;
+        }));
+        shadowsync_task::add_routes(routes, api, auth.clone());
     }
     if role.includes(Role::Approval) {
         let missing =
@@ -84,7 +114,7 @@ pub fn wire(
     if role.includes(Role::Analysis) {
         shadowsync_analysis::add_routes(
             routes,
-            shadowsync_analysis::AnalysisApi::default(),
+            shadowsync_analysis::AnalysisApi::new(shadowsync_analysis::AnalysisConfig::default()),
             auth.clone(),
         );
     }
@@ -107,4 +137,73 @@ pub fn wire(
         }));
     }
     Ok(Background { tasks, stop })
+}
+
+/// Where a peer service is: its configured endpoint, or this process when it runs that service
+/// too (`serve all`).
+fn peer_endpoint(
+    role: Role,
+    peer: Role,
+    configured: Option<&String>,
+    key: &str,
+    local_address: SocketAddr,
+) -> Result<String, ServerError> {
+    match configured {
+        Some(endpoint) => Ok(endpoint.clone()),
+        None if role.includes(peer) => Ok(format!("http://{local_address}")),
+        None => Err(ServerError::Dependency(format!(
+            "{key} is required: the task service calls that service"
+        ))),
+    }
+}
+
+/// The task service with its peers (analysis, and approval for permission checks) reached over
+/// gRPC as `svc:task`.
+fn task_api(
+    role: Role,
+    config: &Config,
+    local_address: SocketAddr,
+    deps: &Dependencies,
+    clock: Arc<dyn Clock>,
+) -> Result<shadowsync_task::TaskApi, ServerError> {
+    let db = deps
+        .task_db
+        .clone()
+        .ok_or_else(|| ServerError::Dependency("task service wired without its store".into()))?;
+    let encryption_key = config.encryption_key.clone().ok_or_else(|| {
+        ServerError::Dependency(
+            "encryption.key is required: connection passwords are encrypted at rest".into(),
+        )
+    })?;
+    let credentials = PeerCredentials::Service(ServiceCredentials::from_config(
+        &config.auth,
+        ServiceIdentity::Task,
+    )?);
+    let analysis = peer_endpoint(
+        role,
+        Role::Analysis,
+        config.endpoints.analysis.as_ref(),
+        "endpoints.analysis",
+        local_address,
+    )?;
+    let approval = peer_endpoint(
+        role,
+        Role::Approval,
+        config.endpoints.approval.as_ref(),
+        "endpoints.approval",
+        local_address,
+    )?;
+    let deps = shadowsync_task::TaskDeps {
+        db,
+        clock,
+        encryption_key,
+        analysis: peers::analysis_client(grpc::channel(&analysis, None)?, credentials.clone()),
+        permissions: Arc::new(GrpcPermissionChecker::new(
+            grpc::channel(&approval, None)?,
+            credentials,
+        )),
+        config: shadowsync_task::TaskConfig::default(),
+    };
+    shadowsync_task::TaskApi::new(deps)
+        .map_err(|e| ServerError::Dependency(format!("encryption.key: {e}")))
 }
