@@ -374,3 +374,70 @@ fn permission_application_goes_through_approval() {
     );
     assert!(stdout(&revoked).contains("REVOKED"), "{}", stdout(&revoked));
 }
+
+#[test]
+fn connections_are_added_tested_listed_and_removed() {
+    let server = Embedded::start();
+    wait_healthy(server.data_dir());
+    let added = shadowctl(
+        server.data_dir(),
+        &[
+            "connection",
+            "add",
+            "local",
+            "--dialect",
+            "mariadb",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "3306",
+            "--user",
+            "root",
+            "--environment",
+            "dev",
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    let tested = shadowctl(server.data_dir(), &["connection", "test", "local"]);
+    assert!(
+        tested.status.success(),
+        "{}{}",
+        stdout(&tested),
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(stdout(&tested).starts_with("ok: "), "{}", stdout(&tested));
+
+    let listed = shadowctl(
+        server.data_dir(),
+        &["--output", "json", "connection", "list"],
+    );
+    let connections: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(connections[0]["name"], "local");
+    assert!(connections[0].get("password").is_none(), "{connections}");
+
+    let table = stdout(&shadowctl(
+        server.data_dir(),
+        &["connection", "show", "local"],
+    ));
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("local ")),
+        "{table}"
+    );
+
+    let removed = shadowctl(server.data_dir(), &["connection", "rm", "local"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let listed = stdout(&shadowctl(server.data_dir(), &["connection", "list"]));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+}
