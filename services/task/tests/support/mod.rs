@@ -42,8 +42,12 @@ pub struct Services {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-fn auth() -> (AuthInterceptor, TokenIssuer) {
-    let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
+pub fn auth() -> (AuthInterceptor, TokenIssuer) {
+    auth_with(Secret::new(format!("secret-{}", uuid::Uuid::new_v4())))
+}
+
+/// Verifier and issuer over one HS256 secret (shared with a child process in the memory test).
+pub fn auth_with(secret: Secret<String>) -> (AuthInterceptor, TokenIssuer) {
     let config = AuthConfig {
         hs256_secret: Some(secret.clone()),
         rs256_public_keys: Vec::new(),
@@ -57,7 +61,7 @@ fn auth() -> (AuthInterceptor, TokenIssuer) {
     )
 }
 
-async fn serve(
+pub async fn serve(
     routes: RoutesBuilder,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> SocketAddr {
@@ -79,21 +83,52 @@ impl Services {
     }
 
     pub async fn start_with(config: TaskConfig, permissions: Arc<dyn PermissionChecker>) -> Self {
-        let (auth, issuer) = auth();
+        let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
+        Self::start_inner(config, permissions, secret, None).await
+    }
+
+    /// The task service only, calling an analysis service that runs elsewhere and trusts
+    /// tokens signed with `secret`.
+    pub async fn start_external(
+        config: TaskConfig,
+        secret: Secret<String>,
+        analysis_address: SocketAddr,
+    ) -> Self {
+        let permissions = Arc::new(FixedPermissions::allowing(&["alice"]));
+        Self::start_inner(config, permissions, secret, Some(analysis_address)).await
+    }
+
+    async fn start_inner(
+        config: TaskConfig,
+        permissions: Arc<dyn PermissionChecker>,
+        secret: Secret<String>,
+        external: Option<SocketAddr>,
+    ) -> Self {
+        let (auth, issuer) = auth_with(secret);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = futures::future::FutureExt::shared(async move {
             let _ = stopped.await;
         });
 
-        let mut routes = RoutesBuilder::default();
-        shadowsync_analysis::add_routes(
-            &mut routes,
-            shadowsync_analysis::AnalysisApi::default(),
-            auth.clone(),
-        );
-        let analysis_address = serve(routes, stopped.clone()).await;
+        let analysis_address = match external {
+            Some(address) => address,
+            None => {
+                let mut routes = RoutesBuilder::default();
+                shadowsync_analysis::add_routes(
+                    &mut routes,
+                    shadowsync_analysis::AnalysisApi::default(),
+                    auth.clone(),
+                );
+                serve(routes, stopped.clone()).await
+            }
+        };
 
-        let store = TestDatabase::sqlite();
+        // SQLite by default; `SS_TEST_STORE=postgres` runs the same tests on PostgreSQL.
+        let store = if std::env::var("SS_TEST_STORE").as_deref() == Ok("postgres") {
+            TestDatabase::postgres().await
+        } else {
+            TestDatabase::sqlite()
+        };
         let db = Database::connect(&store.url, "task").await.expect("store");
         shadowsync_task::prepare(&db).await.expect("prepare");
         let channel = shadowsync_common::grpc::channel(&format!("http://{analysis_address}"), None)
