@@ -2,6 +2,8 @@
 //! it, listings filter and page, and `Analyze` streams bounded messages ending in one summary or
 //! failure.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed set-up step should just panic
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,7 +148,7 @@ async fn listings_filter_and_page() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(databases.databases, [target.0.clone()]);
+    assert_eq!(databases.databases, std::slice::from_ref(&target.0));
 
     let first = task
         .list_tables(ListTablesRequest {
