@@ -31,10 +31,11 @@ impl TaskService for TaskApi {
         request: Request<CreateConnectionRequest>,
     ) -> Reply<CreateConnectionResponse> {
         let caller = Identity::of(&request)?.clone();
+        let request = request.into_inner();
         let connection = self
             .core()?
             .connections
-            .create(&caller, request.into_inner().connection)
+            .create(&caller, request.connection, &request.request_id)
             .await?;
         Ok(Response::new(CreateConnectionResponse {
             connection: Some(connection),

@@ -18,7 +18,7 @@
 //! - [`analysis`]: start/validation, the background runner, reads, skips with re-planning;
 //! - [`peers`]: the analysis client and the [`peers::PermissionChecker`] (approval service);
 //! - [`grpc`]: thin adapters; [`error`]: the error enum and its `Status` mapping;
-//!   [`page`]: page tokens.
+//!   [`page`]: page tokens; [`idempotency`]: `request_id` handling.
 
 pub mod analysis;
 pub mod config;
@@ -26,6 +26,7 @@ pub mod connections;
 pub mod crypto;
 pub mod error;
 pub mod grpc;
+pub mod idempotency;
 pub mod page;
 pub mod peers;
 pub mod store;

@@ -105,6 +105,31 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
         .await
         .unwrap_err();
     assert_eq!(clash.code(), Code::AlreadyExists);
+    // The same create retried with its request id returns the first result.
+    let keyed = CreateConnectionRequest {
+        connection: Some(spec("keyed", &user, &password)),
+        request_id: "create-1".into(),
+    };
+    let first = admin
+        .create_connection(keyed.clone())
+        .await
+        .expect("first")
+        .into_inner();
+    let again = admin
+        .create_connection(keyed)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(
+        first.connection.unwrap().id,
+        again.connection.as_ref().unwrap().id
+    );
+    admin
+        .delete_connection(DeleteConnectionRequest {
+            connection_id: again.connection.unwrap().id,
+        })
+        .await
+        .expect("delete keyed");
     let denied = alice
         .create_connection(CreateConnectionRequest {
             connection: Some(spec("other", &user, &password)),

@@ -153,6 +153,35 @@ async fn rejected_requests_name_the_field_and_store_nothing() {
         done.failure
     );
     assert_eq!((done.create_count, done.unsyncable_count), (1, 1));
+
+    // A retried StartAnalysis (same request_id, same parameters) gets the same analysis; the
+    // same id with other parameters is refused.
+    let keyed = StartAnalysisRequest {
+        request_id: "retry-1".into(),
+        ..request(&id, db)
+    };
+    let first = alice
+        .start_analysis(keyed.clone())
+        .await
+        .expect("first")
+        .into_inner();
+    let again = alice
+        .start_analysis(keyed.clone())
+        .await
+        .expect("again")
+        .into_inner();
+    assert_eq!(first.analysis.unwrap().id, again.analysis.unwrap().id);
+    let reused = alice
+        .start_analysis(StartAnalysisRequest {
+            tables: vec!["a".into()],
+            ..keyed
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert!(reused.message().starts_with("request_id"));
+    assert_eq!(services.count("analyses").await, 2);
+    services.api.runner().expect("runner").idle().await;
     target.drop_all().await;
 }
 

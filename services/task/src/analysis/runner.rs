@@ -288,6 +288,11 @@ impl Runner {
             }
             Err(e) => error!(error = %e, "cannot list pending analyses"),
         }
+        // Idempotency keys are kept 24 hours (DESIGN.md §7).
+        let day = micros(std::time::Duration::from_secs(24 * 3600));
+        if let Err(e) = inner.store.forget_before(now - day).await {
+            error!(error = %e, "cannot forget old request ids");
+        }
         match inner.store.expire_analyses(now).await {
             Ok(0) => {}
             Ok(count) => info!(count, "analyses expired"),

@@ -11,6 +11,7 @@ use tracing::{info, instrument};
 
 use super::Analyses;
 use crate::error::{Result, TaskError, from_peer};
+use crate::idempotency::Idempotency;
 use crate::store::{AnalysisRecord, PreviewSummary, status};
 
 /// The naming rule with its default affix, checked: 1–32 of `[A-Za-z0-9_]`.
@@ -132,7 +133,28 @@ impl Analyses {
             previous_analysis_id: String::new(),
             attempt: 0,
         };
-        self.store.insert_analysis(&record).await?;
+        let mut parameters = request.clone();
+        parameters.request_id.clear();
+        let idempotency = Idempotency::new(
+            &caller.subject,
+            "StartAnalysis",
+            &request.request_id,
+            &prost::Message::encode_to_vec(&parameters),
+        );
+        if let Some(idempotency) = &idempotency
+            && let Some(existing) = idempotency
+                .reserve(self.store.as_ref(), &record.id, now)
+                .await?
+        {
+            let existing = self.owned(caller, &existing).await?;
+            return self.header(&existing).await;
+        }
+        if let Err(error) = self.store.insert_analysis(&record).await {
+            if let Some(idempotency) = &idempotency {
+                idempotency.release(self.store.as_ref()).await;
+            }
+            return Err(error.into());
+        }
         info!(analysis_id = %record.id, "analysis started");
         self.runner.spawn(record.id.clone());
         self.header(&record).await

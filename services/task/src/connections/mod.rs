@@ -20,6 +20,7 @@ use tracing::{info, instrument};
 
 use crate::crypto::PasswordCipher;
 use crate::error::{Result, TaskError};
+use crate::idempotency::Idempotency;
 use crate::page::{PageToken, page_size};
 use crate::store::connections::ConnectionWriteError;
 use crate::store::{ConnectionFilter, ConnectionRecord, TaskStore};
@@ -111,16 +112,32 @@ impl Connections {
         &self,
         caller: &Identity,
         spec: Option<ConnectionSpec>,
+        request_id: &str,
     ) -> Result<Connection> {
         require_admin(caller)?;
         let spec = spec.ok_or_else(|| TaskError::invalid("connection", "is required"))?;
         let mut record =
             self.validated(&spec, uuid::Uuid::new_v4().to_string(), &caller.subject)?;
+        let idempotency = Idempotency::new(
+            &caller.subject,
+            "CreateConnection",
+            request_id,
+            &canonical(&spec),
+        );
+        if let Some(idempotency) = &idempotency
+            && let Some(existing) = idempotency
+                .reserve(self.store.as_ref(), &record.id, record.created_at)
+                .await?
+        {
+            return self.get(&existing).await;
+        }
         record.password_ciphertext = self.seal(&spec.password)?;
-        self.store
-            .insert_connection(&record)
-            .await
-            .map_err(write_error)?;
+        if let Err(error) = self.store.insert_connection(&record).await {
+            if let Some(idempotency) = &idempotency {
+                idempotency.release(self.store.as_ref()).await;
+            }
+            return Err(write_error(error));
+        }
         info!(connection_id = %record.id, name = %record.name, "connection created");
         Ok(view(&record))
     }
@@ -307,4 +324,22 @@ fn require_admin(caller: &Identity) -> Result<()> {
             "this needs the admin role".into(),
         ))
     }
+}
+
+/// The spec's fields in a fixed order (options sorted), for the idempotency hash. The password
+/// takes part only through this hash, which is never shown.
+fn canonical(spec: &ConnectionSpec) -> Vec<u8> {
+    let options: std::collections::BTreeMap<&String, &String> = spec.options.iter().collect();
+    format!(
+        "{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}",
+        spec.name,
+        spec.dialect,
+        spec.host,
+        spec.port,
+        spec.username,
+        spec.password,
+        spec.environment,
+        options
+    )
+    .into_bytes()
 }

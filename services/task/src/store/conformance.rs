@@ -464,7 +464,51 @@ async fn unsubmitted_analyses_expire(db: Database) {
     assert_eq!(store.expire_analyses(2_000 * SECOND).await.unwrap(), 0);
 }
 
+async fn request_ids_reserve_replay_and_refuse_other_parameters(db: Database) {
+    use super::request_ids::{Remembered, RequestIdRepository, RequestKey};
+    let store = SqlStore::new(db);
+    let key = RequestKey {
+        caller: "alice",
+        rpc: "StartAnalysis",
+        request_id: "r1",
+        parameters_sha256: "h1",
+    };
+    assert_eq!(
+        store.remember(&key, "a1", 10).await.unwrap(),
+        Remembered::Reserved
+    );
+    assert_eq!(
+        store.remember(&key, "a2", 11).await.unwrap(),
+        Remembered::Same("a1".into())
+    );
+    let other = RequestKey {
+        parameters_sha256: "h2",
+        ..key
+    };
+    assert_eq!(
+        store.remember(&other, "a3", 12).await.unwrap(),
+        Remembered::Different
+    );
+    // Scoped to the caller.
+    let bob = RequestKey {
+        caller: "bob",
+        ..key
+    };
+    assert_eq!(
+        store.remember(&bob, "b1", 12).await.unwrap(),
+        Remembered::Reserved
+    );
+    store.forget(&key).await.unwrap();
+    assert_eq!(
+        store.remember(&key, "a4", 13).await.unwrap(),
+        Remembered::Reserved
+    );
+    assert_eq!(store.forget_before(13).await.unwrap(), 1);
+    assert_eq!(store.forget_before(14).await.unwrap(), 1);
+}
+
 shadowsync_common::conformance!("task", MIGRATIONS;
+    request_ids_reserve_replay_and_refuse_other_parameters,
     connections_round_trip_and_names_are_unique,
     connections_list_filters_sorts_and_pages,
     analysis_runs_under_a_lease_and_completes,

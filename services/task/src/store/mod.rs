@@ -3,7 +3,8 @@
 //!
 //! - [`connections`]: registered target databases (password as ciphertext only);
 //! - [`analyses`]: analysis headers, the runner's lease, expiry;
-//! - [`rows`]: per-table rows and the change statements in script order.
+//! - [`rows`]: per-table rows and the change statements in script order;
+//! - [`request_ids`]: idempotency keys of retried calls.
 //!
 //! Times are microseconds since the epoch; booleans are 0/1 integers; every integer is 64-bit
 //! on both engines so one decoding path serves both.
@@ -11,6 +12,7 @@
 pub mod analyses;
 pub mod connections;
 pub mod records;
+pub mod request_ids;
 pub mod rows;
 
 use shadowsync_common::db::Database;
@@ -58,7 +60,10 @@ mod conformance;
 
 /// Every repository the task service uses, as one object.
 pub trait TaskStore:
-    connections::ConnectionRepository + analyses::AnalysisRepository + rows::AnalysisRowRepository
+    connections::ConnectionRepository
+    + analyses::AnalysisRepository
+    + rows::AnalysisRowRepository
+    + request_ids::RequestIdRepository
 {
 }
 
@@ -66,5 +71,6 @@ impl<T> TaskStore for T where
     T: connections::ConnectionRepository
         + analyses::AnalysisRepository
         + rows::AnalysisRowRepository
+        + request_ids::RequestIdRepository
 {
 }
