@@ -83,6 +83,42 @@ impl PasswordCipher {
     }
 }
 
+/// File holding the embedded mode's generated key, inside the data directory.
+pub const EMBEDDED_KEY_FILE: &str = "task-encryption.key";
+
+/// The embedded mode's key: read from `<data_dir>/task-encryption.key`, or generated (32 random
+/// bytes, file mode 0600) on first start. Outside the embedded mode the key must come from
+/// configuration (`encryption_key`) and the server refuses to start without one.
+///
+/// Fails when the file cannot be read or written, holds something other than 32 bytes, or the
+/// system has no randomness.
+pub fn embedded_key(data_dir: &std::path::Path) -> std::io::Result<Secret<Vec<u8>>> {
+    use std::io::Write as _;
+    let path = data_dir.join(EMBEDDED_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(key) if key.len() == 32 => return Ok(Secret::new(key)),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} must hold exactly 32 bytes",
+                path.display()
+            )));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut key = vec![0u8; 32];
+    SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| std::io::Error::other("no randomness for a key"))?;
+    std::fs::create_dir_all(data_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&path)?.write_all(&key)?;
+    Ok(Secret::new(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +148,23 @@ mod tests {
         }
         assert!(cipher(1).open(&altered).is_err());
         assert!(PasswordCipher::new(&Secret::new(vec![0; 16])).is_err());
+    }
+
+    #[test]
+    fn the_embedded_key_is_generated_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = embedded_key(dir.path()).unwrap();
+        let second = embedded_key(dir.path()).unwrap();
+        assert_eq!(first.expose(), second.expose());
+        assert!(PasswordCipher::new(&first).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join(EMBEDDED_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }
