@@ -8,6 +8,7 @@
 //!
 //! Errors print as one line naming the gRPC code, and the exit status is non-zero.
 
+mod analysis;
 mod approval;
 pub mod client;
 mod connection;
@@ -45,6 +46,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Analyse a database's tables against their shadows, skip tables, preview the SQL.
+    #[command(subcommand)]
+    Analysis(analysis::AnalysisCommand),
     /// Approval requests: list, show, approve, reject, cancel.
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
@@ -98,6 +102,9 @@ pub fn code_name(code: tonic::Code) -> String {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        Command::Analysis(command) => {
+            analysis::run(&cli.client, &command, cli.output, &mut stdout).await
+        }
         Command::Approval(command) => {
             approval::run(&cli.client, &command, cli.output, &mut stdout).await
         }

@@ -441,3 +441,138 @@ fn connections_are_added_tested_listed_and_removed() {
     let listed = stdout(&shadowctl(server.data_dir(), &["connection", "list"]));
     assert_eq!(listed.lines().count(), 1, "{listed}");
 }
+
+/// Runs SQL on the local MariaDB with the `mariadb` client.
+fn mariadb(sql: &str) {
+    let output = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
+        .output()
+        .expect("run mariadb");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn analysis_skip_and_preview_through_the_embedded_server() {
+    let database = format!("ss_cli_{}", std::process::id());
+    mariadb(&format!(
+        "DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}`; USE `{database}`;
+         CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL);
+         CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2) DEFAULT 0,
+           CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id));
+         CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
+         CREATE TABLE _test_notes (id INT PRIMARY KEY, body TEXT);"
+    ));
+    let server = Embedded::start();
+    wait_healthy(server.data_dir());
+    let dir = server.data_dir();
+    assert!(
+        shadowctl(dir, &["connection", "add", "local", "--user", "root"])
+            .status
+            .success()
+    );
+
+    let started = shadowctl(
+        dir,
+        &[
+            "--output",
+            "json",
+            "analysis",
+            "start",
+            "--connection",
+            "local",
+            "--database",
+            &database,
+            "--all",
+            "--wait",
+        ],
+    );
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let analysis: serde_json::Value = serde_json::from_slice(&started.stdout).expect("json");
+    assert_eq!(
+        analysis["status"], "ANALYSIS_STATUS_SUCCEEDED",
+        "{analysis}"
+    );
+    let id = analysis["id"].as_str().expect("id").to_string();
+    let result_of = |value: &serde_json::Value, table: &str| {
+        value["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["sourceTable"] == table)
+            .map(|t| t["result"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        result_of(&analysis, "customers").as_deref(),
+        Some("TABLE_ANALYSIS_RESULT_CREATE")
+    );
+    assert_eq!(
+        result_of(&analysis, "orders").as_deref(),
+        Some("TABLE_ANALYSIS_RESULT_CREATE")
+    );
+    assert_eq!(
+        result_of(&analysis, "notes").as_deref(),
+        Some("TABLE_ANALYSIS_RESULT_NO_ACTION")
+    );
+    assert_eq!(
+        result_of(&analysis, "_test_notes"),
+        None,
+        "a shadow is not a source"
+    );
+
+    let preview = stdout(&shadowctl(dir, &["analysis", "preview", &id]));
+    assert!(
+        preview.contains("CREATE TABLE `_test_customers`"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("REFERENCES `_test_customers`"),
+        "the child references the parent's shadow: {preview}"
+    );
+
+    // Skipping the parent re-plans the child to reference the source parent.
+    let skipped = shadowctl(dir, &["analysis", "skip", &id, "customers"]);
+    assert!(
+        skipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    let preview = stdout(&shadowctl(dir, &["analysis", "preview", &id]));
+    assert!(
+        !preview.contains("CREATE TABLE `_test_customers`"),
+        "{preview}"
+    );
+    assert!(preview.contains("REFERENCES `customers`"), "{preview}");
+    let unsynced = stdout(&shadowctl(
+        dir,
+        &["analysis", "show", &id, "--tab", "unsynced"],
+    ));
+    assert!(
+        unsynced
+            .lines()
+            .any(|l| l.starts_with("customers ") && l.contains("skipped")),
+        "{unsynced}"
+    );
+
+    let unskipped = shadowctl(dir, &["analysis", "unskip", &id, "customers"]);
+    assert!(unskipped.status.success());
+    let preview = stdout(&shadowctl(dir, &["analysis", "preview", &id]));
+    assert!(
+        preview.contains("REFERENCES `_test_customers`"),
+        "{preview}"
+    );
+
+    let table = stdout(&shadowctl(dir, &["analysis", "table", &id, "orders"]));
+    assert!(
+        table.contains("-- source DDL") && table.contains("(no shadow table)"),
+        "{table}"
+    );
+    mariadb(&format!("DROP DATABASE `{database}`"));
+}

@@ -1,0 +1,337 @@
+//! `shadowctl analysis start|show|table|skip|unskip|preview`: the analysis journey
+//! (DESIGN.md §1 step 2).
+
+use std::io::{IsTerminal as _, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use shadowsync_proto::common::v1::{
+    ShadowNaming, ShadowNamingMode, SyncRange, TableAnalysisResult,
+};
+use shadowsync_proto::task::v1::get_analysis_table_request::Table;
+use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
+use shadowsync_proto::task::v1::{
+    Analysis, AnalysisStatus, AnalysisTab, AnalysisTable, GetAnalysisRequest,
+    GetAnalysisTableRequest, GetSqlPreviewRequest, SetTablesSkippedRequest, StartAnalysisRequest,
+};
+
+use crate::CliError;
+use crate::client::ClientArgs;
+use crate::output::{self, OutputFormat, proto_json, request_id};
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AnalysisCommand {
+    /// Analyse a database's tables against their shadows.
+    Start(StartArgs),
+    /// Show an analysis and its tables.
+    Show {
+        id: String,
+        /// Only the Synchronized (CREATE/UPDATE, not skipped) or Unsynchronized tab.
+        #[arg(long, value_enum)]
+        tab: Option<TabArg>,
+    },
+    /// One table's source DDL, current shadow DDL and change SQL.
+    Table { id: String, table: String },
+    /// Move tables to the Unsynchronized tab.
+    Skip {
+        id: String,
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    /// Move skipped tables back to the Synchronized tab.
+    Unskip {
+        id: String,
+        #[arg(required = true)]
+        tables: Vec<String>,
+    },
+    /// The exact SQL script that would run, in order.
+    Preview { id: String },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Connection name or id.
+    #[arg(long)]
+    pub connection: String,
+    #[arg(long)]
+    pub database: String,
+    /// Every table of the database.
+    #[arg(long, conflicts_with = "tables", required_unless_present = "tables")]
+    pub all: bool,
+    /// Only these tables (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Shadow name = AFFIX + table (default `_test_`).
+    #[arg(long, conflicts_with = "suffix")]
+    pub prefix: Option<String>,
+    /// Shadow name = table + AFFIX (e.g. `_t`).
+    #[arg(long)]
+    pub suffix: Option<String>,
+    /// Wait until the analysis finishes (a progress bar on a terminal).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TabArg {
+    Synced,
+    Unsynced,
+}
+
+type Client = TaskServiceClient<shadowsync_common::grpc::AuthenticatedChannel>;
+
+pub async fn run(
+    client_args: &ClientArgs,
+    command: &AnalysisCommand,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<ExitCode, CliError> {
+    let mut client = TaskServiceClient::new(client_args.authenticated()?);
+    match command {
+        AnalysisCommand::Start(args) => {
+            let connection = crate::connection::resolve(&mut client, &args.connection).await?;
+            let naming = match (&args.prefix, &args.suffix) {
+                (_, Some(suffix)) => ShadowNaming {
+                    mode: ShadowNamingMode::Suffix as i32,
+                    affix: suffix.clone(),
+                },
+                (prefix, None) => ShadowNaming {
+                    mode: ShadowNamingMode::Prefix as i32,
+                    affix: prefix.clone().unwrap_or_else(|| "_test_".into()),
+                },
+            };
+            let range = if args.all {
+                SyncRange::All
+            } else {
+                SyncRange::Partial
+            };
+            let mut analysis = client
+                .start_analysis(StartAnalysisRequest {
+                    connection_id: connection.id,
+                    database: args.database.clone(),
+                    range: range as i32,
+                    tables: args.tables.clone(),
+                    naming: Some(naming),
+                    request_id: request_id(),
+                })
+                .await?
+                .into_inner()
+                .analysis
+                .unwrap_or_default();
+            if args.wait {
+                analysis = wait(&mut client, &analysis.id).await?;
+            }
+            show(&mut client, out, format, &analysis.id, None).await?;
+            if analysis.status == AnalysisStatus::Failed as i32 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        AnalysisCommand::Show { id, tab } => show(&mut client, out, format, id, *tab).await?,
+        AnalysisCommand::Table { id, table } => {
+            let response = client
+                .get_analysis_table(GetAnalysisTableRequest {
+                    analysis_id: id.clone(),
+                    table: Some(Table::SourceTable(table.clone())),
+                })
+                .await?
+                .into_inner();
+            match format {
+                OutputFormat::Json => output::json(out, &proto_json(&response)?)?,
+                OutputFormat::Table => {
+                    let shadow = if response.shadow_ddl.is_empty() {
+                        "(no shadow table)"
+                    } else {
+                        &response.shadow_ddl
+                    };
+                    let change = if response.change_sql.is_empty() {
+                        "(nothing to do)"
+                    } else {
+                        &response.change_sql
+                    };
+                    let text = format!(
+                        "-- source DDL\n{}\n\n-- shadow DDL\n{}\n\n-- change SQL\n{}\n",
+                        response.source_ddl.trim_end(),
+                        shadow.trim_end(),
+                        change.trim_end()
+                    );
+                    output::write_all(out, text.as_bytes())?;
+                }
+            }
+        }
+        AnalysisCommand::Skip { id, tables } | AnalysisCommand::Unskip { id, tables } => {
+            let skipped = matches!(command, AnalysisCommand::Skip { .. });
+            client
+                .set_tables_skipped(SetTablesSkippedRequest {
+                    analysis_id: id.clone(),
+                    table_ids: Vec::new(),
+                    source_tables: tables.clone(),
+                    skipped,
+                    expected_preview_etag: String::new(),
+                })
+                .await?;
+            show(&mut client, out, format, id, None).await?;
+        }
+        AnalysisCommand::Preview { id } => {
+            let mut page_token = String::new();
+            let mut script = String::new();
+            loop {
+                let page = client
+                    .get_sql_preview(GetSqlPreviewRequest {
+                        analysis_id: id.clone(),
+                        page_size: 1000,
+                        page_token: page_token.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                for statement in page.statements {
+                    script.push_str(statement.sql.trim_end());
+                    if !statement.sql.trim_end().ends_with(';') {
+                        script.push(';');
+                    }
+                    script.push('\n');
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            output::write_all(out, script.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls until the analysis leaves PENDING/RUNNING, drawing progress on a terminal's stderr.
+async fn wait(client: &mut Client, id: &str) -> Result<Analysis, CliError> {
+    let terminal = std::io::stderr().is_terminal();
+    loop {
+        let analysis = client
+            .get_analysis(GetAnalysisRequest {
+                analysis_id: id.to_string(),
+                omit_tables: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .analysis
+            .unwrap_or_default();
+        let running = analysis.status == AnalysisStatus::Pending as i32
+            || analysis.status == AnalysisStatus::Running as i32;
+        if terminal {
+            let filled = usize::try_from(analysis.progress_percent.min(100) / 5).unwrap_or(0);
+            eprint!(
+                "\r[{}{}] {:>3}% {}/{} tables",
+                "#".repeat(filled),
+                " ".repeat(20 - filled),
+                analysis.progress_percent,
+                analysis.tables_done,
+                analysis.tables_total
+            );
+            if !running {
+                eprintln!();
+            }
+        }
+        if !running {
+            return Ok(analysis);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn result_name(result: i32) -> String {
+    TableAnalysisResult::try_from(result)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("TABLE_ANALYSIS_RESULT_")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+async fn show(
+    client: &mut Client,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    id: &str,
+    tab: Option<TabArg>,
+) -> Result<(), CliError> {
+    let tab = match tab {
+        Some(TabArg::Synced) => AnalysisTab::Synced,
+        Some(TabArg::Unsynced) => AnalysisTab::Unsynced,
+        None => AnalysisTab::Unspecified,
+    };
+    let mut tables: Vec<AnalysisTable> = Vec::new();
+    let mut page_token = String::new();
+    let analysis = loop {
+        let page = client
+            .get_analysis(GetAnalysisRequest {
+                analysis_id: id.to_string(),
+                tab: tab as i32,
+                table_contains: String::new(),
+                page_size: 1000,
+                page_token: page_token.clone(),
+                omit_tables: false,
+            })
+            .await?
+            .into_inner();
+        tables.extend(page.tables);
+        if page.next_page_token.is_empty() {
+            break page.analysis.unwrap_or_default();
+        }
+        page_token = page.next_page_token;
+    };
+    if format == OutputFormat::Json {
+        let mut value = proto_json(&analysis)?;
+        let rows = tables
+            .iter()
+            .map(proto_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("tables".into(), serde_json::Value::Array(rows));
+        }
+        return output::json(out, &value);
+    }
+    let status = AnalysisStatus::try_from(analysis.status)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("ANALYSIS_STATUS_")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut header = format!(
+        "analysis {}  {}  {}%  {}/{} tables  synced {}  unsynced {}\n",
+        analysis.id,
+        status,
+        analysis.progress_percent,
+        analysis.tables_done,
+        analysis.tables_total,
+        analysis.synced_count,
+        analysis.unsynced_count
+    );
+    if let Some(failure) = &analysis.failure {
+        header.push_str(&format!("failed: {}\n", failure.message));
+    }
+    header.push('\n');
+    output::write_all(out, header.as_bytes())?;
+    let rows: Vec<Vec<String>> = tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.source_table.clone(),
+                t.shadow_table.clone(),
+                result_name(t.result),
+                if t.skipped {
+                    "skipped".into()
+                } else {
+                    String::new()
+                },
+                t.reason.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        out,
+        &["SOURCE", "SHADOW", "RESULT", "SKIPPED", "REASON"],
+        &rows,
+    )
+}
