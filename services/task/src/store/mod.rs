@@ -4,6 +4,7 @@
 //! - [`connections`]: registered target databases (password as ciphertext only);
 //! - [`analyses`]: analysis headers, the runner's lease, expiry;
 //! - [`rows`]: per-table rows and the change statements in script order;
+//! - [`replan`]: applying a re-plan after skips;
 //! - [`request_ids`]: idempotency keys of retried calls.
 //!
 //! Times are microseconds since the epoch; booleans are 0/1 integers; every integer is 64-bit
@@ -12,6 +13,7 @@
 pub mod analyses;
 pub mod connections;
 pub mod records;
+pub mod replan;
 pub mod request_ids;
 pub mod rows;
 

@@ -10,6 +10,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use shadowsync_common::clock::Micros;
 
 use super::analyses::Progress;
+pub use super::replan::ReplanWriter;
 use super::{
     PreviewSummary, ReplannedTable, RowCounts, RowFilter, ScriptLine, SqlStore, StatementRow, Tab,
     TableRow, like_pattern, result, status,
@@ -68,29 +69,14 @@ pub trait AnalysisRowRepository: Send + Sync {
     ) -> Result<Box<dyn ReplanWriter>, sqlx::Error>;
 }
 
-/// Applies one re-plan in one transaction.
-#[async_trait]
-pub trait ReplanWriter: Send {
-    /// Replaces the plan of the table with `table.row.source_table`. Returns the stored row
-    /// when its statements changed (`None` when unchanged or unknown).
-    async fn apply(&mut self, table: &ReplannedTable) -> Result<Option<TableRow>, sqlx::Error>;
-    /// Recomputes the preview and commits, if the analysis is still SUCCEEDED with preview
-    /// `expected_etag`; otherwise rolls back and returns `None`.
-    async fn commit(
-        self: Box<Self>,
-        expected_etag: &str,
-        now: Micros,
-    ) -> Result<Option<PreviewSummary>, sqlx::Error>;
-}
-
-const ROW_COLUMNS: &str = "row_no, ordinal, source_table, shadow_table, result, original_result, \
+pub(super) const ROW_COLUMNS: &str = "row_no, ordinal, source_table, shadow_table, result, original_result, \
     skipped, replanned, reason, source_ddl, shadow_ddl, source_fingerprint, shadow_fingerprint, \
     target_fingerprint, depends_on, statement_count";
 
 /// Synced tab: CREATE/UPDATE rows not skipped.
 const SYNCED: &str = "(result IN (1, 2) AND skipped = 0)";
 
-fn decode_row(row: &AnyRow) -> Result<TableRow, sqlx::Error> {
+pub(super) fn decode_row(row: &AnyRow) -> Result<TableRow, sqlx::Error> {
     let depends_on: String = row.try_get("depends_on")?;
     Ok(TableRow {
         row_no: row.try_get("row_no")?,
@@ -116,7 +102,7 @@ fn decode_row(row: &AnyRow) -> Result<TableRow, sqlx::Error> {
     })
 }
 
-async fn insert_statements(
+pub(super) async fn insert_statements(
     connection: &mut AnyConnection,
     analysis_id: &str,
     statements: &[StatementRow],
@@ -421,116 +407,10 @@ impl AnalysisRowRepository for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        Ok(Box::new(SqlReplan {
+        Ok(Box::new(super::replan::SqlReplan {
             tx,
             analysis_id: analysis_id.to_owned(),
             named: row_nos.to_vec(),
         }))
-    }
-}
-
-struct SqlReplan {
-    tx: Transaction<'static, Any>,
-    analysis_id: String,
-    /// The rows the user skipped or un-skipped: their own change is not a "re-plan".
-    named: Vec<i64>,
-}
-
-#[async_trait]
-impl ReplanWriter for SqlReplan {
-    async fn apply(&mut self, table: &ReplannedTable) -> Result<Option<TableRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM analysis_tables WHERE analysis_id = $1 AND source_table = $2"
-        );
-        let Some(stored) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&self.analysis_id)
-            .bind(&table.row.source_table)
-            .fetch_optional(&mut *self.tx)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let mut stored = decode_row(&stored)?;
-        let old: Vec<String> = sqlx::query(
-            "SELECT sql_text FROM analysis_statements WHERE analysis_id = $1 AND row_no = $2 \
-             ORDER BY statement_index",
-        )
-        .bind(&self.analysis_id)
-        .bind(stored.row_no)
-        .fetch_all(&mut *self.tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
-        let new: Vec<&str> = table.statements.iter().map(|s| s.sql.as_str()).collect();
-        let changed = old.iter().map(String::as_str).ne(new.iter().copied());
-        let replanned = (stored.replanned || changed) && !self.named.contains(&stored.row_no);
-        sqlx::query(
-            "UPDATE analysis_tables SET ordinal = $3, result = $4, reason = $5, \
-             target_fingerprint = $6, depends_on = $7, statement_count = $8, replanned = $9 \
-             WHERE analysis_id = $1 AND row_no = $2",
-        )
-        .bind(&self.analysis_id)
-        .bind(stored.row_no)
-        .bind(table.row.ordinal)
-        .bind(table.row.result)
-        .bind(&table.row.reason)
-        .bind(&table.row.target_fingerprint)
-        .bind(table.row.depends_on.join("\n"))
-        .bind(table.row.statement_count)
-        .bind(i64::from(replanned))
-        .execute(&mut *self.tx)
-        .await?;
-        sqlx::query("DELETE FROM analysis_statements WHERE analysis_id = $1 AND row_no = $2")
-            .bind(&self.analysis_id)
-            .bind(stored.row_no)
-            .execute(&mut *self.tx)
-            .await?;
-        let statements: Vec<StatementRow> = table
-            .statements
-            .iter()
-            .map(|s| StatementRow {
-                row_no: stored.row_no,
-                ..s.clone()
-            })
-            .collect();
-        insert_statements(&mut self.tx, &self.analysis_id, &statements).await?;
-        if !changed {
-            return Ok(None);
-        }
-        stored.ordinal = table.row.ordinal;
-        stored.result = table.row.result;
-        stored.reason.clone_from(&table.row.reason);
-        stored.statement_count = table.row.statement_count;
-        stored.replanned = replanned;
-        Ok(Some(stored))
-    }
-
-    async fn commit(
-        mut self: Box<Self>,
-        expected_etag: &str,
-        now: Micros,
-    ) -> Result<Option<PreviewSummary>, sqlx::Error> {
-        let preview = compute_preview(&mut self.tx, &self.analysis_id).await?;
-        let done = sqlx::query(
-            "UPDATE analyses SET preview_etag = $2, preview_statement_count = $3, \
-             preview_size_bytes = $4, preview_sha256 = $5, updated_at = $6 \
-             WHERE id = $1 AND status = $7 AND preview_etag = $8",
-        )
-        .bind(&self.analysis_id)
-        .bind(&preview.etag)
-        .bind(preview.statement_count)
-        .bind(preview.size_bytes)
-        .bind(&preview.sha256)
-        .bind(now)
-        .bind(status::SUCCEEDED)
-        .bind(expected_etag)
-        .execute(&mut *self.tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
-        }
-        self.tx.commit().await?;
-        Ok(Some(preview))
     }
 }
