@@ -4,7 +4,7 @@
 use shadowsync_common::auth::Identity;
 use shadowsync_common::clock::micros;
 use shadowsync_proto::analysis::v1::ListTablesRequest;
-use shadowsync_proto::common::v1::{ShadowNamingMode, SyncRange};
+use shadowsync_proto::common::v1::{ConnectionDetails, ShadowNamingMode, SyncRange};
 use shadowsync_proto::task::v1::{Analysis, StartAnalysisRequest};
 use tonic::Code;
 use tracing::{info, instrument};
@@ -106,7 +106,8 @@ impl Analyses {
                 connection.name
             )));
         }
-        self.check_database(details, &request).await?;
+        self.check_database(details, &request, (naming_mode, &affix))
+            .await?;
 
         let now = self.clock.now();
         let record = AnalysisRecord {
@@ -165,14 +166,15 @@ impl Analyses {
     /// and fails with that reason (retryable), as the journey describes.
     async fn check_database(
         &self,
-        details: shadowsync_proto::common::v1::ConnectionDetails,
+        details: ConnectionDetails,
         request: &StartAnalysisRequest,
+        naming: (i64, &str),
     ) -> Result<()> {
         let listing = self
             .analysis
             .clone()
             .list_tables(ListTablesRequest {
-                connection: Some(details),
+                connection: Some(details.clone()),
                 database: request.database.clone(),
                 name_contains: String::new(),
                 page_size: 1,
@@ -182,13 +184,16 @@ impl Analyses {
         match listing {
             Ok(response) => {
                 let total = u32::try_from(response.into_inner().total_size).unwrap_or(0);
-                // Every base table counts here, shadows included; the analysis itself enforces
-                // the exact number of source tables (TOO_MANY_TABLES).
-                if request.range == SyncRange::All as i32 && total > self.config.max_tables {
+                if request.range != SyncRange::All as i32 || total <= self.config.max_tables {
+                    return Ok(());
+                }
+                // Shadows are not sources: count exactly (rare, so the extra pages are fine).
+                let sources = self.count_sources(&details, request, naming).await?;
+                if sources > self.config.max_tables as usize {
                     return Err(TaskError::invalid(
                         "range",
                         format!(
-                            "database {} has {total} tables, over the maximum of {}",
+                            "database {} has {sources} source tables, over the maximum of {}",
                             request.database, self.config.max_tables
                         ),
                     ));
@@ -209,9 +214,78 @@ impl Analyses {
     }
 }
 
+impl Analyses {
+    /// Source tables of the database under `naming`: every base table that is not the shadow
+    /// of another one (what range ALL covers).
+    async fn count_sources(
+        &self,
+        details: &ConnectionDetails,
+        request: &StartAnalysisRequest,
+        naming: (i64, &str),
+    ) -> Result<usize> {
+        let mut names = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .analysis
+                .clone()
+                .list_tables(ListTablesRequest {
+                    connection: Some(details.clone()),
+                    database: request.database.clone(),
+                    name_contains: String::new(),
+                    page_size: 5_000,
+                    page_token: token,
+                })
+                .await
+                .map_err(|status| from_peer("analysis", &status))?
+                .into_inner();
+            names.extend(page.tables.into_iter().map(|t| t.name));
+            if page.next_page_token.is_empty() {
+                return Ok(count_sources(&names, naming));
+            }
+            token = page.next_page_token;
+        }
+    }
+}
+
+/// Names that are not `affix + other` (prefix) or `other + affix` (suffix) for another listed
+/// name; compared case-insensitively, as MySQL does on most platforms.
+pub fn count_sources(names: &[String], (mode, affix): (i64, &str)) -> usize {
+    let lower: std::collections::HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    let affix = affix.to_lowercase();
+    names
+        .iter()
+        .filter(|name| {
+            let name = name.to_lowercase();
+            let source = if mode == ShadowNamingMode::Suffix as i64 {
+                name.strip_suffix(&affix)
+            } else {
+                name.strip_prefix(&affix)
+            };
+            !source.is_some_and(|source| !source.is_empty() && lower.contains(source))
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shadows_are_not_sources() {
+        let names: Vec<String> = [
+            "orders",
+            "_test_orders",
+            "_test_lonely",
+            "Items",
+            "_TEST_items",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(count_sources(&names, (1, "_test_")), 3);
+        assert_eq!(count_sources(&names, (2, "_t")), 5);
+    }
 
     #[test]
     fn naming_defaults_and_validation() {
