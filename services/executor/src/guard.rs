@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::tokens::{Token, tokenize};
+use crate::tokens::{Escapes, Token, tokenize_with};
 
 /// The error code reported for a refused statement (`ReportTableResultRequest.error_code`).
 pub const GUARD_REFUSED_CODE: &str = "guard_refused";
@@ -89,8 +89,16 @@ impl SafetyGuard {
     }
 
     /// Checks one statement. Fails with the reason when it may not run.
+    ///
+    /// Both readings of backslashes in strings must pass: whether the server honours them
+    /// depends on the session's `sql_mode`, which a statement could not be trusted to state.
     pub fn check(&self, sql: &str) -> Result<(), GuardRefusal> {
-        let tokens = tokenize(sql)
+        self.check_read_as(sql, Escapes::Backslash)?;
+        self.check_read_as(sql, Escapes::None)
+    }
+
+    fn check_read_as(&self, sql: &str, escapes: Escapes) -> Result<(), GuardRefusal> {
+        let tokens = tokenize_with(sql, escapes)
             .map_err(|error| GuardRefusal::new(format!("cannot be read safely: {error}")))?;
         if tokens.contains(&Token::Semicolon) {
             return Err(GuardRefusal::new(

@@ -130,3 +130,78 @@ impl Drop for LeaseKeeper {
         self.handle.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use shadowsync_common::clock::ManualClock;
+    use shadowsync_common::secret::Secret;
+    use shadowsync_proto::task::v1::ErrorStrategy;
+
+    use super::*;
+    use crate::backend::{ClaimOutcome, DatabaseTarget};
+    use crate::testing::task_service_double::InMemoryTaskServiceDouble;
+
+    async fn claimed(clock: &ManualClock) -> (Arc<InMemoryTaskServiceDouble>, Lease) {
+        let mut service = InMemoryTaskServiceDouble::new(Arc::new(clock.clone()));
+        service.heartbeat_interval = Duration::from_millis(50);
+        let service = Arc::new(service);
+        let target = DatabaseTarget {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            username: "root".into(),
+            password: Secret::new(String::new()),
+            database: "unused".into(),
+        };
+        service.add_task(1, target, ErrorStrategy::Abort, Vec::new());
+        let ClaimOutcome::Granted(claim) = service.claim(1, 1, "executor-a").await.unwrap() else {
+            panic!("refused");
+        };
+        (service, claim.lease)
+    }
+
+    async fn wait_for(watch: &LeaseWatch, expected: LeaseCheck) {
+        for _ in 0..200 {
+            if watch.check() == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("lease never became {expected:?}");
+    }
+
+    #[tokio::test]
+    async fn heartbeats_renew_the_lease_and_carry_a_users_abort() {
+        let clock = ManualClock::new(1_000_000);
+        let (service, lease) = claimed(&clock).await;
+        let watch = LeaseWatch::new(lease.expire_time, Arc::new(clock.clone()));
+        let _keeper = LeaseKeeper::start(service.clone(), &lease, watch.clone());
+        // 20 s later the claim's 30 s lease would lapse in 10 s; heartbeats push it on.
+        clock.advance(Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(watch.check(), LeaseCheck::Valid);
+        assert!(service.with_task(1, |t| t.heartbeats).unwrap() >= 1);
+        service.request_abort(1);
+        wait_for(&watch, LeaseCheck::AbortRequested).await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_lost_when_taken_over_or_when_it_lapses_unrenewed() {
+        let clock = ManualClock::new(1_000_000);
+        let (service, lease) = claimed(&clock).await;
+        let watch = LeaseWatch::new(lease.expire_time, Arc::new(clock.clone()));
+        // Without heartbeats, the clock alone ends it: the executor stops by itself.
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(watch.check(), LeaseCheck::Lost);
+
+        let clock = ManualClock::new(1_000_000);
+        let (service_b, lease) = claimed(&clock).await;
+        let watch = LeaseWatch::new(lease.expire_time, Arc::new(clock.clone()));
+        let _keeper = LeaseKeeper::start(service_b.clone(), &lease, watch.clone());
+        service_b.expire_lease_and_redispatch(1);
+        wait_for(&watch, LeaseCheck::Lost).await;
+        drop(service);
+    }
+}

@@ -4,7 +4,10 @@
 //! identifiers, comments and statement separators are, so that a keyword hidden in a string or a
 //! comment is never mistaken for code, and code hidden in an executable comment is never
 //! mistaken for a comment. What it understands:
-//! - `'…'` and `"…"` strings with backslash escapes and doubled quotes;
+//! - `'…'` and `"…"` strings with doubled quotes, and with backslash escapes or without them
+//!   ([`Escapes`]: the server's `NO_BACKSLASH_ESCAPES` mode, which the guard cannot know, decides
+//!   whether `'a\' ; DROP …` is one string or a string and a second statement, so the guard
+//!   tokenizes both ways and requires both readings to pass);
 //! - `` `…` `` identifiers with doubled backticks;
 //! - `-- ` (dash dash followed by whitespace or the end), `#` and `/* … */` comments, which are
 //!   dropped;
@@ -73,12 +76,28 @@ impl fmt::Display for TokenizeError {
     }
 }
 
-/// Splits `sql` into tokens, dropping comments and whitespace.
+/// How a backslash inside a string is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escapes {
+    /// The default `sql_mode`: `\'` is a quote inside the string.
+    Backslash,
+    /// `NO_BACKSLASH_ESCAPES` (and `"…"` identifiers under `ANSI_QUOTES`): a backslash is an
+    /// ordinary character.
+    None,
+}
+
+/// Splits `sql` into tokens with backslash escapes, dropping comments and whitespace.
 pub fn tokenize(sql: &str) -> Result<Vec<Token>, TokenizeError> {
+    tokenize_with(sql, Escapes::Backslash)
+}
+
+/// Splits `sql` into tokens reading backslashes as `escapes` says.
+pub fn tokenize_with(sql: &str, escapes: Escapes) -> Result<Vec<Token>, TokenizeError> {
     let mut tokenizer = Tokenizer {
         chars: sql.chars().collect(),
         position: 0,
         in_executable_comment: false,
+        escapes,
         tokens: Vec::new(),
     };
     tokenizer.run()?;
@@ -89,6 +108,7 @@ struct Tokenizer {
     chars: Vec<char>,
     position: usize,
     in_executable_comment: bool,
+    escapes: Escapes,
     tokens: Vec<Token>,
 }
 
@@ -139,10 +159,7 @@ impl Tokenizer {
         loop {
             let c = self.peek(0).ok_or(TokenizeError::UnterminatedString)?;
             self.position += 1;
-            if c == '\\' {
-                // Under NO_BACKSLASH_ESCAPES a backslash is literal; reading it as an escape
-                // could only make us see a longer string, and anything after it must still
-                // close, so the guard stays on the refusing side.
+            if c == '\\' && self.escapes == Escapes::Backslash {
                 let escaped = self.peek(0).ok_or(TokenizeError::UnterminatedString)?;
                 self.position += 1;
                 value.push(escaped);
@@ -302,6 +319,18 @@ mod tests {
             ]
         );
         assert_eq!(words(r#""a""b;""#), vec![Token::String("a\"b;".into())]);
+    }
+
+    #[test]
+    fn backslashes_read_both_ways() {
+        let sql = r"'a\' ; DROP TABLE t; -- '";
+        assert_eq!(
+            words(sql),
+            vec![Token::String("a' ; DROP TABLE t; -- ".into())]
+        );
+        let plain = tokenize_with(sql, Escapes::None).unwrap();
+        assert_eq!(plain[0], Token::String("a\\".into()));
+        assert_eq!(plain[1], Token::Semicolon);
     }
 
     #[test]

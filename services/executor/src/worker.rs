@@ -11,7 +11,8 @@
 //! running tasks finish within the grace period, then stop them between statements (handed
 //! back: their lease lapses and the task service re-dispatches them; the next attempt resumes).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -50,6 +51,7 @@ pub async fn run_worker(
             stop: stop.clone(),
         },
         executor_id: deps.executor_id.clone(),
+        running_here: Mutex::new(HashSet::new()),
     });
     let mut running = JoinSet::new();
     tokio::pin!(shutdown);
@@ -106,9 +108,41 @@ fn log_join(joined: Result<(), tokio::task::JoinError>) {
 struct Worker {
     context: EngineContext,
     executor_id: String,
+    /// Tasks this process is executing. The task service hands the same lease back to the same
+    /// executor id (so a restarted executor can carry on), so a duplicate delivery reaching the
+    /// process that already runs the task must be recognised here, not by the claim.
+    running_here: Mutex<HashSet<i64>>,
+}
+
+/// Removes a task from `running_here` when its handling ends, however it ends.
+struct RunningHere<'a> {
+    worker: &'a Worker,
+    task_id: i64,
+}
+
+impl Drop for RunningHere<'_> {
+    fn drop(&mut self) {
+        self.worker.running_tasks().remove(&self.task_id);
+    }
 }
 
 impl Worker {
+    fn running_tasks(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.running_here
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks `task_id` as running here; `None` if it already is.
+    fn run_here(&self, task_id: i64) -> Option<RunningHere<'_>> {
+        // The lock is released before a `RunningHere` exists: its drop takes the lock again.
+        let inserted = self.running_tasks().insert(task_id);
+        inserted.then(|| RunningHere {
+            worker: self,
+            task_id,
+        })
+    }
+
     async fn handle(self: Arc<Self>, delivery: Delivery, _slot: OwnedSemaphorePermit) {
         let task = match delivery.message().decode_protobuf::<ExecuteTask>() {
             Ok(task) if task.task_id > 0 && task.attempt > 0 => task,
@@ -132,6 +166,15 @@ impl Worker {
             return;
         }
         let (task_id, attempt) = (task.task_id, task.attempt);
+        let Some(_running) = self.run_here(task_id) else {
+            tracing::info!(
+                task_id,
+                attempt,
+                "duplicate delivery of a task running here; acked"
+            );
+            settle(delivery.ack().await);
+            return;
+        };
         let claim = match self
             .context
             .backend

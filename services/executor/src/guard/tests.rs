@@ -97,6 +97,7 @@ fn hand_written_shadow_statements_are_accepted() {
         "ALTER TABLE `_test_customers` ENGINE=Aria -- RENAME; DROP\n",
         "ALTER TABLE `_test_customers` /* ; DROP TABLE orders */ ADD KEY `k` (`id`)",
         "ALTER TABLE `_test_customers` ADD CONSTRAINT `c` CHECK (`name` LIKE 'a%')",
+        r"ALTER TABLE `_test_customers` COMMENT 'C:\\path\\'",
         "CREATE TABLE `_test_we``ird; DROP` (`a``b` int)",
     ];
     for statement in accepted {

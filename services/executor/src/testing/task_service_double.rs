@@ -109,6 +109,13 @@ impl InMemoryTaskServiceDouble {
         }
     }
 
+    /// A user asks to abort the task.
+    pub fn request_abort(&self, task_id: i64) {
+        if let Some(task) = self.lock().get_mut(&task_id) {
+            task.abort_requested = true;
+        }
+    }
+
     /// What the sweeper does to a lapsed lease: the next attempt may claim.
     pub fn expire_lease_and_redispatch(&self, task_id: i64) -> u32 {
         let mut tasks = self.lock();

@@ -137,16 +137,26 @@ async fn a_duplicate_delivery_executes_once(queue: Arc<dyn MessageQueue>) {
     let (stop_a, worker_a) = start_worker(queue.clone(), service.clone(), "executor-a");
     let (stop_b, worker_b) = start_worker(queue.clone(), service.clone(), "executor-b");
 
+    let outcome = wait_for_outcome(&service, 8).await;
+    let logs = service.with_task(8, |t| format!("{:#?}\n{:#?}", t.reports, t.logs));
     assert_eq!(
-        wait_for_outcome(&service, 8).await,
-        ExecutionOutcome::Succeeded
+        outcome,
+        ExecutionOutcome::Succeeded,
+        "{}",
+        logs.unwrap_or_default()
     );
     // Let the second delivery be claimed (and refused) too.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_a.send(());
     let _ = stop_b.send(());
-    worker_a.await.unwrap();
-    worker_b.await.unwrap();
+    tokio::time::timeout(DEADLINE, worker_a)
+        .await
+        .expect("worker a stopped")
+        .unwrap();
+    tokio::time::timeout(DEADLINE, worker_b)
+        .await
+        .expect("worker b stopped")
+        .unwrap();
     assert_eq!(service.with_task(8, |t| t.grants), Some(1));
     let running_reports = service
         .with_task(8, |t| {
@@ -182,6 +192,7 @@ async fn dead_letters_quick(queue: &dyn MessageQueue) -> Vec<String> {
         tokio::time::timeout(Duration::from_millis(300), stream.next()).await
     {
         found.push(delivery.message().message_type.clone());
+        delivery.ack().await.unwrap();
     }
     found
 }
