@@ -1,31 +1,12 @@
-//! One conformance suite for every repository, run on PostgreSQL and SQLite alike.
+//! Analyses: lease, rows, re-plans, recovery and expiry.
 
 use shadowsync_common::db::Database;
 
-use super::analyses::{AnalysisRepository, Progress};
-use super::connections::{ConnectionRepository, ConnectionWriteError};
-use super::rows::AnalysisRowRepository;
-use super::*;
-use crate::MIGRATIONS;
+use crate::store::analyses::{AnalysisRepository, Progress};
+use crate::store::rows::AnalysisRowRepository;
+use crate::store::*;
 
 const SECOND: i64 = 1_000_000;
-
-fn connection(id: &str, name: &str, environment: &str) -> ConnectionRecord {
-    ConnectionRecord {
-        id: id.into(),
-        name: name.into(),
-        dialect: 2,
-        host: "db.example".into(),
-        port: 3306,
-        username: "app".into(),
-        password_ciphertext: Some(vec![1, 2, 3, 0, 255]),
-        environment: environment.into(),
-        options: [("ssl-mode".to_string(), "REQUIRED".to_string())].into(),
-        creator: "root".into(),
-        created_at: 10,
-        updated_at: 10,
-    }
-}
 
 fn analysis(id: &str) -> AnalysisRecord {
     AnalysisRecord {
@@ -103,83 +84,7 @@ fn planned_tables() -> Vec<ReplannedTable> {
     ]
 }
 
-async fn connections_round_trip_and_names_are_unique(db: Database) {
-    let store = SqlStore::new(db);
-    let first = connection("c1", "main", "prod");
-    store.insert_connection(&first).await.unwrap();
-    assert_eq!(
-        store.get_connection("c1").await.unwrap(),
-        Some(first.clone())
-    );
-    assert!(store.get_connection("nope").await.unwrap().is_none());
-    let clash = connection("c2", "main", "dev");
-    assert!(matches!(
-        store.insert_connection(&clash).await,
-        Err(ConnectionWriteError::NameTaken)
-    ));
-    let mut renamed = connection("c2", "other", "dev");
-    store.insert_connection(&renamed).await.unwrap();
-    renamed.name = "main".into();
-    assert!(matches!(
-        store.update_connection(&renamed).await,
-        Err(ConnectionWriteError::NameTaken)
-    ));
-    renamed.name = "second".into();
-    renamed.password_ciphertext = None;
-    renamed.updated_at = 20;
-    assert!(store.update_connection(&renamed).await.unwrap());
-    assert_eq!(store.get_connection("c2").await.unwrap(), Some(renamed));
-    assert!(store.delete_connection("c2").await.unwrap());
-    assert!(!store.delete_connection("c2").await.unwrap());
-}
-
-async fn connections_list_filters_sorts_and_pages(db: Database) {
-    let store = SqlStore::new(db);
-    for (i, (name, environment)) in [("b_main", "prod"), ("a_test", "test"), ("c_50%", "prod")]
-        .into_iter()
-        .enumerate()
-    {
-        store
-            .insert_connection(&connection(&format!("c{i}"), name, environment))
-            .await
-            .unwrap();
-    }
-    let all = ConnectionFilter {
-        limit: 2,
-        ..Default::default()
-    };
-    let (page, total) = store.list_connections(&all).await.unwrap();
-    assert_eq!(total, 3);
-    assert_eq!(
-        page.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["a_test", "b_main"]
-    );
-    let (rest, _) = store
-        .list_connections(&ConnectionFilter {
-            offset: 2,
-            ..all.clone()
-        })
-        .await
-        .unwrap();
-    assert_eq!(rest.len(), 1);
-    let prod = ConnectionFilter {
-        environments: vec!["prod".into()],
-        name_contains: "50%".into(),
-        limit: 10,
-        ..Default::default()
-    };
-    let (found, total) = store.list_connections(&prod).await.unwrap();
-    assert_eq!((found.len(), total), (1, 1));
-    assert_eq!(found[0].name, "c_50%");
-    let upper = ConnectionFilter {
-        name_contains: "MAIN".into(),
-        limit: 10,
-        ..Default::default()
-    };
-    assert_eq!(store.list_connections(&upper).await.unwrap().1, 1);
-}
-
-async fn analysis_runs_under_a_lease_and_completes(db: Database) {
+pub(super) async fn analysis_runs_under_a_lease_and_completes(db: Database) {
     let store = SqlStore::new(db);
     store.insert_analysis(&analysis("a1")).await.unwrap();
     assert!(
@@ -269,7 +174,7 @@ async fn analysis_runs_under_a_lease_and_completes(db: Database) {
     );
 }
 
-async fn rows_list_by_tab_and_name(db: Database) {
+pub(super) async fn rows_list_by_tab_and_name(db: Database) {
     let store = SqlStore::new(db);
     store.insert_analysis(&analysis("a1")).await.unwrap();
     store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
@@ -319,7 +224,7 @@ async fn rows_list_by_tab_and_name(db: Database) {
     assert_eq!((found.len(), total), (1, 1));
 }
 
-async fn replan_moves_rows_and_changes_the_preview(db: Database) {
+pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
     let store = SqlStore::new(db);
     store.insert_analysis(&analysis("a1")).await.unwrap();
     store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
@@ -374,7 +279,7 @@ async fn replan_moves_rows_and_changes_the_preview(db: Database) {
     );
 }
 
-async fn lost_runners_fail_and_failed_analyses_retry(db: Database) {
+pub(super) async fn lost_runners_fail_and_failed_analyses_retry(db: Database) {
     let store = SqlStore::new(db);
     store.insert_analysis(&analysis("a1")).await.unwrap();
     store.insert_analysis(&analysis("a2")).await.unwrap();
@@ -438,7 +343,7 @@ async fn lost_runners_fail_and_failed_analyses_retry(db: Database) {
     assert_eq!(store.row_counts("a1").await.unwrap().total, 0);
 }
 
-async fn unsubmitted_analyses_expire(db: Database) {
+pub(super) async fn unsubmitted_analyses_expire(db: Database) {
     let store = SqlStore::new(db);
     store.insert_analysis(&analysis("a1")).await.unwrap();
     store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
@@ -463,57 +368,3 @@ async fn unsubmitted_analyses_expire(db: Database) {
     assert_eq!(store.row_counts("a1").await.unwrap().total, 0);
     assert_eq!(store.expire_analyses(2_000 * SECOND).await.unwrap(), 0);
 }
-
-async fn request_ids_reserve_replay_and_refuse_other_parameters(db: Database) {
-    use super::request_ids::{Remembered, RequestIdRepository, RequestKey};
-    let store = SqlStore::new(db);
-    let key = RequestKey {
-        caller: "alice",
-        rpc: "StartAnalysis",
-        request_id: "r1",
-        parameters_sha256: "h1",
-    };
-    assert_eq!(
-        store.remember(&key, "a1", 10).await.unwrap(),
-        Remembered::Reserved
-    );
-    assert_eq!(
-        store.remember(&key, "a2", 11).await.unwrap(),
-        Remembered::Same("a1".into())
-    );
-    let other = RequestKey {
-        parameters_sha256: "h2",
-        ..key
-    };
-    assert_eq!(
-        store.remember(&other, "a3", 12).await.unwrap(),
-        Remembered::Different
-    );
-    // Scoped to the caller.
-    let bob = RequestKey {
-        caller: "bob",
-        ..key
-    };
-    assert_eq!(
-        store.remember(&bob, "b1", 12).await.unwrap(),
-        Remembered::Reserved
-    );
-    store.forget(&key).await.unwrap();
-    assert_eq!(
-        store.remember(&key, "a4", 13).await.unwrap(),
-        Remembered::Reserved
-    );
-    assert_eq!(store.forget_before(13).await.unwrap(), 1);
-    assert_eq!(store.forget_before(14).await.unwrap(), 1);
-}
-
-shadowsync_common::conformance!("task", MIGRATIONS;
-    request_ids_reserve_replay_and_refuse_other_parameters,
-    connections_round_trip_and_names_are_unique,
-    connections_list_filters_sorts_and_pages,
-    analysis_runs_under_a_lease_and_completes,
-    rows_list_by_tab_and_name,
-    replan_moves_rows_and_changes_the_preview,
-    lost_runners_fail_and_failed_analyses_retry,
-    unsubmitted_analyses_expire,
-);

@@ -1,0 +1,142 @@
+//! Connections and idempotency keys.
+
+use shadowsync_common::db::Database;
+
+use crate::store::connections::{ConnectionRepository, ConnectionWriteError};
+use crate::store::*;
+
+fn connection(id: &str, name: &str, environment: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        id: id.into(),
+        name: name.into(),
+        dialect: 2,
+        host: "db.example".into(),
+        port: 3306,
+        username: "app".into(),
+        password_ciphertext: Some(vec![1, 2, 3, 0, 255]),
+        environment: environment.into(),
+        options: [("ssl-mode".to_string(), "REQUIRED".to_string())].into(),
+        creator: "root".into(),
+        created_at: 10,
+        updated_at: 10,
+    }
+}
+
+pub(super) async fn connections_round_trip_and_names_are_unique(db: Database) {
+    let store = SqlStore::new(db);
+    let first = connection("c1", "main", "prod");
+    store.insert_connection(&first).await.unwrap();
+    assert_eq!(
+        store.get_connection("c1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(store.get_connection("nope").await.unwrap().is_none());
+    let clash = connection("c2", "main", "dev");
+    assert!(matches!(
+        store.insert_connection(&clash).await,
+        Err(ConnectionWriteError::NameTaken)
+    ));
+    let mut renamed = connection("c2", "other", "dev");
+    store.insert_connection(&renamed).await.unwrap();
+    renamed.name = "main".into();
+    assert!(matches!(
+        store.update_connection(&renamed).await,
+        Err(ConnectionWriteError::NameTaken)
+    ));
+    renamed.name = "second".into();
+    renamed.password_ciphertext = None;
+    renamed.updated_at = 20;
+    assert!(store.update_connection(&renamed).await.unwrap());
+    assert_eq!(store.get_connection("c2").await.unwrap(), Some(renamed));
+    assert!(store.delete_connection("c2").await.unwrap());
+    assert!(!store.delete_connection("c2").await.unwrap());
+}
+
+pub(super) async fn connections_list_filters_sorts_and_pages(db: Database) {
+    let store = SqlStore::new(db);
+    for (i, (name, environment)) in [("b_main", "prod"), ("a_test", "test"), ("c_50%", "prod")]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .insert_connection(&connection(&format!("c{i}"), name, environment))
+            .await
+            .unwrap();
+    }
+    let all = ConnectionFilter {
+        limit: 2,
+        ..Default::default()
+    };
+    let (page, total) = store.list_connections(&all).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        page.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["a_test", "b_main"]
+    );
+    let (rest, _) = store
+        .list_connections(&ConnectionFilter {
+            offset: 2,
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let prod = ConnectionFilter {
+        environments: vec!["prod".into()],
+        name_contains: "50%".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    let (found, total) = store.list_connections(&prod).await.unwrap();
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].name, "c_50%");
+    let upper = ConnectionFilter {
+        name_contains: "MAIN".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_connections(&upper).await.unwrap().1, 1);
+}
+
+pub(super) async fn request_ids_reserve_replay_and_refuse_other_parameters(db: Database) {
+    use crate::store::request_ids::{Remembered, RequestIdRepository, RequestKey};
+    let store = SqlStore::new(db);
+    let key = RequestKey {
+        caller: "alice",
+        rpc: "StartAnalysis",
+        request_id: "r1",
+        parameters_sha256: "h1",
+    };
+    assert_eq!(
+        store.remember(&key, "a1", 10).await.unwrap(),
+        Remembered::Reserved
+    );
+    assert_eq!(
+        store.remember(&key, "a2", 11).await.unwrap(),
+        Remembered::Same("a1".into())
+    );
+    let other = RequestKey {
+        parameters_sha256: "h2",
+        ..key
+    };
+    assert_eq!(
+        store.remember(&other, "a3", 12).await.unwrap(),
+        Remembered::Different
+    );
+    // Scoped to the caller.
+    let bob = RequestKey {
+        caller: "bob",
+        ..key
+    };
+    assert_eq!(
+        store.remember(&bob, "b1", 12).await.unwrap(),
+        Remembered::Reserved
+    );
+    store.forget(&key).await.unwrap();
+    assert_eq!(
+        store.remember(&key, "a4", 13).await.unwrap(),
+        Remembered::Reserved
+    );
+    assert_eq!(store.forget_before(13).await.unwrap(), 1);
+    assert_eq!(store.forget_before(14).await.unwrap(), 1);
+}
