@@ -26,6 +26,8 @@ use crate::backend::{
 pub enum OnFinalReport {
     RequestAbort,
     StealLease,
+    /// Record the report, then answer only after this long.
+    AnswerAfter(Duration),
 }
 
 #[derive(Debug)]
@@ -158,6 +160,40 @@ impl InMemoryTaskServiceDouble {
         }
     }
 
+    /// The rules of `ReportTableResult`; returns the abort flag and a scripted delay.
+    fn record_report(
+        &self,
+        lease: &LeaseRef,
+        report: &TableReport,
+    ) -> BackendResult<(bool, Option<Duration>)> {
+        let mut tasks = self.lock();
+        let task = self.fenced(&mut tasks, lease)?;
+        if let Some(recorded) = task.results.get(&report.source_table)
+            && is_final(recorded.status)
+        {
+            if recorded.status == report.status {
+                return Ok((task.abort_requested, None));
+            }
+            return Err(BackendError::Rejected(format!(
+                "FAILED_PRECONDITION: {} already {:?}",
+                report.source_table, recorded.status
+            )));
+        }
+        task.results
+            .insert(report.source_table.clone(), report.clone());
+        task.reports.push(report.clone());
+        let mut delay = None;
+        if is_final(report.status) {
+            match task.hooks.remove(&report.source_table) {
+                Some(OnFinalReport::RequestAbort) => task.abort_requested = true,
+                Some(OnFinalReport::StealLease) => task.lease = None,
+                Some(OnFinalReport::AnswerAfter(pause)) => delay = Some(pause),
+                None => {}
+            }
+        }
+        Ok((task.abort_requested, delay))
+    }
+
     fn plan_tables(task: &TaskRecord) -> Vec<PlanTable> {
         task.tables
             .iter()
@@ -286,30 +322,12 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
     }
 
     async fn report_table(&self, lease: &LeaseRef, report: &TableReport) -> BackendResult<bool> {
-        let mut tasks = self.lock();
-        let task = self.fenced(&mut tasks, lease)?;
-        if let Some(recorded) = task.results.get(&report.source_table)
-            && is_final(recorded.status)
-        {
-            if recorded.status == report.status {
-                return Ok(task.abort_requested);
-            }
-            return Err(BackendError::Rejected(format!(
-                "FAILED_PRECONDITION: {} already {:?}",
-                report.source_table, recorded.status
-            )));
+        let (abort_requested, delay) = self.record_report(lease, report)?;
+        if let Some(delay) = delay {
+            // A slow answer, outside the lock: lets a test act while the executor waits.
+            tokio::time::sleep(delay).await;
         }
-        task.results
-            .insert(report.source_table.clone(), report.clone());
-        task.reports.push(report.clone());
-        if is_final(report.status) {
-            match task.hooks.remove(&report.source_table) {
-                Some(OnFinalReport::RequestAbort) => task.abort_requested = true,
-                Some(OnFinalReport::StealLease) => task.lease = None,
-                None => {}
-            }
-        }
-        Ok(task.abort_requested)
+        Ok(abort_requested)
     }
 
     async fn append_logs(&self, lease: &LeaseRef, entries: &[LogEntry]) -> BackendResult<()> {

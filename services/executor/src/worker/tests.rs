@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::ExecutorDeps;
 use crate::testing::TestDb;
-use crate::testing::task_service_double::InMemoryTaskServiceDouble;
+use crate::testing::task_service_double::{InMemoryTaskServiceDouble, OnFinalReport};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -32,6 +32,15 @@ fn start_worker(
     service: Arc<InMemoryTaskServiceDouble>,
     executor_id: &str,
 ) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    start_worker_with_grace(queue, service, executor_id, Duration::from_secs(5))
+}
+
+fn start_worker_with_grace(
+    queue: Arc<dyn MessageQueue>,
+    service: Arc<InMemoryTaskServiceDouble>,
+    executor_id: &str,
+    shutdown_grace: Duration,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let deps = ExecutorDeps {
         queue,
         backend: service,
@@ -39,7 +48,7 @@ fn start_worker(
         executor_id: executor_id.into(),
         prefetch: 1,
         concurrency: 2,
-        shutdown_grace: Duration::from_secs(5),
+        shutdown_grace,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -196,6 +205,70 @@ async fn dead_letters_quick(queue: &dyn MessageQueue) -> Vec<String> {
     }
     found
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_a_running_task_back_and_the_next_attempt_resumes() {
+    let queue = in_process().await;
+    let db = TestDb::new().await;
+    db.exec(ABC).await;
+    let service = Arc::new(InMemoryTaskServiceDouble::new(Arc::new(SystemClock)));
+    service.add_task(9, db.target(), ErrorStrategy::Abort, db.plan().await);
+    service.on_final_report(
+        9,
+        "a",
+        OnFinalReport::AnswerAfter(Duration::from_millis(500)),
+    );
+    let (stop, worker) =
+        start_worker_with_grace(queue.clone(), service.clone(), "executor-a", Duration::ZERO);
+    publish(queue.as_ref(), 9).await;
+    // Shut down while the executor waits for the answer to table `a`'s report.
+    tokio::time::timeout(DEADLINE, async {
+        while service.with_task(9, |t| t.results.contains_key("a")) != Some(true) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(());
+    tokio::time::timeout(DEADLINE, worker)
+        .await
+        .unwrap()
+        .unwrap();
+    // Handed back between statements: nothing completed, `b` and `c` untouched.
+    assert_eq!(service.with_task(9, |t| t.final_outcome), Some(None));
+    assert_eq!(db.fingerprint("_test_b").await, None);
+
+    // The lease lapses, the sweeper re-dispatches, another executor resumes.
+    let attempt = service.expire_lease_and_redispatch(9);
+    let (stop, worker) = start_worker(queue.clone(), service.clone(), "executor-b");
+    let message = Message::from_protobuf(&ExecuteTask {
+        task_id: 9,
+        attempt,
+        priority: 5,
+        ..Default::default()
+    });
+    queue
+        .publish(&Destination::ExecuteQueue, &message)
+        .await
+        .unwrap();
+    assert_eq!(
+        wait_for_outcome(&service, 9).await,
+        ExecutionOutcome::Succeeded
+    );
+    for source in ["a", "b", "c"] {
+        let status = service.with_task(9, |t| t.results[source].status);
+        assert_eq!(status, Some(TableExecutionStatus::Succeeded), "{source}");
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(DEADLINE, worker)
+        .await
+        .unwrap()
+        .unwrap();
+    db.drop_database().await;
+}
+
+const ABC: &str = "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);\
+    CREATE TABLE c (id int PRIMARY KEY);";
 
 async fn in_process() -> Arc<dyn MessageQueue> {
     Arc::new(InProcessQueue::in_memory(topology()).await.unwrap())
