@@ -4,7 +4,7 @@
 //! so this process' peak RSS (`VmHWM`) is the task service's (plus the test's client):
 //!
 //! ```text
-//! SS_MEMORY_TABLES=1000 cargo test -p shadowsync-task --release --test memory -- --ignored --nocapture thousand_tables
+//! SS_MEMORY_TABLES=1000 [SS_TEST_STORE=postgres] cargo test -p shadowsync-task --test memory -- --ignored --nocapture thousand_tables
 //! ```
 
 mod support;
