@@ -14,10 +14,10 @@ mod amqp {
         AmqpQueue, AmqpQueueOptions, Destination, MessageQueue, QueueError,
     };
 
-    use shadowsync_common::testing::TcpProxy;
     use crate::queue_support::{
         amqp_uri, label, next_delivery, publish_task, task_message, unique_topology,
     };
+    use shadowsync_common::testing::TcpProxy;
 
     crate::queue_conformance_suite!(crate::queue_support::open_amqp);
 
