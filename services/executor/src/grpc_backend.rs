@@ -283,3 +283,6 @@ impl ExecutionBackend for GrpcExecutionBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

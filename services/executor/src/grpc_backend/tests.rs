@@ -1,0 +1,236 @@
+//! The gRPC adapter against a real tonic server on 127.0.0.1:0 playing the task service:
+//! conversions, the status codes the contract gives meaning to, and the executor's credentials.
+
+#![allow(clippy::unwrap_used)]
+
+use shadowsync_common::auth::{ServiceCredentials, ServiceIdentity};
+use shadowsync_common::config::AuthConfig;
+use shadowsync_common::grpc::{as_service, channel};
+use shadowsync_proto::common::v1 as common;
+use shadowsync_proto::task::v1::task_execution_service_server::{
+    TaskExecutionService, TaskExecutionServiceServer,
+};
+use tonic::{Request, Response};
+
+use super::*;
+
+/// A scripted task service: task 1 is granted, 2 refused, 3 unknown, anything else unavailable;
+/// only the lease token `good` is accepted.
+struct ScriptedTaskService;
+
+fn authorized<T>(request: &Request<T>) -> Result<(), Status> {
+    match request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(value) if value.starts_with("Bearer ") => Ok(()),
+        _ => Err(Status::unauthenticated("no bearer token")),
+    }
+}
+
+fn granted() -> pb::ClaimedExecution {
+    pb::ClaimedExecution {
+        lease: Some(pb::ExecutionLease {
+            lease_token: "good".into(),
+            lease_expire_time: Some(to_timestamp(5_000_000)),
+            heartbeat_interval: Some(prost_types::Duration {
+                seconds: 3,
+                nanos: 0,
+            }),
+            execution_deadline: None,
+        }),
+        connection: Some(common::ConnectionDetails {
+            host: "db.internal".into(),
+            port: 3307,
+            username: "ddl".into(),
+            password: "s3cret".into(),
+            ..Default::default()
+        }),
+        database: "shop".into(),
+        error_strategy: pb::ErrorStrategy::Continue.into(),
+        tables: vec![pb::ExecutionPlanTable {
+            plan: Some(common::TablePlan {
+                ordinal: 0,
+                source_table: "orders".into(),
+                shadow_table: "_test_orders".into(),
+                fingerprints: Some(common::TableFingerprints {
+                    source: "s".into(),
+                    shadow: String::new(),
+                    target: "t".into(),
+                }),
+                statements: vec![common::PlannedStatement {
+                    index: 0,
+                    sql: "CREATE TABLE `_test_orders` (id int)".into(),
+                    expected_fingerprint_after: "t".into(),
+                    script_index: 4,
+                }],
+                ..Default::default()
+            }),
+            recorded_status: pb::TableExecutionStatus::Running.into(),
+            recorded_statements_done: 0,
+        }],
+        plan_next_page_token: "p2".into(),
+        plan_table_count: 2,
+        script_sha256: "abc".into(),
+    }
+}
+
+#[tonic::async_trait]
+impl TaskExecutionService for ScriptedTaskService {
+    async fn claim_execution(
+        &self,
+        request: Request<pb::ClaimExecutionRequest>,
+    ) -> Result<Response<pb::ClaimExecutionResponse>, Status> {
+        authorized(&request)?;
+        let outcome = match request.get_ref().task_id {
+            1 => pb::claim_execution_response::Outcome::Granted(granted()),
+            2 => pb::claim_execution_response::Outcome::Refused(
+                pb::ClaimRefusalReason::LeaseHeld.into(),
+            ),
+            3 => return Err(Status::not_found("task 3")),
+            _ => return Err(Status::unavailable("approval service down")),
+        };
+        Ok(Response::new(pb::ClaimExecutionResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        authorized(&request)?;
+        if request.get_ref().lease_token != "good" {
+            return Err(Status::aborted("lease lost"));
+        }
+        Ok(Response::new(pb::HeartbeatResponse {
+            lease_expire_time: Some(to_timestamp(9_000_000)),
+            abort_requested: true,
+        }))
+    }
+
+    async fn report_table_result(
+        &self,
+        request: Request<pb::ReportTableResultRequest>,
+    ) -> Result<Response<pb::ReportTableResultResponse>, Status> {
+        authorized(&request)?;
+        match request.get_ref().status() {
+            pb::TableExecutionStatus::Failed => {
+                Err(Status::failed_precondition("already SUCCEEDED"))
+            }
+            _ => Ok(Response::new(pb::ReportTableResultResponse {
+                abort_requested: false,
+            })),
+        }
+    }
+}
+
+async fn backend() -> GrpcExecutionBackend {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TaskExecutionServiceServer::new(ScriptedTaskService))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let config = AuthConfig {
+        hs256_secret: Some(Secret::new("test-secret-test-secret-test-secret".into())),
+        rs256_public_keys: Vec::new(),
+        audience: "shadowsync".into(),
+        service_token: None,
+    };
+    let credentials = ServiceCredentials::from_config(&config, ServiceIdentity::Executor).unwrap();
+    let channel = channel(&format!("http://{address}"), None).unwrap();
+    GrpcExecutionBackend::new(as_service(channel, credentials))
+}
+
+fn lease(token: &str) -> LeaseRef {
+    LeaseRef {
+        task_id: 1,
+        attempt: 1,
+        token: token.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_granted_claim_is_converted_into_the_crates_types() {
+    let backend = backend().await;
+    let ClaimOutcome::Granted(claim) = backend.claim(1, 1, "executor-a").await.unwrap() else {
+        panic!("expected a grant");
+    };
+    assert_eq!(claim.lease.lease, lease("good"));
+    assert_eq!(claim.lease.expire_time, 5_000_000);
+    assert_eq!(claim.lease.heartbeat_interval, Duration::from_secs(3));
+    assert_eq!(
+        (
+            claim.target.host.as_str(),
+            claim.target.port,
+            claim.target.database.as_str()
+        ),
+        ("db.internal", 3307, "shop")
+    );
+    assert_eq!(claim.target.password.expose(), "s3cret");
+    assert!(
+        !format!("{claim:?}").contains("s3cret"),
+        "the password never reaches Debug"
+    );
+    assert_eq!(claim.error_strategy, pb::ErrorStrategy::Continue);
+    assert_eq!(claim.plan_next_page_token, "p2");
+    let table = &claim.tables[0];
+    assert_eq!(
+        (table.source.as_str(), table.shadow.as_str()),
+        ("orders", "_test_orders")
+    );
+    assert_eq!(table.recorded_status, pb::TableExecutionStatus::Running);
+    assert_eq!(table.statements[0].script_index, 4);
+    assert_eq!(table.target_fingerprint, "t");
+}
+
+#[tokio::test]
+async fn refusals_and_errors_keep_their_meaning() {
+    let backend = backend().await;
+    assert!(matches!(
+        backend.claim(2, 1, "executor-a").await.unwrap(),
+        ClaimOutcome::Refused(pb::ClaimRefusalReason::LeaseHeld)
+    ));
+    assert_eq!(
+        backend.claim(3, 1, "x").await.unwrap_err(),
+        BackendError::NotFound
+    );
+    assert!(matches!(
+        backend.claim(4, 1, "x").await.unwrap_err(),
+        BackendError::Unavailable(_)
+    ));
+    let reply = backend.heartbeat(&lease("good"), "orders").await.unwrap();
+    assert_eq!(
+        (reply.lease_expire_time, reply.abort_requested),
+        (9_000_000, true)
+    );
+    assert_eq!(
+        backend.heartbeat(&lease("stale"), "").await.unwrap_err(),
+        BackendError::LeaseLost
+    );
+    let report = TableReport {
+        source_table: "orders".into(),
+        status: pb::TableExecutionStatus::Failed,
+        statements_done: 0,
+        error_code: "1050".into(),
+        error_message: "exists".into(),
+        start_time: Some(1),
+        end_time: Some(2),
+        observed_shadow_fingerprint: String::new(),
+    };
+    assert!(matches!(
+        backend
+            .report_table(&lease("good"), &report)
+            .await
+            .unwrap_err(),
+        BackendError::Rejected(_)
+    ));
+    // An unimplemented rpc is a plain rejection, not a retry loop.
+    assert!(matches!(
+        backend.append_logs(&lease("good"), &[]).await.unwrap_err(),
+        BackendError::Rejected(_)
+    ));
+}
