@@ -56,6 +56,8 @@ pub struct InMemoryTaskServiceDouble {
     pub lease_duration: Duration,
     pub heartbeat_interval: Duration,
     pub page_size: usize,
+    /// Claims answered UNAVAILABLE before the service "recovers".
+    pub unavailable_claims: std::sync::atomic::AtomicU32,
 }
 
 impl InMemoryTaskServiceDouble {
@@ -66,6 +68,7 @@ impl InMemoryTaskServiceDouble {
             lease_duration: Duration::from_secs(30),
             heartbeat_interval: Duration::from_millis(200),
             page_size: 2,
+            unavailable_claims: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -226,6 +229,14 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
         attempt: u32,
         executor_id: &str,
     ) -> BackendResult<ClaimOutcome> {
+        use std::sync::atomic::Ordering;
+        if self
+            .unavailable_claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::Unavailable("approval service down".into()));
+        }
         let now = self.clock.now();
         let mut tasks = self.lock();
         let task = tasks.get_mut(&task_id).ok_or(BackendError::NotFound)?;
