@@ -343,3 +343,6 @@ impl Run {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod crash_tests;

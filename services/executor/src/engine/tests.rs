@@ -314,7 +314,7 @@ async fn a_lost_lease_stops_before_the_next_statement() {
 
 /// A table whose shadow needs three ALTERs, with each step's fingerprint measured on a scratch
 /// copy (fingerprints leave the table name out).
-async fn three_alters(db: &TestDb) -> PlanTable {
+pub(super) async fn three_alters(db: &TestDb) -> PlanTable {
     db.exec(
         "CREATE TABLE t (id int PRIMARY KEY, a int, b varchar(5), c date);\
          CREATE TABLE _test_t (id int PRIMARY KEY); CREATE TABLE scratch (id int PRIMARY KEY);",
