@@ -96,7 +96,7 @@ async fn run_once(
 }
 
 /// One crash at call `crash_at` (counted from the first call after the claim), then recovery.
-async fn crash_and_recover(crash_at: i64) -> bool {
+async fn crash_and_recover(crash_at: i64) -> (bool, bool) {
     let db = TestDb::new().await;
     db.exec("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY, v int)")
         .await;
@@ -164,22 +164,35 @@ async fn crash_and_recover(crash_at: i64) -> bool {
             "crash_at {crash_at}: {source}"
         );
     }
+    let resumed_mid_table = service
+        .with_task(TASK, |t| {
+            t.logs
+                .iter()
+                .any(|l| l.message.starts_with("resuming: statements"))
+        })
+        .unwrap_or(false);
     db.drop_database().await;
-    crashed
+    (crashed, resumed_mid_table)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_point_twice_and_random_points_end_in_the_right_state() {
-    // A clean run makes about a dozen calls after the claim: plan page, RUNNING and final
-    // reports, log batches, completion. Each point twice, then random ones.
-    let mut points: Vec<i64> = (1..=13).flat_map(|k| [k, k]).collect();
+    // A clean run makes about 18 calls after the claim: the plan page, RUNNING and final
+    // reports, a log batch after every statement (so points fall between the three ALTERs of
+    // `t` too), completion. Each point twice, then random ones.
+    let mut points: Vec<i64> = (1..=18).flat_map(|k| [k, k]).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    points.extend((0..6).map(|_| rng.random_range(1..=14)));
-    let mut crashes = 0;
+    points.extend((0..6).map(|_| rng.random_range(1..=19)));
+    let (mut crashes, mut resumed_mid_table) = (0, 0);
     for crash_at in points {
-        if crash_and_recover(crash_at).await {
-            crashes += 1;
-        }
+        let (crashed, resumed) = crash_and_recover(crash_at).await;
+        crashes += usize::from(crashed);
+        resumed_mid_table += usize::from(resumed);
     }
-    assert!(crashes >= 20, "only {crashes} runs crashed");
+    // Points between the ALTERs of `t`: resumed after the last ALTER whose result is present.
+    assert!(
+        resumed_mid_table >= 4,
+        "only {resumed_mid_table} mid-table resumes"
+    );
+    assert!(crashes >= 30, "only {crashes} runs crashed");
 }

@@ -122,6 +122,9 @@ impl Run {
                     ),
                 );
                 self.tables[t].next = s + 1;
+                // Progress is visible as it happens (a long task's log is not held back until
+                // its table ends), and the lines survive a crash before the table's report.
+                self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
                 Ok(true)
             }
             Err(StatementError::Database { code, message }) => {
