@@ -15,7 +15,7 @@ use shadowsync_proto::task::v1::{ErrorStrategy, ExecutionOutcome, TableExecution
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::tests::three_alters;
+use super::resume_tests::three_alters;
 use super::*;
 use crate::backend::{
     BackendResult, ClaimOutcome, HeartbeatReply, LogEntry, PlanPage, TableReport,

@@ -14,15 +14,15 @@ use crate::backend::{ClaimOutcome, PlanStatement, TableReport};
 use crate::testing::TestDb;
 use crate::testing::task_service_double::{InMemoryTaskServiceDouble, OnFinalReport};
 
-const TASK: i64 = 42;
+pub(super) const TASK: i64 = 42;
 
-struct Harness {
-    db: TestDb,
-    service: Arc<InMemoryTaskServiceDouble>,
+pub(super) struct Harness {
+    pub(super) db: TestDb,
+    pub(super) service: Arc<InMemoryTaskServiceDouble>,
 }
 
 impl Harness {
-    async fn new(ddl: &str) -> Self {
+    pub(super) async fn new(ddl: &str) -> Self {
         let db = TestDb::new().await;
         if !ddl.is_empty() {
             db.exec(ddl).await;
@@ -31,12 +31,12 @@ impl Harness {
         Self { db, service }
     }
 
-    fn add(&self, strategy: ErrorStrategy, tables: Vec<PlanTable>) {
+    pub(super) fn add(&self, strategy: ErrorStrategy, tables: Vec<PlanTable>) {
         self.service
             .add_task(TASK, self.db.target(), strategy, tables);
     }
 
-    async fn run(&self, attempt: u32, executor: &str) -> ExecutionEnd {
+    pub(super) async fn run(&self, attempt: u32, executor: &str) -> ExecutionEnd {
         let backend: Arc<dyn ExecutionBackend> = self.service.clone();
         let claim = match backend.claim(TASK, attempt, executor).await.unwrap() {
             ClaimOutcome::Granted(claim) => *claim,
@@ -50,20 +50,20 @@ impl Harness {
         execute(&context, claim).await
     }
 
-    fn status(&self, source: &str) -> Option<TableExecutionStatus> {
+    pub(super) fn status(&self, source: &str) -> Option<TableExecutionStatus> {
         self.service
             .with_task(TASK, |task| task.results.get(source).map(|r| r.status))
             .flatten()
     }
 
-    fn result(&self, source: &str) -> TableReport {
+    pub(super) fn result(&self, source: &str) -> TableReport {
         self.service
             .with_task(TASK, |task| task.results.get(source).cloned())
             .flatten()
             .unwrap()
     }
 
-    fn logs(&self) -> Vec<String> {
+    pub(super) fn logs(&self) -> Vec<String> {
         self.service
             .with_task(TASK, |task| {
                 task.logs
@@ -74,7 +74,7 @@ impl Harness {
             .unwrap_or_default()
     }
 
-    async fn assert_in_sync(&self, source: &str) {
+    pub(super) async fn assert_in_sync(&self, source: &str) {
         let shadow = format!("_test_{source}");
         let (source_fp, shadow_fp) = (
             self.db.fingerprint(source).await,
@@ -312,103 +312,25 @@ async fn a_lost_lease_stops_before_the_next_statement() {
     h.db.drop_database().await;
 }
 
-/// A table whose shadow needs three ALTERs, with each step's fingerprint measured on a scratch
-/// copy (fingerprints leave the table name out).
-pub(super) async fn three_alters(db: &TestDb) -> PlanTable {
-    db.exec(
-        "CREATE TABLE t (id int PRIMARY KEY, a int, b varchar(5), c date);\
-         CREATE TABLE _test_t (id int PRIMARY KEY); CREATE TABLE scratch (id int PRIMARY KEY);",
-    )
-    .await;
-    let shadow_fingerprint = db.fingerprint("_test_t").await.unwrap();
-    let mut statements = Vec::new();
-    for (i, column) in ["`a` int", "`b` varchar(5)", "`c` date"].iter().enumerate() {
-        db.exec(&format!("ALTER TABLE scratch ADD COLUMN {column}"))
-            .await;
-        statements.push(PlanStatement {
-            index: i as u32,
-            sql: format!("ALTER TABLE `_test_t` ADD COLUMN {column}"),
-            expected_fingerprint_after: db.fingerprint("scratch").await.unwrap(),
-            script_index: i as u32,
-        });
-    }
-    db.exec("DROP TABLE scratch").await;
-    let source_fingerprint = db.fingerprint("t").await.unwrap();
-    assert_eq!(statements[2].expected_fingerprint_after, source_fingerprint);
-    PlanTable {
-        ordinal: 0,
-        source: "t".into(),
-        shadow: "_test_t".into(),
-        target_fingerprint: source_fingerprint.clone(),
-        source_fingerprint,
-        shadow_fingerprint,
-        statements,
-        depends_on: vec![],
-        recorded_status: TableExecutionStatus::Pending,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_after_a_crash_mid_table_runs_only_the_rest() {
-    let h = Harness::new("").await;
-    let table = three_alters(&h.db).await;
-    // Attempt 1 started the table and ran its first ALTER, then died.
-    h.db.exec(&table.statements[0].sql).await;
-    h.add(ErrorStrategy::Abort, vec![table]);
-    let ClaimOutcome::Granted(_) = h.service.claim(TASK, 1, "executor-dead").await.unwrap() else {
-        panic!("refused")
-    };
-    h.service.record(
-        TASK,
-        TableReport {
-            source_table: "t".into(),
-            status: TableExecutionStatus::Running,
-            statements_done: 0,
-            error_code: String::new(),
-            error_message: String::new(),
-            start_time: None,
-            end_time: None,
-            observed_shadow_fingerprint: String::new(),
-        },
+async fn an_unreachable_database_interrupts_without_completing() {
+    let h = Harness::new(ABC).await;
+    let plan = h.db.plan().await;
+    let mut target = h.db.target();
+    target.port = 1; // nothing listens there
+    h.service.add_task(TASK, target, ErrorStrategy::Abort, plan);
+    let end = h.run(1, "executor-a").await;
+    assert!(matches!(end, ExecutionEnd::Interrupted(_)), "{end:?}");
+    // The lease will lapse and the task be re-dispatched; nothing was recorded as done.
+    assert_eq!(
+        h.service.with_task(TASK, |t| t.final_outcome).flatten(),
+        None
     );
-    // The lease lapses; the sweeper re-dispatches attempt 2.
-    let attempt = h.service.expire_lease_and_redispatch(TASK);
-    let end = h.run(attempt, "executor-b").await;
-    assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
-    assert_eq!(h.status("t"), Some(TableExecutionStatus::Succeeded));
-    h.assert_in_sync("t").await;
+    assert!(h.service.with_task(TASK, |t| t.results.is_empty()).unwrap());
     let logs = h.logs();
     assert!(
-        logs.iter()
-            .any(|l| l.contains("resuming: statements 1 to 1 of 3")),
+        logs.iter().any(|l| l.contains("cannot connect")),
         "{logs:#?}"
     );
-    assert!(
-        !logs.iter().any(|l| l.contains("statement 1/3 started")),
-        "{logs:#?}"
-    );
-    assert!(
-        logs.iter().any(|l| l.contains("statement 2/3 started")),
-        "{logs:#?}"
-    );
-    assert!(
-        logs.iter().any(|l| l.contains("statement 3/3 started")),
-        "{logs:#?}"
-    );
-    h.db.drop_database().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_after_the_last_statement_is_already_in_sync() {
-    let h = Harness::new("").await;
-    let table = three_alters(&h.db).await;
-    for statement in &table.statements {
-        h.db.exec(&statement.sql).await;
-    }
-    h.add(ErrorStrategy::Abort, vec![table]);
-    let end = h.run(1, "executor-a").await;
-    assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
-    assert_eq!(h.status("t"), Some(TableExecutionStatus::AlreadyInSync));
-    assert!(!h.logs().iter().any(|l| l.contains("statement 1/3 started")));
     h.db.drop_database().await;
 }
