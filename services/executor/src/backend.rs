@@ -41,6 +41,9 @@ pub struct DatabaseTarget {
     pub password: Secret<String>,
     /// The database (schema) the task may change.
     pub database: String,
+    /// Driver options: `ssl-mode` (DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)
+    /// and `connect-timeout` (`10s`, `500ms`); the task service refuses others at creation.
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// One planned statement.

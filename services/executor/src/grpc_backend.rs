@@ -120,6 +120,7 @@ fn claimed(
             username: connection.username,
             password: Secret::new(connection.password),
             database: granted.database,
+            options: connection.options.into_iter().collect(),
         },
         error_strategy,
         tables,

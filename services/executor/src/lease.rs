@@ -153,6 +153,7 @@ mod tests {
             username: "root".into(),
             password: Secret::new(String::new()),
             database: "unused".into(),
+            options: Default::default(),
         };
         service.add_task(1, target, ErrorStrategy::Abort, Vec::new());
         let ClaimOutcome::Granted(claim) = service.claim(1, 1, "executor-a").await.unwrap() else {

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use shadowsync_schema::{IntrospectOptions, Introspector};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use crate::backend::DatabaseTarget;
 
 /// The default MySQL-family port, for `port = 0`.
 const DEFAULT_PORT: u16 = 3306;
+/// How long to wait for a target that does not answer, unless `connect-timeout` says.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a statement failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,31 @@ pub enum StatementError {
     /// The connection broke: the statement may or may not have run. The engine stops without
     /// recording anything, so the lease lapses and the next attempt decides by fingerprints.
     Connection(String),
+}
+
+fn ssl_mode(value: &str) -> Result<MySqlSslMode, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "DISABLED" => Ok(MySqlSslMode::Disabled),
+        "PREFERRED" => Ok(MySqlSslMode::Preferred),
+        "REQUIRED" => Ok(MySqlSslMode::Required),
+        "VERIFY_CA" => Ok(MySqlSslMode::VerifyCa),
+        "VERIFY_IDENTITY" => Ok(MySqlSslMode::VerifyIdentity),
+        _ => Err(format!("invalid ssl-mode `{value}`")),
+    }
+}
+
+/// `10s`, `500ms` or a number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid connect-timeout `{value}` (e.g. 10s or 500ms)");
+    match value.strip_suffix("ms") {
+        Some(ms) => ms.trim().parse().map(Duration::from_millis),
+        None => value
+            .trim_end_matches('s')
+            .trim()
+            .parse()
+            .map(Duration::from_secs),
+    }
+    .map_err(|_| invalid())
 }
 
 /// A connection to the task's database.
@@ -59,9 +86,17 @@ impl TargetDatabase {
         if !target.password.expose().is_empty() {
             options = options.password(target.password.expose());
         }
-        let connection = options
-            .connect()
+        let mut timeout = DEFAULT_CONNECT_TIMEOUT;
+        for (key, value) in &target.options {
+            match key.as_str() {
+                "ssl-mode" => options = options.ssl_mode(ssl_mode(value)?),
+                "connect-timeout" => timeout = parse_duration(value)?,
+                other => return Err(format!("unknown connection option `{other}`")),
+            }
+        }
+        let connection = tokio::time::timeout(timeout, options.connect())
             .await
+            .map_err(|_| format!("cannot connect to the target database within {timeout:?}"))?
             .map_err(|error| format!("cannot connect to the target database: {error}"))?;
         let introspector = Introspector::connect_lazy(
             options,
@@ -115,5 +150,20 @@ impl TargetDatabase {
     /// Closes the connection politely.
     pub async fn close(self) {
         let _ = self.connection.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_options_are_read_as_the_task_service_validates_them() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(matches!(ssl_mode("required"), Ok(MySqlSslMode::Required)));
+        assert!(ssl_mode("sometimes").is_err());
     }
 }

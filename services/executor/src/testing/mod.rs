@@ -71,6 +71,7 @@ impl TestDb {
             username: "root".into(),
             password: Secret::new(String::new()),
             database: self.name.clone(),
+            options: [("connect-timeout".to_owned(), "5s".to_owned())].into(),
         }
     }
 
