@@ -119,6 +119,27 @@ pub fn wire(
         );
     }
 
+    if role.includes(Role::Executor) {
+        let deps = executor_deps(role, config, local_address, deps, clock.clone())?;
+        let stopping = stop.subscribe();
+        starters.push(Box::pin(async move {
+            // The worker fails only when it cannot subscribe (the broker is down at start):
+            // retry until it can or until shutdown, while health reports the queue.
+            loop {
+                match shadowsync_executor::run(deps.clone(), stopped(stopping.clone())).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "executor cannot subscribe yet; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        if *stopping.borrow() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
     // Background work starts only once the stores are migrated and seeded.
     let prepared = readiness.prepared();
     let mut tasks = Vec::new();
@@ -152,7 +173,7 @@ fn peer_endpoint(
         Some(endpoint) => Ok(endpoint.clone()),
         None if role.includes(peer) => Ok(format!("http://{local_address}")),
         None => Err(ServerError::Dependency(format!(
-            "{key} is required: the task service calls that service"
+            "{key} is required: this role calls that service"
         ))),
     }
 }
@@ -206,4 +227,37 @@ fn task_api(
     };
     shadowsync_task::TaskApi::new(deps)
         .map_err(|e| ServerError::Dependency(format!("encryption.key: {e}")))
+}
+
+/// The executor worker, calling the task service's execution API as `svc:executor`.
+fn executor_deps(
+    role: Role,
+    config: &Config,
+    local_address: SocketAddr,
+    deps: &Dependencies,
+    clock: Arc<dyn Clock>,
+) -> Result<shadowsync_executor::ExecutorDeps, ServerError> {
+    let queue = deps
+        .queue
+        .clone()
+        .ok_or_else(|| ServerError::Dependency("executor wired without the queue".into()))?;
+    let task = peer_endpoint(
+        role,
+        Role::Task,
+        config.endpoints.task.as_ref(),
+        "endpoints.task",
+        local_address,
+    )?;
+    let credentials = ServiceCredentials::from_config(&config.auth, ServiceIdentity::Executor)?;
+    let channel = grpc::as_service(grpc::channel(&task, None)?, credentials);
+    Ok(shadowsync_executor::ExecutorDeps {
+        queue,
+        backend: Arc::new(shadowsync_executor::grpc_backend::GrpcExecutionBackend::new(channel)),
+        clock,
+        // Unique per process: a restarted executor must not inherit its predecessor's leases.
+        executor_id: format!("executor-{}", uuid::Uuid::new_v4().simple()),
+        prefetch: config.executor.prefetch,
+        concurrency: config.executor.concurrency,
+        shutdown_grace: std::time::Duration::from_secs(30),
+    })
 }

@@ -286,6 +286,29 @@ async fn production_dependencies_make_a_service_serving() {
 }
 
 #[tokio::test]
+async fn an_executor_needs_to_know_where_the_task_service_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = format!("data_dir={}", dir.path().display());
+    let secret = format!("auth.hs256_secret={SECRET}");
+    let config: Config = ConfigLoader::new()
+        .flags(["listen=127.0.0.1:0", data_dir.as_str(), secret.as_str()])
+        .load()
+        .expect("config");
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .expect("bind");
+    let error = run(Role::Executor, config, listener, async {})
+        .await
+        .expect_err("no task endpoint");
+    assert!(error.to_string().contains("endpoints.task"), "{error}");
+
+    let server = TestServer::start(Role::Executor, &["endpoints.task=http://127.0.0.1:9"]).await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    wait_serving(channel, "").await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn grpc_over_mutual_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = tls_support::Pki::generate();
