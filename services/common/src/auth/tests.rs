@@ -1,0 +1,180 @@
+use super::*;
+use tonic::service::Interceptor as _;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+fn config(secret: &str) -> AuthConfig {
+    AuthConfig {
+        hs256_secret: Some(Secret::new(secret.to_string())),
+        rs256_public_keys: Vec::new(),
+        audience: "shadowsync".into(),
+        service_token: None,
+    }
+}
+
+fn authenticator() -> Authenticator {
+    Authenticator::from_config(&config(SECRET)).expect("authenticator")
+}
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "shadowsync")
+}
+
+#[test]
+fn a_good_token_yields_its_identity() {
+    let token = issuer().issue(&Identity::user("alice", &["dev"]), Duration::from_secs(60));
+    let identity = authenticator().verify(token.expose()).expect("valid");
+    assert_eq!(identity.subject, "alice");
+    assert_eq!(identity.roles, ["dev"]);
+    assert!(identity.expires_at.is_some_and(|exp| exp > 0));
+}
+
+#[test]
+fn expired_wrongly_signed_and_foreign_audience_tokens_are_refused() {
+    let alice = Identity::user("alice", &[]);
+    let expired = issuer().issue_at(&alice, 1_000, 2_000);
+    let error = authenticator()
+        .verify(expired.expose())
+        .expect_err("expired");
+    assert_eq!(error.code(), tonic::Code::Unauthenticated);
+    assert_eq!(error.message(), "token expired");
+
+    let other = TokenIssuer::hs256(&Secret::new("x".repeat(32)), "shadowsync")
+        .issue(&alice, Duration::from_secs(60));
+    let error = authenticator()
+        .verify(other.expose())
+        .expect_err("wrong key");
+    assert_eq!(error.message(), "invalid token signature");
+
+    let foreign = TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "elsewhere")
+        .issue(&alice, Duration::from_secs(60));
+    let error = authenticator()
+        .verify(foreign.expose())
+        .expect_err("audience");
+    assert_eq!(error.message(), "token audience not accepted");
+
+    assert!(authenticator().verify("not.a.jwt").is_err());
+}
+
+#[test]
+fn the_interceptor_demands_a_bearer_header() {
+    let mut interceptor = AuthInterceptor::new(Arc::new(authenticator()));
+    let error = interceptor.call(Request::new(())).expect_err("missing");
+    assert_eq!(error.code(), tonic::Code::Unauthenticated);
+
+    let token = issuer().issue(&Identity::user("bob", &["admin"]), Duration::from_secs(60));
+    let mut bearer = BearerToken::new(&token).expect("ascii");
+    let request = bearer.call(Request::new(())).expect("adds header");
+    let request = interceptor.call(request).expect("verified");
+    let identity = Identity::of(&request).expect("identity");
+    assert!(identity.is_admin());
+    assert!(
+        identity
+            .require_service(&[ServiceIdentity::Executor])
+            .is_err()
+    );
+}
+
+#[test]
+fn service_identities_are_distinct() {
+    let executor = Identity::service(ServiceIdentity::Executor);
+    assert!(
+        executor
+            .require_service(&[ServiceIdentity::Executor])
+            .is_ok()
+    );
+    let error = Identity::service(ServiceIdentity::Task)
+        .require_service(&[ServiceIdentity::Executor])
+        .expect_err("task is not the executor");
+    assert_eq!(error.code(), tonic::Code::PermissionDenied);
+}
+
+#[test]
+fn services_present_their_own_identity() {
+    let mut credentials = ServiceCredentials::from_config(&config(SECRET), ServiceIdentity::Task)
+        .expect("credentials");
+    let request = credentials.call(Request::new(())).expect("header");
+    let mut interceptor = AuthInterceptor::new(Arc::new(authenticator()));
+    let request = interceptor.call(request).expect("verified");
+    assert!(
+        Identity::of(&request)
+            .expect("identity")
+            .is_service(ServiceIdentity::Task)
+    );
+
+    let fixed = AuthConfig {
+        hs256_secret: None,
+        service_token: Some(issuer().issue(
+            &Identity::service(ServiceIdentity::Executor),
+            Duration::from_secs(60),
+        )),
+        ..config(SECRET)
+    };
+    let mut credentials =
+        ServiceCredentials::from_config(&fixed, ServiceIdentity::Executor).expect("fixed");
+    let request = interceptor
+        .call(credentials.call(Request::new(())).expect("header"))
+        .expect("verified");
+    assert!(
+        Identity::of(&request)
+            .expect("identity")
+            .is_service(ServiceIdentity::Executor)
+    );
+}
+
+#[test]
+fn rs256_tokens_verify_with_the_public_key_only() {
+    // A throw-away key pair made for this test (`openssl genrsa 2048`); it guards nothing.
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let private = std::fs::read(format!("{fixtures}/rs256-test-private.pem")).expect("private key");
+    let config = AuthConfig {
+        hs256_secret: None,
+        rs256_public_keys: vec![format!("{fixtures}/rs256-test-public.pem").into()],
+        ..config(SECRET)
+    };
+    let verifier = Authenticator::from_config(&config).expect("rs256 verifier");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = Claims {
+        sub: "carol".into(),
+        name: None,
+        roles: vec!["admin".into()],
+        exp: now + 60,
+        iat: Some(now),
+        aud: "shadowsync".into(),
+    };
+    let key = EncodingKey::from_rsa_pem(&private).expect("encoding key");
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).expect("sign");
+    let identity = verifier.verify(&token).expect("verifies");
+    assert_eq!(
+        (identity.subject.as_str(), identity.is_admin()),
+        ("carol", true)
+    );
+
+    // An HS256 token is refused where only RS256 keys are configured.
+    let hs = issuer().issue(
+        &Identity::user("carol", &["admin"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        verifier
+            .verify(hs.expose())
+            .expect_err("no hs256")
+            .message(),
+        "token algorithm not accepted"
+    );
+}
+
+#[test]
+fn no_keys_is_a_setup_error() {
+    let config = AuthConfig {
+        hs256_secret: None,
+        ..config(SECRET)
+    };
+    assert!(matches!(
+        Authenticator::from_config(&config),
+        Err(AuthSetupError::NoKeys)
+    ));
+}
