@@ -2,6 +2,7 @@
 //! encryption, stored in front of the ciphertext (`nonce || ciphertext || tag`).
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use shadowsync_common::secret::Secret;
 
@@ -20,6 +21,9 @@ pub enum CipherError {
 #[derive(Clone)]
 pub struct PasswordCipher {
     key: std::sync::Arc<LessSafeKey>,
+    /// Keys the tags of [`PasswordCipher::tag`]; derived from the encryption key so one secret
+    /// serves both, without using the AES key itself for a second algorithm.
+    tag_key: hmac::Key,
     random: SystemRandom,
 }
 
@@ -36,10 +40,21 @@ impl PasswordCipher {
     pub fn new(key: &Secret<Vec<u8>>) -> Result<Self, CipherError> {
         let unbound =
             UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| CipherError::KeyLength)?;
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, key.expose()),
+            b"shadowsync request fingerprints",
+        );
         Ok(Self {
             key: std::sync::Arc::new(LessSafeKey::new(unbound)),
+            tag_key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
             random: SystemRandom::new(),
         })
+    }
+
+    /// A keyed tag of `secret` (hex HMAC-SHA256): lets a request fingerprint tell two passwords
+    /// apart without storing anything from which the password could be guessed offline.
+    pub fn tag(&self, secret: &str) -> String {
+        hex::encode(hmac::sign(&self.tag_key, secret.as_bytes()))
     }
 
     /// Encrypts `password`; two calls with the same input give different bytes.
@@ -83,42 +98,6 @@ impl PasswordCipher {
     }
 }
 
-/// File holding the embedded mode's generated key, inside the data directory.
-pub const EMBEDDED_KEY_FILE: &str = "task-encryption.key";
-
-/// The embedded mode's key: read from `<data_dir>/task-encryption.key`, or generated (32 random
-/// bytes, file mode 0600) on first start. Outside the embedded mode the key must come from
-/// configuration (`encryption_key`) and the server refuses to start without one.
-///
-/// Fails when the file cannot be read or written, holds something other than 32 bytes, or the
-/// system has no randomness.
-pub fn embedded_key(data_dir: &std::path::Path) -> std::io::Result<Secret<Vec<u8>>> {
-    use std::io::Write as _;
-    let path = data_dir.join(EMBEDDED_KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(key) if key.len() == 32 => return Ok(Secret::new(key)),
-        Ok(_) => {
-            return Err(std::io::Error::other(format!(
-                "{} must hold exactly 32 bytes",
-                path.display()
-            )));
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    let mut key = vec![0u8; 32];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| std::io::Error::other("no randomness for a key"))?;
-    std::fs::create_dir_all(data_dir)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(&path)?.write_all(&key)?;
-    Ok(Secret::new(key))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +118,14 @@ mod tests {
     }
 
     #[test]
+    fn tags_are_keyed() {
+        assert_eq!(cipher(1).tag("hunter2"), cipher(1).tag("hunter2"));
+        assert_ne!(cipher(1).tag("hunter2"), cipher(2).tag("hunter2"));
+        assert_ne!(cipher(1).tag("hunter2"), cipher(1).tag("hunter3"));
+        assert!(!cipher(1).tag("hunter2").contains("hunter2"));
+    }
+
+    #[test]
     fn wrong_key_or_tampering_fails() {
         let sealed = cipher(1).seal(&Secret::new("pw".to_string())).unwrap();
         assert!(cipher(2).open(&sealed).is_err());
@@ -148,23 +135,5 @@ mod tests {
         }
         assert!(cipher(1).open(&altered).is_err());
         assert!(PasswordCipher::new(&Secret::new(vec![0; 16])).is_err());
-    }
-
-    #[test]
-    fn the_embedded_key_is_generated_once_and_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = embedded_key(dir.path()).unwrap();
-        let second = embedded_key(dir.path()).unwrap();
-        assert_eq!(first.expose(), second.expose());
-        assert!(PasswordCipher::new(&first).is_ok());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(EMBEDDED_KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
     }
 }

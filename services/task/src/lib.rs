@@ -6,8 +6,6 @@
 //! - [`TaskApi::new`] from [`TaskDeps`] (store, clock, the 32-byte encryption key, the analysis
 //!   service client, the permission checker, [`TaskConfig`]); `TaskApi::default()` is an
 //!   unconfigured API that answers `GetIdentity` and UNAVAILABLE for everything else;
-//! - [`crypto::embedded_key`] gives the embedded mode its generated key (outside it, the key
-//!   comes from `encryption_key` and the server must refuse to start without one);
 //! - [`add_routes`] mounts `TaskService` and `TaskExecutionService` behind the interceptor;
 //! - [`run_background`] recovers analyses whose runner died (lease lapsed → FAILED
 //!   `WORKER_LOST`, retryable), picks up unclaimed PENDING ones, and expires unsubmitted ones,

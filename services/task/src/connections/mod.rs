@@ -122,7 +122,7 @@ impl Connections {
             &caller.subject,
             "CreateConnection",
             request_id,
-            &canonical(&spec),
+            &canonical(&spec, &self.cipher.tag(&spec.password)),
         );
         if let Some(idempotency) = &idempotency
             && let Some(existing) = idempotency
@@ -328,7 +328,10 @@ fn require_admin(caller: &Identity) -> Result<()> {
 
 /// The spec's fields in a fixed order (options sorted), for the idempotency hash. The password
 /// takes part only through this hash, which is never shown.
-fn canonical(spec: &ConnectionSpec) -> Vec<u8> {
+/// Everything but the request id, maps sorted, and the password only as a keyed tag: this
+/// fingerprint is stored with the request id, and a plain hash of a password could be guessed
+/// offline.
+fn canonical(spec: &ConnectionSpec, password_tag: &str) -> Vec<u8> {
     let options: std::collections::BTreeMap<&String, &String> = spec.options.iter().collect();
     format!(
         "{:?}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{:?}",
@@ -337,7 +340,7 @@ fn canonical(spec: &ConnectionSpec) -> Vec<u8> {
         spec.host,
         spec.port,
         spec.username,
-        spec.password,
+        password_tag,
         spec.environment,
         options
     )
