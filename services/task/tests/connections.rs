@@ -246,6 +246,35 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
         .into_inner();
     assert!(!cleared.connection.unwrap().password_set);
 
+    // A retried update is answered once; its request id with other fields is refused.
+    let retried = || UpdateConnectionRequest {
+        connection_id: connection.id.clone(),
+        environment: Some("test".into()),
+        request_id: "update-1".into(),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let again = admin
+            .update_connection(retried())
+            .await
+            .expect("retry")
+            .into_inner();
+        assert_eq!(again.connection.unwrap().environment, "test");
+    }
+    let reused = admin
+        .update_connection(UpdateConnectionRequest {
+            environment: Some("prod".into()),
+            ..retried()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert!(
+        reused.message().starts_with("request_id"),
+        "{}",
+        reused.message()
+    );
+
     for response in &responses {
         assert!(
             !response.contains(&password),

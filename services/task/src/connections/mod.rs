@@ -189,7 +189,39 @@ impl Connections {
         request: UpdateConnectionRequest,
     ) -> Result<Connection> {
         require_admin(caller)?;
-        let mut record = self.record(&request.connection_id).await?;
+        let record = self.record(&request.connection_id).await?;
+        let idempotency = Idempotency::new(
+            &caller.subject,
+            "UpdateConnection",
+            &request.request_id,
+            &canonical_update(
+                &request,
+                request.password.as_deref().map(|p| self.cipher.tag(p)),
+            ),
+        );
+        // A retried update that already went through answers with the connection as it is now.
+        if let Some(idempotency) = &idempotency
+            && idempotency
+                .reserve(self.store.as_ref(), &record.id, self.clock.now())
+                .await?
+                .is_some()
+        {
+            return self.get(&record.id).await;
+        }
+        let result = self.apply_update(record.clone(), &request).await;
+        if result.is_err()
+            && let Some(idempotency) = &idempotency
+        {
+            idempotency.release(self.store.as_ref()).await;
+        }
+        result.map(|updated| view(&updated))
+    }
+
+    async fn apply_update(
+        &self,
+        mut record: ConnectionRecord,
+        request: &UpdateConnectionRequest,
+    ) -> Result<ConnectionRecord> {
         if let Some(name) = &request.name {
             record.name = spec::name(name, "name")?;
         }
@@ -227,7 +259,7 @@ impl Connections {
             )));
         }
         info!(rotated = request.password.is_some(), "connection updated");
-        Ok(view(&record))
+        Ok(record)
     }
 
     /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND.
@@ -328,6 +360,26 @@ fn require_admin(caller: &Identity) -> Result<()> {
 
 /// The spec's fields in a fixed order (options sorted), for the idempotency hash. The password
 /// takes part only through this hash, which is never shown.
+/// An update's fields as set (unset fields stay `None`), for its request fingerprint; the
+/// password only as a keyed tag.
+fn canonical_update(request: &UpdateConnectionRequest, password_tag: Option<String>) -> Vec<u8> {
+    let options: std::collections::BTreeMap<&String, &String> = request.options.iter().collect();
+    format!(
+        "{}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{:?}",
+        request.connection_id,
+        request.name,
+        request.dialect,
+        request.host,
+        request.port,
+        request.username,
+        password_tag,
+        request.environment,
+        request.replace_options,
+        options
+    )
+    .into_bytes()
+}
+
 /// Everything but the request id, maps sorted, and the password only as a keyed tag: this
 /// fingerprint is stored with the request id, and a plain hash of a password could be guessed
 /// offline.
