@@ -576,3 +576,71 @@ fn analysis_skip_and_preview_through_the_embedded_server() {
     );
     mariadb(&format!("DROP DATABASE `{database}`"));
 }
+
+#[test]
+fn plan_prints_only_the_change_sql_and_fails_cleanly() {
+    let database = format!("ss_cli_plan_{}", std::process::id());
+    mariadb(&format!(
+        "DROP DATABASE IF EXISTS `{database}`; CREATE DATABASE `{database}`; USE `{database}`;
+         CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(20) DEFAULT 'x');
+         CREATE TABLE items_t (id INT PRIMARY KEY);"
+    ));
+    let nowhere = tempfile::tempdir().expect("tempdir");
+    let url = "mysql://root@127.0.0.1:3306";
+    let output = shadowctl(
+        nowhere.path(),
+        &[
+            "plan",
+            "--url",
+            url,
+            "--database",
+            &database,
+            "--suffix",
+            "_t",
+            "--format",
+            "sql",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sql = stdout(&output);
+    assert!(
+        !sql.is_empty() && sql.lines().all(|line| line.ends_with(';')),
+        "{sql}"
+    );
+    assert!(sql.starts_with("ALTER TABLE `items_t`"), "{sql}");
+
+    let missing = shadowctl(
+        nowhere.path(),
+        &[
+            "plan",
+            "--url",
+            url,
+            "--database",
+            "ss_no_such_db_here",
+            "--format",
+            "sql",
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(missing.stdout.is_empty(), "nothing partial on stdout");
+    let both = shadowctl(
+        nowhere.path(),
+        &[
+            "plan",
+            "--url",
+            url,
+            "--database",
+            &database,
+            "--prefix",
+            "a",
+            "--suffix",
+            "b",
+        ],
+    );
+    assert!(!both.status.success());
+    mariadb(&format!("DROP DATABASE `{database}`"));
+}
