@@ -1,7 +1,8 @@
 //! Peak memory of the task service during a large analysis (not part of the default run).
 //!
 //! The analysis service (which holds the whole catalog while it plans) runs in a child process,
-//! so this process' peak RSS (`VmHWM`) is the task service's (plus the test's client):
+//! so this process' peak RSS (`VmHWM`) is the task service's (plus the test's client); the
+//! child's own baseline and peak are read from `/proc/<child pid>/status` while it still runs:
 //!
 //! ```text
 //! SS_MEMORY_TABLES=1000 [SS_TEST_STORE=postgres] cargo test -p shadowsync-task --test memory -- --ignored --nocapture thousand_tables
@@ -23,7 +24,12 @@ const CHILD_SECRET: &str = "SS_MEMORY_CHILD_SECRET";
 
 /// Peak and current resident set of this process, in KiB.
 fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory_of("self")
+}
+
+/// Peak and current resident set of process `pid` (`self` or a number), in KiB (0 if unknown).
+fn memory_of(pid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
             .lines()
@@ -161,7 +167,9 @@ async fn thousand_tables_peak_memory() {
         .into_inner()
         .connection
         .expect("connection");
+    let child_pid = child.id().to_string();
     let (_, baseline) = memory_kib();
+    let (_, child_baseline) = memory_of(&child_pid);
     let started_at = Instant::now();
     let analysis = alice
         .start_analysis(StartAnalysisRequest {
@@ -196,6 +204,8 @@ async fn thousand_tables_peak_memory() {
     };
     let elapsed = started_at.elapsed();
     let (peak, current) = memory_kib();
+    // Read before the child is told to stop: its peak over the whole analysis.
+    let (child_peak, child_current) = memory_of(&child_pid);
     assert_eq!(
         done.status,
         AnalysisStatus::Succeeded as i32,
@@ -211,7 +221,8 @@ async fn thousand_tables_peak_memory() {
     .expect("stored");
     println!(
         "tables={tables} create={} update={} no_action={} elapsed={:.1}s preview={} statements / {} bytes, \
-         stored DDL={} KiB; task-side RSS before={} KiB, peak={} KiB (+{} KiB), after={} KiB",
+         stored DDL={} KiB; task-side RSS before={} KiB, peak={} KiB (+{} KiB), after={} KiB; \
+         analysis-side RSS before={} KiB, peak={} KiB (+{} KiB), after={} KiB",
         done.create_count,
         done.update_count,
         done.no_action_count,
@@ -223,6 +234,14 @@ async fn thousand_tables_peak_memory() {
         peak,
         peak.saturating_sub(baseline),
         current,
+        child_baseline,
+        child_peak,
+        child_peak.saturating_sub(child_baseline),
+        child_current,
+    );
+    assert!(
+        child_peak > 0,
+        "the analysis child's /proc status was not readable"
     );
     drop(child.stdin.take());
     let _ = child.wait();
