@@ -292,7 +292,47 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
         );
     }
 
-    // Delete: admin only, then NOT_FOUND.
+    // Delete: admin only; refused while unfinished tasks use the connection (part 2 writes
+    // task rows; here they are inserted directly), then done, then NOT_FOUND.
+    let mut tasks = Vec::new();
+    for status in ["APPROVING", "EXECUTING", "EXECUTION_SUCCEEDED"] {
+        let id: i64 = sqlx::query(
+            "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
+             created_at, updated_at) VALUES ('a1', $1, 'shop', $2, 'alice', 1, 1) RETURNING id",
+        )
+        .bind(connection.id.clone())
+        .bind(status)
+        .fetch_one(services.db.pool())
+        .await
+        .expect("task")
+        .try_get(0)
+        .expect("id");
+        tasks.push(id);
+    }
+    let in_use = admin
+        .delete_connection(DeleteConnectionRequest {
+            connection_id: connection.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(in_use.code(), Code::FailedPrecondition);
+    assert!(
+        in_use.message().contains("2 unfinished tasks"),
+        "{}",
+        in_use.message()
+    );
+    alice
+        .get_connection(GetConnectionRequest {
+            connection_id: connection.id.clone(),
+        })
+        .await
+        .expect("still there");
+    sqlx::query("UPDATE tasks SET status = 'CANCELLED' WHERE id = $1 OR id = $2")
+        .bind(tasks[0])
+        .bind(tasks[1])
+        .execute(services.db.pool())
+        .await
+        .expect("finish tasks");
     let denied = alice
         .delete_connection(DeleteConnectionRequest {
             connection_id: connection.id.clone(),

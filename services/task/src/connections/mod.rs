@@ -22,7 +22,7 @@ use crate::crypto::PasswordCipher;
 use crate::error::{Result, TaskError};
 use crate::idempotency::Idempotency;
 use crate::page::{PageToken, page_size};
-use crate::store::connections::ConnectionWriteError;
+use crate::store::connections::{ConnectionWriteError, DeleteOutcome};
 use crate::store::{ConnectionFilter, ConnectionRecord, TaskStore};
 
 pub use probe::{ProbeTarget, probe};
@@ -262,15 +262,23 @@ impl Connections {
         Ok(record)
     }
 
-    /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND.
-    ///
-    /// Tasks arrive in part 2 of the task service, which adds the FAILED_PRECONDITION check for
-    /// unfinished tasks on the connection here.
+    /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND, and
+    /// FAILED_PRECONDITION naming how many unfinished tasks use it.
     #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %id), err)]
     pub async fn delete(&self, caller: &Identity, id: &str) -> Result<()> {
         require_admin(caller)?;
-        if !self.store.delete_connection(id).await? {
-            return Err(TaskError::NotFound(format!("connection {id} not found")));
+        match self.store.delete_connection(id).await? {
+            DeleteOutcome::Deleted => {}
+            DeleteOutcome::NotFound => {
+                return Err(TaskError::NotFound(format!("connection {id} not found")));
+            }
+            DeleteOutcome::InUse(count) => {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "connection {id} is used by {count} unfinished task{}; \
+                     wait for them to finish or abort them first",
+                    if count == 1 { "" } else { "s" }
+                )));
+            }
         }
         info!("connection deleted");
         Ok(())

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::tasks::unfinished_condition;
 use super::{ConnectionFilter, ConnectionRecord, SqlStore, is_unique_violation, like_pattern};
 
 /// Why a connection write failed.
@@ -13,6 +14,15 @@ pub enum ConnectionWriteError {
     NameTaken,
     #[error(transparent)]
     Store(#[from] sqlx::Error),
+}
+
+/// What [`ConnectionRepository::delete_connection`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// Kept: this many unfinished tasks use the connection.
+    InUse(i64),
 }
 
 /// Stored connections.
@@ -34,8 +44,10 @@ pub trait ConnectionRepository: Send + Sync {
         &self,
         record: &ConnectionRecord,
     ) -> Result<bool, ConnectionWriteError>;
-    /// False when the id is unknown.
-    async fn delete_connection(&self, id: &str) -> Result<bool, sqlx::Error>;
+    /// Deletes the connection unless unfinished tasks use it. The check and the delete run in
+    /// one transaction holding the connection's row lock; a task insert takes the same lock
+    /// first (see migration `0002_tasks`), so no task slips in between.
+    async fn delete_connection(&self, id: &str) -> Result<DeleteOutcome, sqlx::Error>;
 }
 
 const COLUMNS: &str = "id, name, dialect, host, port, username, password_ciphertext, environment, \
@@ -173,11 +185,34 @@ impl ConnectionRepository for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_connection(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM connections WHERE id = $1")
+    async fn delete_connection(&self, id: &str) -> Result<DeleteOutcome, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        // A no-op write: the row lock (PostgreSQL) or the write lock (SQLite) that task inserts
+        // also take, held until commit or rollback.
+        let locked = sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")
             .bind(id)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if locked.rows_affected() == 0 {
+            return Ok(DeleteOutcome::NotFound);
+        }
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM tasks WHERE connection_id = $1 AND {}",
+            unfinished_condition()
+        );
+        let unfinished: i64 = sqlx::query(sqlx::AssertSqlSafe(count_sql))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if unfinished > 0 {
+            return Ok(DeleteOutcome::InUse(unfinished));
+        }
+        sqlx::query("DELETE FROM connections WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(DeleteOutcome::Deleted)
     }
 }

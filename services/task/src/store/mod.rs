@@ -5,7 +5,8 @@
 //! - [`analyses`]: analysis headers, the runner's lease, expiry;
 //! - [`rows`]: per-table rows and the change statements in script order;
 //! - [`replan`]: applying a re-plan after skips;
-//! - [`request_ids`]: idempotency keys of retried calls.
+//! - [`request_ids`]: idempotency keys of retried calls;
+//! - [`tasks`]: tasks (part 1: a connection's unfinished tasks, for the delete check).
 //!
 //! Times are microseconds since the epoch; booleans are 0/1 integers; every integer is 64-bit
 //! on both engines so one decoding path serves both.
@@ -16,6 +17,7 @@ pub mod records;
 pub mod replan;
 pub mod request_ids;
 pub mod rows;
+pub mod tasks;
 
 use shadowsync_common::db::Database;
 
@@ -66,6 +68,7 @@ pub trait TaskStore:
     + analyses::AnalysisRepository
     + rows::AnalysisRowRepository
     + request_ids::RequestIdRepository
+    + tasks::TaskRepository
 {
 }
 
@@ -74,5 +77,6 @@ impl<T> TaskStore for T where
         + analyses::AnalysisRepository
         + rows::AnalysisRowRepository
         + request_ids::RequestIdRepository
+        + tasks::TaskRepository
 {
 }

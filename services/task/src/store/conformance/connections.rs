@@ -1,8 +1,10 @@
 //! Connections and idempotency keys.
 
 use shadowsync_common::db::Database;
+use sqlx::Row;
 
-use crate::store::connections::{ConnectionRepository, ConnectionWriteError};
+use crate::store::connections::{ConnectionRepository, ConnectionWriteError, DeleteOutcome};
+use crate::store::tasks::{FINAL_STATUSES, TaskRepository};
 use crate::store::*;
 
 fn connection(id: &str, name: &str, environment: &str) -> ConnectionRecord {
@@ -48,8 +50,108 @@ pub(super) async fn connections_round_trip_and_names_are_unique(db: Database) {
     renamed.updated_at = 20;
     assert!(store.update_connection(&renamed).await.unwrap());
     assert_eq!(store.get_connection("c2").await.unwrap(), Some(renamed));
-    assert!(store.delete_connection("c2").await.unwrap());
-    assert!(!store.delete_connection("c2").await.unwrap());
+    assert_eq!(
+        store.delete_connection("c2").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        store.delete_connection("c2").await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+}
+
+/// Inserts a task row as part 2 will (its repository is not written yet); returns its id.
+async fn insert_task(db: &Database, connection_id: &str, status: &str) -> i64 {
+    sqlx::query(
+        "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
+         created_at, updated_at) VALUES ('a1', $1, 'shop', $2, 'alice', 10, 10) RETURNING id",
+    )
+    .bind(connection_id.to_string())
+    .bind(status.to_string())
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap()
+}
+
+async fn set_status(db: &Database, id: i64, status: &str) {
+    sqlx::query("UPDATE tasks SET status = $2 WHERE id = $1")
+        .bind(id)
+        .bind(status.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+}
+
+pub(super) async fn unfinished_tasks_are_counted_and_block_the_delete(db: Database) {
+    let store = SqlStore::new(db.clone());
+    store
+        .insert_connection(&connection("c1", "main", "prod"))
+        .await
+        .unwrap();
+    store
+        .insert_connection(&connection("c2", "other", "dev"))
+        .await
+        .unwrap();
+    assert_eq!(store.count_unfinished_tasks("c1").await.unwrap(), 0);
+
+    // Every final status is finished; the hidden SUBMITTING and the live ones are not.
+    for status in FINAL_STATUSES {
+        insert_task(&db, "c1", status).await;
+    }
+    assert_eq!(store.count_unfinished_tasks("c1").await.unwrap(), 0);
+    let mut live = Vec::new();
+    for status in ["SUBMITTING", "APPROVING", "WAIT_FOR_EXECUTION", "EXECUTING"] {
+        live.push(insert_task(&db, "c1", status).await);
+    }
+    insert_task(&db, "c2", "APPROVING").await;
+    assert_eq!(store.count_unfinished_tasks("c1").await.unwrap(), 4);
+    assert_eq!(store.count_unfinished_tasks("c2").await.unwrap(), 1);
+    assert_eq!(store.count_unfinished_tasks("unknown").await.unwrap(), 0);
+
+    // Ids increase.
+    assert!(live.windows(2).all(|pair| pair[0] < pair[1]), "{live:?}");
+
+    // The delete is refused, naming the count, and changes nothing.
+    assert_eq!(
+        store.delete_connection("c1").await.unwrap(),
+        DeleteOutcome::InUse(4)
+    );
+    assert!(store.get_connection("c1").await.unwrap().is_some());
+
+    // Once every task has finished, it goes.
+    for (id, status) in live
+        .iter()
+        .zip(["CANCELLED", "REJECTED", "WAIT_FOR_EXECUTION_EXPIRED"])
+    {
+        set_status(&db, *id, status).await;
+    }
+    assert_eq!(
+        store.delete_connection("c1").await.unwrap(),
+        DeleteOutcome::InUse(1)
+    );
+    set_status(&db, live[3], "EXECUTION_SUCCEEDED").await;
+    assert_eq!(
+        store.delete_connection("c1").await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert!(store.get_connection("c1").await.unwrap().is_none());
+    // Finished tasks keep the deleted connection's id; the other connection is untouched.
+    assert_eq!(store.count_unfinished_tasks("c2").await.unwrap(), 1);
+    assert_eq!(
+        store.delete_connection("c2").await.unwrap(),
+        DeleteOutcome::InUse(1)
+    );
+
+    // The status set is closed.
+    let unknown = sqlx::query(
+        "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
+         created_at, updated_at) VALUES ('a1', 'c2', 'shop', 'DONE', 'alice', 10, 10)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(unknown.is_err());
 }
 
 pub(super) async fn connections_list_filters_sorts_and_pages(db: Database) {

@@ -12,6 +12,7 @@ shadowsync_common::conformance!("task", MIGRATIONS;
     request_ids_reserve_replay_and_refuse_other_parameters,
     connections_round_trip_and_names_are_unique,
     connections_list_filters_sorts_and_pages,
+    unfinished_tasks_are_counted_and_block_the_delete,
     analysis_runs_under_a_lease_and_completes,
     rows_list_by_tab_and_name,
     replan_moves_rows_and_changes_the_preview,
