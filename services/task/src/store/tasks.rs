@@ -1,5 +1,10 @@
 //! Tasks repository: part 1 only counts a connection's unfinished tasks (for the delete check);
 //! part 2 of the task service grows the `tasks` table (migration `0002_tasks`) and this module.
+//!
+//! Inserting a task must, in the same transaction and before the insert, lock its connection
+//! with `UPDATE connections SET updated_at = updated_at WHERE id = $1` and refuse the task
+//! (connection NOT_FOUND) when no row was updated. [`super::connections`]' delete takes the same
+//! lock, so a task and a delete of its connection are serialised either way round.
 
 use async_trait::async_trait;
 use sqlx::Row;

@@ -242,3 +242,37 @@ pub(super) async fn request_ids_reserve_replay_and_refuse_other_parameters(db: D
     assert_eq!(store.forget_before(13).await.unwrap(), 1);
     assert_eq!(store.forget_before(14).await.unwrap(), 1);
 }
+
+/// A task inserted as migration `0002_tasks` asks (connection row locked first, same
+/// transaction) while a delete runs: the delete waits for it and then refuses.
+pub(super) async fn a_task_inserted_during_a_delete_cannot_slip_through(db: Database) {
+    let store = SqlStore::new(db.clone());
+    store
+        .insert_connection(&connection("c1", "main", "prod"))
+        .await
+        .unwrap();
+    let mut inserter = db.pool().begin().await.unwrap();
+    let locked = sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")
+        .bind("c1")
+        .execute(&mut *inserter)
+        .await
+        .unwrap();
+    assert_eq!(locked.rows_affected(), 1);
+    sqlx::query(
+        "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
+         created_at, updated_at) VALUES ('a1', 'c1', 'shop', 'SUBMITTING', 'alice', 10, 10)",
+    )
+    .execute(&mut *inserter)
+    .await
+    .unwrap();
+    let deleter = store.clone();
+    let delete = tokio::spawn(async move { deleter.delete_connection("c1").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete waits for the inserter's lock"
+    );
+    inserter.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap().unwrap(), DeleteOutcome::InUse(1));
+    assert!(store.get_connection("c1").await.unwrap().is_some());
+}
