@@ -349,3 +349,6 @@ mod crash_tests;
 
 #[cfg(test)]
 mod resume_tests;
+
+#[cfg(test)]
+mod cut_tests;
