@@ -9,6 +9,10 @@
 //! shutdown signal, the lease and a user's abort, and the statement goes through the
 //! [`SafetyGuard`]. A table's outcome is reported as soon as it is known.
 //!
+//! A statement that fails while the shadow is already exactly in the state the plan expects
+//! after it counts as applied (WARN): the same statement of an earlier attempt, orphaned on the
+//! server when that attempt's connection was cut, may land just before it.
+//!
 //! Layout: `mod.rs` the run as a whole, `steps` one table's steps, [`resume`] the drift and
 //! resume decision, `database` the target connection, `log` the buffered task log, `calls`
 //! retries and fencing of task-service calls.

@@ -127,6 +127,23 @@ impl Run {
                 self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
                 Ok(true)
             }
+            Err(StatementError::Database { code, message }) if self.result_present(t, s).await => {
+                // The same statement of an earlier attempt, orphaned on the server when that
+                // attempt's connection was cut, landed first: its result is what this one
+                // would have made (e.g. 1060 duplicate column), so the table goes on.
+                self.log.warn(
+                    &name,
+                    format!(
+                        "statement {position}/{count} failed after {} ms (error {code}: \
+                         {message}), but the shadow already holds its result (an earlier \
+                         attempt's statement landed): taken as applied",
+                        started.elapsed().as_millis()
+                    ),
+                );
+                self.tables[t].next = s + 1;
+                self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
+                Ok(true)
+            }
             Err(StatementError::Database { code, message }) => {
                 self.log.error(
                     &name,
@@ -149,6 +166,29 @@ impl Run {
                 Err(Stop::Interrupted(message))
             }
         }
+    }
+
+    /// Whether the shadow of table `t` is now exactly in the state the plan expects after its
+    /// statement `s` (read after that statement failed).
+    async fn result_present(&self, t: usize, s: usize) -> bool {
+        let plan = &self.tables[t].plan;
+        let Some(expected) = plan
+            .statements
+            .get(s)
+            .map(|statement| statement.expected_fingerprint_after.as_str())
+            .filter(|expected| !expected.is_empty())
+        else {
+            return false;
+        };
+        let Some(database) = &self.database else {
+            return false;
+        };
+        database
+            .fingerprints(std::slice::from_ref(&plan.shadow))
+            .await
+            .ok()
+            .and_then(|mut read| read.remove(&plan.shadow).flatten())
+            .is_some_and(|observed| observed == expected)
     }
 
     /// Records table `t` SUCCEEDED after its last statement, with the shadow's fingerprint.
