@@ -1,11 +1,14 @@
-//! Test support shared by every crate's tests (feature `test-support`): throw-away stores on the
-//! real servers, and a TCP proxy that plays network failures without touching shared servers.
+//! Test support shared by every crate's tests (feature `test-support`): throw-away stores and
+//! MariaDB databases on the real servers, and a TCP proxy that plays network failures without
+//! touching shared servers.
 //! Test code: it panics on set-up failures, which is what a test should do.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod db;
+pub mod mariadb;
 pub mod proxy;
 
 pub use db::TestDatabase;
+pub use mariadb::MariaDb;
 pub use proxy::TcpProxy;

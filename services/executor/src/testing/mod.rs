@@ -7,61 +7,36 @@ pub mod task_service_double;
 
 use std::collections::BTreeSet;
 
-use rand::Rng;
 use shadowsync_common::secret::Secret;
+use shadowsync_common::testing::MariaDb;
 use shadowsync_proto::task::v1::TableExecutionStatus;
 use shadowsync_schema::{
     AnalysisRequest, IntrospectOptions, Introspector, ShadowNaming, SyncRange,
 };
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, Executor, MySqlPool};
 
 use crate::backend::{DatabaseTarget, PlanStatement, PlanTable};
 
 pub const URL: &str = "mysql://root@127.0.0.1:3306";
 
-/// A database of its own, dropped by [`TestDb::drop_database`] (and from `Drop` as a fallback).
+/// A database of its own ([`MariaDb`]: dropped by [`TestDb::drop_database`], or on `Drop` as a
+/// fallback), with the executor's view of it.
 pub struct TestDb {
-    pub name: String,
-    pub pool: MySqlPool,
-    dropped: bool,
+    db: MariaDb,
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = MariaDb;
+
+    fn deref(&self) -> &MariaDb {
+        &self.db
+    }
 }
 
 impl TestDb {
     pub async fn new() -> Self {
-        let suffix: u64 = rand::rng().random();
-        let name = format!("ss_executor_{suffix:016x}");
-        let admin = MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect(URL)
-            .await
-            .expect("connect to MariaDB at 127.0.0.1:3306");
-        admin
-            .execute(AssertSqlSafe(format!(
-                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
-            )))
-            .await
-            .unwrap();
-        admin.close().await;
-        let options = URL.parse::<MySqlConnectOptions>().unwrap().database(&name);
-        let pool = MySqlPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap();
         Self {
-            name,
-            pool,
-            dropped: false,
+            db: MariaDb::create("ss_executor").await,
         }
-    }
-
-    pub async fn exec(&self, sql: &str) {
-        let mut connection = self.pool.acquire().await.unwrap();
-        connection
-            .execute(AssertSqlSafe(sql.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
     }
 
     pub fn target(&self) -> DatabaseTarget {
@@ -152,33 +127,7 @@ impl TestDb {
             .flatten()
     }
 
-    pub async fn drop_database(mut self) {
-        self.pool.close().await;
-        let admin = MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect(URL)
-            .await
-            .unwrap();
-        admin
-            .execute(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS `{}`",
-                self.name
-            )))
-            .await
-            .unwrap();
-        admin.close().await;
-        self.dropped = true;
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if !self.dropped {
-            // The test failed before dropping it: do it from outside the runtime.
-            let _ = std::process::Command::new("mariadb")
-                .args(["-h127.0.0.1", "-uroot", "-e"])
-                .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
-                .status();
-        }
+    pub async fn drop_database(self) {
+        self.db.drop_database().await;
     }
 }

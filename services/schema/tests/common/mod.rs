@@ -1,61 +1,42 @@
 //! Shared helpers for the tests against the real MariaDB (127.0.0.1:3306, root, no password).
-//! Every test works in its own `ss_schema_<random>` database, dropped at the end (also when
-//! the test panics: the guard shells out to the `mariadb` client from `Drop`).
+//! Every test works in its own `ss_schema_<random>` database ([`MariaDb`]), dropped at the end,
+//! also when the test panics.
 
 #![allow(dead_code)]
 // Test support: a failed set-up step should fail the test loudly.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use rand::Rng;
+use shadowsync_common::testing::MariaDb;
 use shadowsync_schema::{
     AnalysisRequest, Catalog, IntrospectOptions, IntrospectStats, Introspector, Plan, ShadowNaming,
     SyncRange, SyncResult, fingerprint::canonical, normalize,
 };
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, Executor, MySqlPool};
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::{AssertSqlSafe, Executor as _};
 
 pub const URL: &str = "mysql://root@127.0.0.1:3306";
 
+/// A database of its own ([`MariaDb`], dropped when the test ends, even by a panic), with the
+/// schema engine's view of it.
 pub struct TestDb {
-    pub name: String,
-    pub pool: MySqlPool,
+    db: MariaDb,
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = MariaDb;
+
+    fn deref(&self) -> &MariaDb {
+        &self.db
+    }
 }
 
 impl TestDb {
     pub async fn new() -> Self {
-        let suffix: u64 = rand::rng().random();
-        let name = format!("ss_schema_{:016x}", suffix);
-        let admin = MySqlPoolOptions::new()
-            .max_connections(1)
-            .connect(URL)
-            .await
-            .expect("connect to MariaDB at 127.0.0.1:3306");
-        admin
-            .execute(AssertSqlSafe(format!(
-                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
-            )))
-            .await
-            .unwrap();
-        admin.close().await;
-        let options: MySqlConnectOptions =
-            URL.parse::<MySqlConnectOptions>().unwrap().database(&name);
-        let pool = MySqlPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap();
-        Self { name, pool }
-    }
-
-    /// Runs `sql` (one or more statements) in this database.
-    pub async fn exec(&self, sql: &str) {
-        let mut conn = self.pool.acquire().await.unwrap();
-        conn.execute(AssertSqlSafe(sql.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{e}\nwhile running:\n{sql}"));
+        Self {
+            db: MariaDb::create("ss_schema").await,
+        }
     }
 
     pub fn introspector(&self, options: IntrospectOptions) -> Introspector {
@@ -139,15 +120,6 @@ impl TestDb {
                 catalog.table(&shadow_name).unwrap().ddl
             );
         }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = Command::new("mariadb")
-            .args(["-uroot", "-h127.0.0.1", "-P3306", "-e"])
-            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.name))
-            .status();
     }
 }
 
