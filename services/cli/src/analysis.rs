@@ -105,7 +105,7 @@ pub async fn run(
             } else {
                 SyncRange::Partial
             };
-            let mut analysis = client
+            let analysis = client
                 .start_analysis(StartAnalysisRequest {
                     connection_id: connection.id,
                     database: args.database.clone(),
@@ -118,13 +118,7 @@ pub async fn run(
                 .into_inner()
                 .analysis
                 .unwrap_or_default();
-            if args.wait {
-                analysis = wait(&mut client, &analysis.id).await?;
-            }
-            show(&mut client, out, format, &analysis.id, None).await?;
-            if analysis.status == AnalysisStatus::Failed as i32 {
-                return Ok(ExitCode::FAILURE);
-            }
+            return report_started(&mut client, out, format, analysis, args.wait).await;
         }
         AnalysisCommand::Show { id, tab } => show(&mut client, out, format, id, *tab).await?,
         AnalysisCommand::Table { id, table } => {
@@ -197,6 +191,25 @@ pub async fn run(
             }
             output::write_all(out, script.as_bytes())?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an analysis that was just started (`analysis start`, `task again`), after waiting for
+/// it to finish when asked. The exit code fails when the analysis did.
+pub(crate) async fn report_started(
+    client: &mut Client,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    mut analysis: Analysis,
+    wait_for_it: bool,
+) -> Result<ExitCode, CliError> {
+    if wait_for_it {
+        analysis = wait(client, &analysis.id).await?;
+    }
+    show(client, out, format, &analysis.id, None).await?;
+    if analysis.status == AnalysisStatus::Failed as i32 {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
