@@ -37,6 +37,35 @@ pub fn table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> Res
     write_all(out, text.as_bytes())
 }
 
+/// Writes `label  value` lines with the values aligned; a multi-line value continues under its
+/// first line.
+pub fn fields(out: &mut dyn Write, fields: &[(&str, String)]) -> Result<(), CliError> {
+    let width = fields
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for (label, value) in fields {
+        let mut lines = value.lines();
+        let first = lines.next().unwrap_or("");
+        text.push_str(format!("{label:<width$}  {first}").trim_end());
+        text.push('\n');
+        for line in lines {
+            text.push_str(format!("{:width$}  {line}", "").trim_end());
+            text.push('\n');
+        }
+    }
+    write_all(out, text.as_bytes())
+}
+
+/// Writes a value as one line of JSON (for JSON-lines streams).
+pub fn json_line(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
+    let mut text = serde_json::to_string(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    text.push('\n');
+    write_all(out, text.as_bytes())
+}
+
 /// Writes a value as pretty JSON.
 pub fn json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
     let mut text =
@@ -97,6 +126,24 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "SERVICE  STATUS\na        SERVING\nlonger   NOT_SERVING\n"
+        );
+    }
+
+    #[test]
+    fn fields_align_and_continue_multi_line_values() {
+        let mut out = Vec::new();
+        fields(
+            &mut out,
+            &[
+                ("id", "42".into()),
+                ("remarks", "first\nsecond".into()),
+                ("empty", String::new()),
+            ],
+        )
+        .expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "id       42\nremarks  first\n         second\nempty\n"
         );
     }
 }
