@@ -3,8 +3,9 @@
 //! - [`client`]: where the server is and who the caller is (flags, environment, the embedded
 //!   mode's data directory);
 //! - [`output`]: aligned tables for people, JSON for scripts;
-//! - one module per command group (`health`, `whoami`, `token`; `plan` runs the schema engine
-//!   directly).
+//! - `when`: time arguments (RFC 3339 or a duration ago / from now);
+//! - one module per command group (`health`, `whoami`, `token`, `analysis`, `task`, …; `plan`
+//!   runs the schema engine directly).
 //!
 //! Errors print as one line naming the gRPC code, and the exit status is non-zero.
 
@@ -15,8 +16,10 @@ mod connection;
 mod health;
 pub mod output;
 mod permission;
+mod task;
 mod template;
 mod token;
+mod when;
 mod whoami;
 
 use std::process::ExitCode;
@@ -64,6 +67,9 @@ pub enum Command {
     /// Permissions to create shadow-table sync tasks: apply, list, grant, revoke.
     #[command(subcommand)]
     Permission(permission::PermissionCommand),
+    /// Shadow-table sync tasks: submit, list, show, abort, again, approve, reject, logs.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
     /// Manage approval process templates and their priority order.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -116,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
         Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
+        Command::Task(command) => task::run(&cli.client, &command, cli.output, &mut stdout).await,
         Command::Template(command) => {
             template::run(&cli.client, &command, cli.output, &mut stdout).await
         }
