@@ -15,7 +15,7 @@ use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use crate::CliError;
 use crate::client::ClientArgs;
 use crate::output::{self, OutputFormat, local_time, proto_json, request_id};
-use crate::token::parse_duration;
+use crate::when::parse_duration;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PermissionCommand {

@@ -14,6 +14,7 @@ use shadowsync_common::secret::Secret;
 use crate::CliError;
 use crate::client::ClientArgs;
 use crate::output;
+use crate::when::parse_duration;
 
 /// Flags of `shadowctl token`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,26 +28,6 @@ pub struct TokenArgs {
     /// Lifetime, e.g. 30m, 8h, 7d.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub ttl: Duration,
-}
-
-/// Parses `90s`, `30m`, `8h`, `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number and a unit (s, m, h, d)"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 pub fn run(
@@ -75,19 +56,4 @@ pub fn run(
         .issue(&Identity::user(user, &roles), args.ttl);
     output::write_all(out, format!("{}\n", token.expose()).as_bytes())?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_duration("2 weeks").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 }

@@ -36,9 +36,6 @@ pub fn resolve(
     direction: Direction,
 ) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
-    if text.is_empty() {
-        return Err(expected("an empty value"));
-    }
     // Durations never contain '-' or ':', RFC 3339 always does; that decides which error to
     // show for a typo.
     if text.contains(['-', ':']) {
@@ -48,7 +45,7 @@ pub fn resolve(
                 format!("not an RFC 3339 time ({e}); use e.g. 2026-11-24T15:00:00Z or +08:00")
             });
     }
-    let duration = parse_duration(text)?;
+    let duration = duration(text).map_err(|problem| problem.explain(TIME_OR_DURATION))?;
     let delta = TimeDelta::from_std(duration).map_err(|_| format!("{text} is too long"))?;
     match direction {
         Direction::Past => now.checked_sub_signed(delta),
@@ -62,9 +59,33 @@ pub fn resolve(
 ///
 /// Fails on an empty text, a part without a number or unit, an unknown unit, or an overflow.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration(text).map_err(|problem| problem.explain(DURATION))
+}
+
+const DURATION: &str = "a duration such as 30s, 15m, 2h, 3d, 1w or 1h30m";
+const TIME_OR_DURATION: &str =
+    "an RFC 3339 time (2026-11-24T15:00:00Z) or a duration such as 30s, 15m, 2h, 3d, 1w or 1h30m";
+
+/// Why a text is not a duration; worded by the caller, which knows what else it would accept.
+enum Problem {
+    /// What was found instead of a `<number><unit>` part.
+    Found(String),
+    TooLong(String),
+}
+
+impl Problem {
+    fn explain(self, expected: &str) -> String {
+        match self {
+            Problem::Found(found) => format!("expected {expected}, found {found}"),
+            Problem::TooLong(text) => format!("{text} is too long"),
+        }
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, Problem> {
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err(expected("an empty value"));
+        return Err(Problem::Found("an empty value".into()));
     }
     let mut total: u64 = 0;
     while !rest.is_empty() {
@@ -72,7 +93,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(expected(&format!("{rest:?}, which lacks a number")));
+            return Err(Problem::Found(format!("{rest:?}, which lacks a number")));
         }
         let (number, after) = rest.split_at(digits);
         let unit_len = after
@@ -85,26 +106,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600,
             "d" => 86_400,
             "w" => 604_800,
-            "" => return Err(expected(&format!("{number} without a unit"))),
-            _ => return Err(expected(&format!("the unknown unit {unit:?}"))),
+            "" => return Err(Problem::Found(format!("{number} without a unit"))),
+            _ => return Err(Problem::Found(format!("the unknown unit {unit:?}"))),
         };
         let seconds = number
             .parse::<u64>()
             .ok()
             .and_then(|n| n.checked_mul(seconds_per_unit))
             .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| format!("{text} is too long"))?;
+            .ok_or_else(|| Problem::TooLong(text.trim().to_string()))?;
         total = seconds;
         rest = after.trim_start();
     }
     Ok(Duration::from_secs(total))
-}
-
-fn expected(found: &str) -> String {
-    format!(
-        "expected an RFC 3339 time (2026-11-24T15:00:00Z) or a duration such as 30s, 15m, 2h, 3d, \
-         1w or 1h30m, found {found}"
-    )
 }
 
 /// The instant as a protobuf timestamp.
@@ -197,6 +211,20 @@ mod tests {
         }
         assert!(past("5x").expect_err("5x").contains("unknown unit \"x\""));
         assert!(past("5").expect_err("5").contains("5 without a unit"));
+    }
+
+    #[test]
+    fn a_plain_duration_does_not_offer_a_time() {
+        assert_eq!(
+            parse_duration("2x"),
+            Err(
+                "expected a duration such as 30s, 15m, 2h, 3d, 1w or 1h30m, found the unknown \
+                 unit \"x\""
+                    .to_string()
+            )
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("2026-11-24T15:00:00Z").is_err());
     }
 
     #[test]
