@@ -221,8 +221,10 @@ fn task_api(
         analysis: peers::analysis_client(grpc::channel(&analysis, None)?, credentials.clone()),
         permissions: Arc::new(GrpcPermissionChecker::new(
             grpc::channel(&approval, None)?,
-            credentials,
+            credentials.clone(),
         )),
+        approvals: peers::Approvals::new(grpc::channel(&approval, None)?, credentials),
+        queue: deps.queue.clone(),
         config: shadowsync_task::TaskConfig::default(),
     };
     shadowsync_task::TaskApi::new(deps)

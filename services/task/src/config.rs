@@ -13,6 +13,8 @@ pub struct TaskConfig {
     pub runner_lease: Duration,
     /// How often the background loop recovers lost runners and expires analyses.
     pub sweep_interval: Duration,
+    /// How often the task sweepers run (submitter retries, leases, expirations).
+    pub task_sweep_interval: Duration,
 }
 
 impl Default for TaskConfig {
@@ -22,6 +24,7 @@ impl Default for TaskConfig {
             analysis_retention: Duration::from_secs(7 * 24 * 3600),
             runner_lease: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(10),
+            task_sweep_interval: Duration::from_secs(1),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Thin gRPC adapters: take the caller's identity, call the use case, map the error.
 
-use shadowsync_common::auth::Identity;
+use shadowsync_common::auth::{Identity, ServiceIdentity};
+use shadowsync_proto::task::v1::task_execution_service_server::TaskExecutionService;
 use shadowsync_proto::task::v1::task_service_server::TaskService;
 use shadowsync_proto::task::v1::*;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::{TaskApi, actor};
@@ -207,5 +209,244 @@ impl TaskService for TaskApi {
         Ok(Response::new(RetryAnalysisResponse {
             analysis: Some(analysis),
         }))
+    }
+
+    async fn submit_task(&self, request: Request<SubmitTaskRequest>) -> Reply<SubmitTaskResponse> {
+        let caller = Identity::of(&request)?.clone();
+        let task = self
+            .core()?
+            .tasks
+            .submit(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(SubmitTaskResponse { task: Some(task) }))
+    }
+
+    async fn list_tasks(&self, request: Request<ListTasksRequest>) -> Reply<ListTasksResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?.tasks.list(caller, request.get_ref()).await?,
+        ))
+    }
+
+    async fn get_task(&self, request: Request<GetTaskRequest>) -> Reply<GetTaskResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .get(caller, request.get_ref().task_id)
+                .await?,
+        ))
+    }
+
+    async fn list_task_tables(
+        &self,
+        request: Request<ListTaskTablesRequest>,
+    ) -> Reply<ListTaskTablesResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .list_tables(caller, request.get_ref())
+                .await?,
+        ))
+    }
+
+    async fn list_task_statements(
+        &self,
+        request: Request<ListTaskStatementsRequest>,
+    ) -> Reply<ListTaskStatementsResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .list_statements(caller, request.get_ref())
+                .await?,
+        ))
+    }
+
+    async fn list_task_timeline(
+        &self,
+        request: Request<ListTaskTimelineRequest>,
+    ) -> Reply<ListTaskTimelineResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .list_timeline(caller, request.get_ref())
+                .await?,
+        ))
+    }
+
+    async fn abort_task(&self, request: Request<AbortTaskRequest>) -> Reply<AbortTaskResponse> {
+        let caller = Identity::of(&request)?;
+        let request_ref = request.get_ref();
+        let task = self
+            .core()?
+            .tasks
+            .abort(caller, request_ref.task_id, &request_ref.comment)
+            .await?;
+        Ok(Response::new(AbortTaskResponse { task: Some(task) }))
+    }
+
+    async fn approve_task(
+        &self,
+        request: Request<ApproveTaskRequest>,
+    ) -> Reply<ApproveTaskResponse> {
+        let caller = Identity::of(&request)?.clone();
+        let authorization = request.metadata().get("authorization").cloned();
+        let request = request.into_inner();
+        let task = self
+            .core()?
+            .tasks
+            .decide(
+                &caller,
+                authorization,
+                request.task_id,
+                true,
+                request.comment,
+                request.request_id,
+            )
+            .await?;
+        Ok(Response::new(ApproveTaskResponse { task: Some(task) }))
+    }
+
+    async fn reject_task(&self, request: Request<RejectTaskRequest>) -> Reply<RejectTaskResponse> {
+        let caller = Identity::of(&request)?.clone();
+        let authorization = request.metadata().get("authorization").cloned();
+        let request = request.into_inner();
+        let task = self
+            .core()?
+            .tasks
+            .decide(
+                &caller,
+                authorization,
+                request.task_id,
+                false,
+                request.comment,
+                request.request_id,
+            )
+            .await?;
+        Ok(Response::new(RejectTaskResponse { task: Some(task) }))
+    }
+
+    async fn initiate_again(
+        &self,
+        request: Request<InitiateAgainRequest>,
+    ) -> Reply<InitiateAgainResponse> {
+        let caller = Identity::of(&request)?.clone();
+        let analysis = self
+            .core()?
+            .tasks
+            .initiate_again(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(InitiateAgainResponse {
+            analysis: Some(analysis),
+        }))
+    }
+
+    async fn list_task_logs(
+        &self,
+        request: Request<ListTaskLogsRequest>,
+    ) -> Reply<ListTaskLogsResponse> {
+        let caller = Identity::of(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .list_logs(caller, request.get_ref())
+                .await?,
+        ))
+    }
+
+    async fn download_task_logs(
+        &self,
+        request: Request<DownloadTaskLogsRequest>,
+    ) -> Reply<
+        std::pin::Pin<
+            Box<dyn tokio_stream::Stream<Item = Result<DownloadTaskLogsResponse, Status>> + Send>,
+        >,
+    > {
+        let caller = Identity::of(&request)?.clone();
+        let receiver = self
+            .core()?
+            .tasks
+            .download_logs(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
+
+/// Only executors call the execution API.
+fn executor(request: &Request<impl Sized>) -> Result<Identity, Status> {
+    let identity = Identity::of(request)?;
+    identity.require_service(&[ServiceIdentity::Executor])?;
+    Ok(identity.clone())
+}
+
+#[tonic::async_trait]
+impl TaskExecutionService for TaskApi {
+    async fn claim_execution(
+        &self,
+        request: Request<ClaimExecutionRequest>,
+    ) -> Reply<ClaimExecutionResponse> {
+        let caller = executor(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .claim(&caller, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn get_execution_plan(
+        &self,
+        request: Request<GetExecutionPlanRequest>,
+    ) -> Reply<GetExecutionPlanResponse> {
+        executor(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .execution_plan(request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        executor(&request)?;
+        Ok(Response::new(
+            self.core()?.tasks.heartbeat(request.into_inner()).await?,
+        ))
+    }
+
+    async fn report_table_result(
+        &self,
+        request: Request<ReportTableResultRequest>,
+    ) -> Reply<ReportTableResultResponse> {
+        executor(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .report_table(request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn append_logs(&self, request: Request<AppendLogsRequest>) -> Reply<AppendLogsResponse> {
+        executor(&request)?;
+        Ok(Response::new(
+            self.core()?.tasks.append_logs(request.into_inner()).await?,
+        ))
+    }
+
+    async fn complete_execution(
+        &self,
+        request: Request<CompleteExecutionRequest>,
+    ) -> Reply<CompleteExecutionResponse> {
+        let caller = executor(&request)?;
+        Ok(Response::new(
+            self.core()?
+                .tasks
+                .complete(&caller, request.into_inner())
+                .await?,
+        ))
     }
 }

@@ -25,11 +25,13 @@ pub mod config;
 pub mod connections;
 pub mod crypto;
 pub mod error;
+pub mod execution;
 pub mod grpc;
 pub mod idempotency;
 pub mod page;
 pub mod peers;
 pub mod store;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -38,9 +40,7 @@ use shadowsync_common::clock::Clock;
 use shadowsync_common::db::{Database, DbError, Migrations};
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::common::v1::Actor;
-use shadowsync_proto::task::v1::task_execution_service_server::{
-    TaskExecutionService, TaskExecutionServiceServer,
-};
+use shadowsync_proto::task::v1::task_execution_service_server::TaskExecutionServiceServer;
 use shadowsync_proto::task::v1::task_service_server::TaskServiceServer;
 use tonic::Status;
 use tonic::service::RoutesBuilder;
@@ -51,8 +51,11 @@ pub use crypto::CipherError;
 
 use crate::analysis::Analyses;
 use crate::connections::Connections;
-use crate::peers::{AnalysisClient, PermissionChecker};
+use crate::peers::{AnalysisClient, Approvals, PermissionChecker};
 use crate::store::SqlStore;
+use crate::tasks::Tasks;
+use shadowsync_common::outbox::OutboxRelay;
+use shadowsync_common::queue::MessageQueue;
 
 /// The task service's migrations (PostgreSQL and SQLite).
 pub const MIGRATIONS: Migrations = Migrations {
@@ -78,12 +81,19 @@ pub struct TaskDeps {
     pub encryption_key: Secret<Vec<u8>>,
     pub analysis: AnalysisClient,
     pub permissions: Arc<dyn PermissionChecker>,
+    /// The approval service (approval requests, their state, decisions).
+    pub approvals: Approvals,
+    /// Where the task outbox (events, re-dispatches) is published and approval events are
+    /// consumed; `None` runs without either (tests of the synchronous API).
+    pub queue: Option<Arc<dyn MessageQueue>>,
     pub config: TaskConfig,
 }
 
 struct Core {
     connections: Connections,
     analyses: Analyses,
+    tasks: Tasks,
+    relay: Option<OutboxRelay>,
 }
 
 /// The task service's gRPC handlers.
@@ -106,20 +116,37 @@ impl TaskApi {
     /// Fails when the encryption key is not 32 bytes.
     pub fn new(deps: TaskDeps) -> Result<Self, CipherError> {
         let cipher = crypto::PasswordCipher::new(&deps.encryption_key)?;
-        let store: Arc<dyn store::TaskStore> = Arc::new(SqlStore::new(deps.db));
+        let sql = SqlStore::new(deps.db.clone());
+        let store: Arc<dyn store::TaskStore> = Arc::new(sql.clone());
         let connections = Connections::new(store.clone(), cipher, deps.clock.clone());
         let analyses = Analyses::new(
             store,
             connections.clone(),
             deps.analysis,
-            deps.permissions,
-            deps.clock,
+            deps.permissions.clone(),
+            deps.clock.clone(),
             deps.config,
         );
+        let relay = deps
+            .queue
+            .clone()
+            .map(|queue| OutboxRelay::new(deps.db, queue, deps.clock.clone()));
+        let tasks = Tasks {
+            store: sql,
+            approvals: deps.approvals,
+            permissions: deps.permissions,
+            clock: deps.clock,
+            config: deps.config,
+            analyses: analyses.clone(),
+            connections: connections.clone(),
+            queue: deps.queue,
+        };
         Ok(Self {
             core: Some(Arc::new(Core {
                 connections,
                 analyses,
+                tasks,
+                relay,
             })),
         })
     }
@@ -128,6 +155,16 @@ impl TaskApi {
         self.core
             .as_deref()
             .ok_or_else(|| Status::unavailable("the task service is not configured"))
+    }
+
+    /// The task use cases (tests drive the sweepers through it).
+    pub fn tasks(&self) -> Option<&Tasks> {
+        self.core.as_deref().map(|core| &core.tasks)
+    }
+
+    /// The task outbox relay, e.g. to publish due rows at once in tests.
+    pub fn relay(&self) -> Option<&OutboxRelay> {
+        self.core.as_deref().and_then(|core| core.relay.as_ref())
     }
 
     /// The analysis runner (tests wait on it; `run_background` drives it).
@@ -139,9 +176,40 @@ impl TaskApi {
 /// Runs the task service's background loops until `shutdown` (see the crate doc); returns at
 /// once for an unconfigured API.
 pub async fn run_background(api: &TaskApi, shutdown: impl std::future::Future<Output = ()>) {
-    if let Some(runner) = api.runner() {
-        runner.run_background(shutdown).await;
-    }
+    let Some(core) = api.core.clone() else {
+        return;
+    };
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    };
+    let runner = core
+        .analyses
+        .runner()
+        .run_background(stopped(stop.subscribe()));
+    let events = core.tasks.consume_events(stopped(stop.subscribe()));
+    let relay = async {
+        if let Some(relay) = core.relay.clone() {
+            relay.run(stopped(stop.subscribe())).await;
+        }
+    };
+    let sweeper = async {
+        let mut stopping = stop.subscribe();
+        loop {
+            if let Err(error) = core.tasks.sweep().await {
+                tracing::warn!(%error, "task sweep failed; retrying");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(core.tasks.config.task_sweep_interval) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+        }
+    };
+    let signal = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(runner, events, relay, sweeper, signal);
 }
 
 /// The wire form of a verified identity.
@@ -152,8 +220,6 @@ pub fn actor(identity: &Identity) -> Actor {
         roles: identity.roles.clone(),
     }
 }
-
-impl TaskExecutionService for TaskApi {}
 
 /// Adds `TaskService` and `TaskExecutionService`, each behind `auth`.
 pub fn add_routes(routes: &mut RoutesBuilder, api: TaskApi, auth: AuthInterceptor) {

@@ -43,6 +43,55 @@ pub fn analysis_client(channel: Channel, credentials: PeerCredentials) -> Analys
     AnalysisServiceClient::new(InterceptedService::new(channel, credentials))
 }
 
+/// The approval service as the task service uses it: as `svc:task` (submit, look up, cancel,
+/// check permissions) and, for decisions, with the deciding person's own token forwarded.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    client: ApprovalServiceClient<PeerChannel>,
+    channel: Channel,
+}
+
+impl Approvals {
+    pub fn new(channel: Channel, credentials: PeerCredentials) -> Self {
+        Self {
+            client: ApprovalServiceClient::new(InterceptedService::new(
+                channel.clone(),
+                credentials,
+            )),
+            channel,
+        }
+    }
+
+    /// The client acting as `svc:task`.
+    pub fn client(&self) -> ApprovalServiceClient<PeerChannel> {
+        self.client.clone()
+    }
+
+    /// A client carrying `authorization` (the caller's own bearer header) instead.
+    pub fn as_caller(
+        &self,
+        authorization: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    ) -> ApprovalServiceClient<InterceptedService<Channel, ForwardedToken>> {
+        ApprovalServiceClient::new(InterceptedService::new(
+            self.channel.clone(),
+            ForwardedToken(authorization),
+        ))
+    }
+}
+
+/// Forwards a caller's `authorization` header unchanged.
+#[derive(Clone)]
+pub struct ForwardedToken(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for ForwardedToken {
+    fn call(&mut self, mut request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
 /// Whether a person may run shadow-table syncs (and so analyses) on a connection and database.
 #[async_trait]
 pub trait PermissionChecker: Send + Sync + std::fmt::Debug {

@@ -298,10 +298,11 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
     for status in ["APPROVING", "EXECUTING", "EXECUTION_SUCCEEDED"] {
         let id: i64 = sqlx::query(
             "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
-             created_at, updated_at) VALUES ('a1', $1, 'shop', $2, 'alice', 1, 1) RETURNING id",
+             created_at, updated_at) VALUES ($3, $1, 'shop', $2, 'alice', 1, 1) RETURNING id",
         )
         .bind(connection.id.clone())
         .bind(status)
+        .bind(format!("analysis-{status}"))
         .fetch_one(services.db.pool())
         .await
         .expect("task")

@@ -147,7 +147,7 @@ impl Connections {
         Ok(view(&self.record(id).await?))
     }
 
-    async fn record(&self, id: &str) -> Result<ConnectionRecord> {
+    pub(crate) async fn record(&self, id: &str) -> Result<ConnectionRecord> {
         self.store
             .get_connection(id)
             .await?

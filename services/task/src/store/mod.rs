@@ -13,10 +13,14 @@
 
 pub mod analyses;
 pub mod connections;
+pub mod lifecycle;
 pub mod records;
 pub mod replan;
 pub mod request_ids;
 pub mod rows;
+pub mod submission;
+pub mod task_list;
+pub mod task_reads;
 pub mod tasks;
 
 use shadowsync_common::db::Database;

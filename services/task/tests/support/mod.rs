@@ -14,10 +14,14 @@ use shadowsync_common::clock::SystemClock;
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::Database;
 use shadowsync_common::db::testing::TestDatabase;
+use shadowsync_common::queue::{InProcessQueue, MessageQueue, Topology};
 use shadowsync_common::secret::Secret;
+use shadowsync_common::testing::TcpProxy;
+use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
+use shadowsync_proto::task::v1::task_execution_service_client::TaskExecutionServiceClient;
 use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use shadowsync_task::peers::testing::FixedPermissions;
-use shadowsync_task::peers::{PeerCredentials, PermissionChecker, analysis_client};
+use shadowsync_task::peers::{Approvals, PeerCredentials, PermissionChecker, analysis_client};
 use shadowsync_task::{TaskApi, TaskConfig, TaskDeps};
 use sqlx::Connection as _;
 use sqlx::Executor as _;
@@ -35,8 +39,15 @@ pub type Client = TaskServiceClient<InterceptedService<Channel, BearerToken>>;
 pub struct Services {
     pub task_address: SocketAddr,
     pub analysis_address: SocketAddr,
+    pub approval_address: SocketAddr,
     pub api: TaskApi,
+    pub approval: shadowsync_approval::ApprovalApi,
+    pub queue: Arc<dyn MessageQueue>,
+    /// The task service reaches the approval service through this proxy (cut it to take the
+    /// approval service away from the task service only).
+    pub approval_proxy: TcpProxy,
     pub db: Database,
+    _approval_store: TestDatabase,
     issuer: TokenIssuer,
     _store: TestDatabase,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -84,7 +95,13 @@ impl Services {
 
     pub async fn start_with(config: TaskConfig, permissions: Arc<dyn PermissionChecker>) -> Self {
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
-        Self::start_inner(config, permissions, secret, None).await
+        Self::start_inner(config, Some(permissions), secret, None).await
+    }
+
+    /// Every service real: permissions come from the approval service's grants.
+    pub async fn start_real(config: TaskConfig) -> Self {
+        let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
+        Self::start_inner(config, None, secret, None).await
     }
 
     /// The task service only, calling an analysis service that runs elsewhere and trusts
@@ -94,13 +111,14 @@ impl Services {
         secret: Secret<String>,
         analysis_address: SocketAddr,
     ) -> Self {
-        let permissions = Arc::new(FixedPermissions::allowing(&["alice"]));
-        Self::start_inner(config, permissions, secret, Some(analysis_address)).await
+        let permissions: Arc<dyn PermissionChecker> =
+            Arc::new(FixedPermissions::allowing(&["alice"]));
+        Self::start_inner(config, Some(permissions), secret, Some(analysis_address)).await
     }
 
     async fn start_inner(
         config: TaskConfig,
-        permissions: Arc<dyn PermissionChecker>,
+        permissions: Option<Arc<dyn PermissionChecker>>,
         secret: Secret<String>,
         external: Option<SocketAddr>,
     ) -> Self {
@@ -138,14 +156,53 @@ impl Services {
             Duration::from_secs(3600),
         );
         let credentials = PeerCredentials::Token(BearerToken::new(&task_token).expect("token"));
+
+        // The real approval service, on its own store, sharing an in-process queue.
+        let queue: Arc<dyn MessageQueue> = Arc::new(
+            InProcessQueue::in_memory(Topology::new("test."))
+                .await
+                .expect("queue"),
+        );
+        let approval_store = if std::env::var("SS_TEST_STORE").as_deref() == Ok("postgres") {
+            TestDatabase::postgres().await
+        } else {
+            TestDatabase::sqlite()
+        };
+        let approval_db = Database::connect(&approval_store.url, "approval")
+            .await
+            .expect("approval store");
+        shadowsync_approval::prepare(&approval_db, &SystemClock)
+            .await
+            .expect("prepare approval");
+        let approval = shadowsync_approval::ApprovalApi::new(shadowsync_approval::ApprovalDeps {
+            db: approval_db,
+            queue: queue.clone(),
+            clock: Arc::new(SystemClock),
+        });
+        let mut routes = RoutesBuilder::default();
+        shadowsync_approval::add_routes(&mut routes, approval.clone(), auth.clone());
+        let approval_address = serve(routes, stopped.clone()).await;
+        let approval_proxy = TcpProxy::start(approval_address).await;
+        let approval_channel =
+            shadowsync_common::grpc::channel(&format!("http://{}", approval_proxy.address()), None)
+                .expect("channel");
+        let permissions = match permissions {
+            Some(permissions) => permissions,
+            None => Arc::new(shadowsync_task::peers::GrpcPermissionChecker::new(
+                approval_channel.clone(),
+                credentials.clone(),
+            )),
+        };
         let mut key = vec![0u8; 32];
         rand_bytes(&mut key);
         let api = TaskApi::new(TaskDeps {
             db: db.clone(),
             clock: Arc::new(SystemClock),
             encryption_key: Secret::new(key),
-            analysis: analysis_client(channel, credentials),
+            analysis: analysis_client(channel, credentials.clone()),
             permissions,
+            approvals: Approvals::new(approval_channel, credentials),
+            queue: Some(queue.clone()),
             config,
         })
         .expect("api");
@@ -155,7 +212,12 @@ impl Services {
         Self {
             task_address,
             analysis_address,
+            approval_address,
             api,
+            approval,
+            queue,
+            approval_proxy,
+            _approval_store: approval_store,
             db,
             issuer,
             _store: store,
@@ -174,6 +236,35 @@ impl Services {
                 .expect("channel");
         let token = self.token(&Identity::user(subject, roles));
         TaskServiceClient::new(
+            shadowsync_common::grpc::authenticated(channel, &token).expect("auth"),
+        )
+    }
+
+    /// A client of the approval service (directly, not through the proxy).
+    pub fn approval_client(
+        &self,
+        subject: &str,
+        roles: &[&str],
+    ) -> ApprovalServiceClient<InterceptedService<Channel, BearerToken>> {
+        let channel =
+            shadowsync_common::grpc::channel(&format!("http://{}", self.approval_address), None)
+                .expect("channel");
+        let token = self.token(&Identity::user(subject, roles));
+        ApprovalServiceClient::new(
+            shadowsync_common::grpc::authenticated(channel, &token).expect("auth"),
+        )
+    }
+
+    /// A client of the execution API as `identity`.
+    pub fn execution_client(
+        &self,
+        identity: &Identity,
+    ) -> TaskExecutionServiceClient<InterceptedService<Channel, BearerToken>> {
+        let channel =
+            shadowsync_common::grpc::channel(&format!("http://{}", self.task_address), None)
+                .expect("channel");
+        let token = self.token(identity);
+        TaskExecutionServiceClient::new(
             shadowsync_common::grpc::authenticated(channel, &token).expect("auth"),
         )
     }

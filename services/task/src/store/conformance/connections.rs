@@ -60,14 +60,15 @@ pub(super) async fn connections_round_trip_and_names_are_unique(db: Database) {
     );
 }
 
-/// Inserts a task row as part 2 will (its repository is not written yet); returns its id.
+/// Inserts a bare task row (one analysis each: a task freezes its own analysis); returns its id.
 async fn insert_task(db: &Database, connection_id: &str, status: &str) -> i64 {
     sqlx::query(
         "INSERT INTO tasks (analysis_id, connection_id, database_name, status, creator, \
-         created_at, updated_at) VALUES ('a1', $1, 'shop', $2, 'alice', 10, 10) RETURNING id",
+         created_at, updated_at) VALUES ($3, $1, 'shop', $2, 'alice', 10, 10) RETURNING id",
     )
     .bind(connection_id.to_string())
     .bind(status.to_string())
+    .bind(uuid::Uuid::new_v4().to_string())
     .fetch_one(db.pool())
     .await
     .unwrap()

@@ -1,0 +1,297 @@
+//! AbortTask, and ApproveTask / RejectTask forwarded to the approval service with the caller's
+//! own token (the approval service decides who may decide; the task service never does).
+
+use shadowsync_common::auth::Identity;
+use shadowsync_proto::approval::v1::{
+    Approval, ApproveRequest, CancelApprovalRequest, RejectRequest,
+};
+use shadowsync_proto::common::v1::{ShadowNaming, SyncRange};
+use shadowsync_proto::task::v1::{
+    Analysis, AnalysisStatus, GetAnalysisRequest, InitiateAgainRequest, LogLevel,
+    SetTablesSkippedRequest, StartAnalysisRequest, TableExecutionStatus, Task, TaskStatus,
+    TimelineEntryKind,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tracing::warn;
+
+use super::{Tasks, approval};
+use crate::analysis::Analyses;
+use crate::error::{Result, TaskError, from_peer};
+use crate::store::lifecycle::{TaskTx, is_final};
+
+/// Marks every synced table without a final status NOT_RUN (the task stopped before them).
+pub(crate) async fn mark_not_run(tx: &mut TaskTx) -> Result<(), sqlx::Error> {
+    let id = tx.task.id;
+    let now = tx.now();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE task_tables SET status = {not_run}, ended_at = $2 \
+         WHERE task_id = $1 AND synced = 1 AND status IN ({pending}, {running})",
+        not_run = TableExecutionStatus::NotRun as i32,
+        pending = TableExecutionStatus::Pending as i32,
+        running = TableExecutionStatus::Running as i32,
+    )))
+    .bind(id)
+    .bind(now)
+    .execute(tx.connection())
+    .await?;
+    Ok(())
+}
+
+impl Tasks {
+    /// Aborts a task that is not final (creator or admin).
+    pub async fn abort(&self, caller: &Identity, id: i64, comment: &str) -> Result<Task> {
+        let record = self.visible(caller, id).await?;
+        if !(caller.is_admin() || record.creator == caller.subject) {
+            return Err(TaskError::PermissionDenied(
+                "only the creator or an admin may abort a task".into(),
+            ));
+        }
+        let mut tx = self.lock(id).await?;
+        let task = tx.task.clone();
+        let actor = Some(crate::actor(caller));
+        let line = format!("aborted by {}: {comment}", caller.subject);
+        match task.status {
+            status if is_final(status) => {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "task {id} is already {}",
+                    crate::store::lifecycle::status_name(status)
+                )));
+            }
+            TaskStatus::Executing if task.abort_requested => {}
+            TaskStatus::Executing if task.lease_token.is_some() => {
+                // A running executor stops between statements and completes as CANCELLED.
+                tx.update(vec![("abort_requested", true.into())]).await?;
+                tx.note(TimelineEntryKind::AbortRequested, actor, comment)
+                    .await?;
+                tx.log(LogLevel::Warn, &line).await?;
+            }
+            status => {
+                let cancel_approval = matches!(status, TaskStatus::Approving)
+                    || (status == TaskStatus::Submitting && !task.approval_id.is_empty());
+                if status == TaskStatus::Executing {
+                    mark_not_run(&mut tx).await?;
+                }
+                tx.transition(
+                    TaskStatus::Cancelled,
+                    vec![
+                        ("abort_requested", true.into()),
+                        ("approval_cancel_pending", cancel_approval.into()),
+                    ],
+                    actor.clone(),
+                    comment,
+                )
+                .await?;
+                tx.note(TimelineEntryKind::Cancelled, actor, comment)
+                    .await?;
+                tx.log(LogLevel::Warn, &line).await?;
+            }
+        }
+        let task = tx.commit().await?;
+        if task.approval_cancel_pending
+            && let Err(error) = self.cancel_approval(id).await
+        {
+            warn!(task_id = id, %error, "approval cancellation deferred");
+        }
+        let record = self.visible(caller, id).await?;
+        self.view(caller, &record).await
+    }
+
+    /// Cancels the approval of a cancelled task, then clears the flag.
+    pub async fn cancel_approval(&self, id: i64) -> Result<()> {
+        let Some(task) = self.store.get_task(id).await? else {
+            return Ok(());
+        };
+        if !task.approval_cancel_pending {
+            return Ok(());
+        }
+        if !task.approval_id.is_empty() {
+            let request = CancelApprovalRequest {
+                approval_id: task.approval_id.clone(),
+                reason: format!("task {id} was aborted"),
+                request_id: format!("cancel-task-{id}"),
+            };
+            match self.approvals.client().cancel_approval(request).await {
+                Ok(_) => {}
+                // Already final (e.g. approved just before): the claim refuses a cancelled task.
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+                Err(status) => return Err(from_peer("approval", &status)),
+            }
+        }
+        let mut tx = self.lock(id).await?;
+        tx.update(vec![("approval_cancel_pending", false.into())])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Approves (`approve`) or rejects the task's current node as the caller.
+    pub async fn decide(
+        &self,
+        caller: &Identity,
+        authorization: Option<MetadataValue<Ascii>>,
+        id: i64,
+        approve: bool,
+        comment: String,
+        request_id: String,
+    ) -> Result<Task> {
+        let record = self.visible(caller, id).await?;
+        if record.status != TaskStatus::Approving {
+            return Err(TaskError::FailedPrecondition(format!(
+                "task {id} is not waiting for approval"
+            )));
+        }
+        let authorization = authorization
+            .ok_or_else(|| TaskError::PermissionDenied("no token to forward".into()))?;
+        let mut client = self.approvals.as_caller(authorization);
+        let expected_node_index = record.approval_wait.as_ref().map(|w| w.node_index);
+        let answer = if approve {
+            client
+                .approve(ApproveRequest {
+                    approval_id: record.approval_id.clone(),
+                    comment,
+                    expected_node_index,
+                    request_id,
+                })
+                .await
+                .map(|r| r.into_inner().approval)
+        } else {
+            client
+                .reject(RejectRequest {
+                    approval_id: record.approval_id.clone(),
+                    comment,
+                    expected_node_index,
+                    request_id,
+                })
+                .await
+                .map(|r| r.into_inner().approval)
+        };
+        let approval: Option<Approval> = answer.map_err(|status| match status.code() {
+            tonic::Code::PermissionDenied => TaskError::PermissionDenied(status.message().into()),
+            tonic::Code::FailedPrecondition | tonic::Code::NotFound => {
+                TaskError::FailedPrecondition(status.message().into())
+            }
+            tonic::Code::InvalidArgument => TaskError::invalid("comment", status.message()),
+            _ => from_peer("approval", &status),
+        })?;
+        if let Some(approval) = approval {
+            let mut tx = self.lock(id).await?;
+            approval::apply(&mut tx, &approval).await?;
+            tx.commit().await?;
+        }
+        let record = self.visible(caller, id).await?;
+        self.view(caller, &record).await
+    }
+}
+
+impl Tasks {
+    /// Starts a fresh analysis from a task's parameters (each overridable), and once it has
+    /// succeeded re-applies the task's skips to the tables that still exist.
+    pub async fn initiate_again(
+        &self,
+        caller: &Identity,
+        request: InitiateAgainRequest,
+    ) -> Result<Analysis> {
+        let record = self.visible(caller, request.task_id).await?;
+        if !(caller.is_admin() || record.creator == caller.subject) {
+            return Err(TaskError::PermissionDenied(
+                "only the creator or an admin may initiate a task again".into(),
+            ));
+        }
+        let range = request
+            .range
+            .map_or(i32::try_from(record.range).unwrap_or(0), |r| r);
+        let tables = if request.replace_tables {
+            request.tables.clone()
+        } else if range == SyncRange::Partial as i32 {
+            record.requested_tables.clone()
+        } else {
+            Vec::new()
+        };
+        let start = StartAnalysisRequest {
+            connection_id: request
+                .connection_id
+                .clone()
+                .unwrap_or_else(|| record.connection_id.clone()),
+            database: request
+                .database
+                .clone()
+                .unwrap_or_else(|| record.database.clone()),
+            range,
+            tables,
+            naming: request.naming.clone().or(Some(ShadowNaming {
+                mode: i32::try_from(record.naming_mode).unwrap_or(0),
+                affix: record.affix.clone(),
+            })),
+            request_id: request.request_id.clone(),
+        };
+        let analysis = self.analyses.start(caller, start).await?;
+        let skipped: Vec<String> = if request.discard_skips {
+            Vec::new()
+        } else {
+            let filter = crate::store::task_reads::TaskTableFilter {
+                synced: Some(false),
+                after_ordinal: -1,
+                limit: i64::MAX,
+                ..Default::default()
+            };
+            let (rows, _) = self.store.task_tables(record.id, &filter).await?;
+            rows.into_iter()
+                .filter(|row| row.view.skipped)
+                .map(|row| row.view.source_table)
+                .collect()
+        };
+        if !skipped.is_empty() {
+            let analyses = self.analyses.clone();
+            let caller = caller.clone();
+            let id = analysis.id.clone();
+            tokio::spawn(async move { reapply_skips(analyses, caller, id, skipped).await });
+        }
+        Ok(analysis)
+    }
+}
+
+/// Waits for the analysis to finish, then skips `tables` that it found (others are gone).
+async fn reapply_skips(analyses: Analyses, caller: Identity, id: String, tables: Vec<String>) {
+    for _ in 0..7_200 {
+        let request = GetAnalysisRequest {
+            analysis_id: id.clone(),
+            ..GetAnalysisRequest::default()
+        };
+        match analyses.get(&caller, &request).await {
+            Ok(response) => {
+                let status = response.analysis.as_ref().map_or(0, |a| a.status);
+                if status == AnalysisStatus::Succeeded as i32 {
+                    let skip = SetTablesSkippedRequest {
+                        analysis_id: id.clone(),
+                        source_tables: tables.clone(),
+                        skipped: true,
+                        ..SetTablesSkippedRequest::default()
+                    };
+                    // Tables that no longer exist are refused one by one: skip those present.
+                    if analyses.set_skipped(&caller, &skip).await.is_err() {
+                        for table in &tables {
+                            let one = SetTablesSkippedRequest {
+                                analysis_id: id.clone(),
+                                source_tables: vec![table.clone()],
+                                skipped: true,
+                                ..SetTablesSkippedRequest::default()
+                            };
+                            let _ = analyses.set_skipped(&caller, &one).await;
+                        }
+                    }
+                    return;
+                }
+                if status != AnalysisStatus::Pending as i32
+                    && status != AnalysisStatus::Running as i32
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                warn!(analysis_id = %id, %error, "cannot re-apply skips");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
