@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use shadowsync_common::auth::{
     AuthInterceptor, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
 };
-use shadowsync_common::clock::SystemClock;
+use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::Database;
 use shadowsync_common::db::testing::TestDatabase;
@@ -47,6 +49,10 @@ pub struct Services {
     /// approval service away from the task service only).
     pub approval_proxy: TcpProxy,
     pub db: Database,
+    /// The clock both services read (a `ManualClock` in the time-driven tests).
+    pub clock: Arc<dyn Clock>,
+    /// Background loops started by the test (the event consumer), ended with the services.
+    background: Vec<tokio::task::AbortHandle>,
     _approval_store: TestDatabase,
     issuer: TokenIssuer,
     _store: TestDatabase,
@@ -95,13 +101,26 @@ impl Services {
 
     pub async fn start_with(config: TaskConfig, permissions: Arc<dyn PermissionChecker>) -> Self {
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
-        Self::start_inner(config, Some(permissions), secret, None).await
+        Self::start_inner(
+            config,
+            Some(permissions),
+            secret,
+            None,
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
     /// Every service real: permissions come from the approval service's grants.
     pub async fn start_real(config: TaskConfig) -> Self {
+        Self::start_real_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Services::start_real`], with both the task and the approval service reading `clock`
+    /// (expirations and leases are then driven by moving a `ManualClock`, never by sleeping).
+    pub async fn start_real_with_clock(config: TaskConfig, clock: Arc<dyn Clock>) -> Self {
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
-        Self::start_inner(config, None, secret, None).await
+        Self::start_inner(config, None, secret, None, clock).await
     }
 
     /// The task service only, calling an analysis service that runs elsewhere and trusts
@@ -113,7 +132,14 @@ impl Services {
     ) -> Self {
         let permissions: Arc<dyn PermissionChecker> =
             Arc::new(FixedPermissions::allowing(&["alice"]));
-        Self::start_inner(config, Some(permissions), secret, Some(analysis_address)).await
+        Self::start_inner(
+            config,
+            Some(permissions),
+            secret,
+            Some(analysis_address),
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
     async fn start_inner(
@@ -121,6 +147,7 @@ impl Services {
         permissions: Option<Arc<dyn PermissionChecker>>,
         secret: Secret<String>,
         external: Option<SocketAddr>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let (auth, issuer) = auth_with(secret);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -171,13 +198,13 @@ impl Services {
         let approval_db = Database::connect(&approval_store.url, "approval")
             .await
             .expect("approval store");
-        shadowsync_approval::prepare(&approval_db, &SystemClock)
+        shadowsync_approval::prepare(&approval_db, clock.as_ref())
             .await
             .expect("prepare approval");
         let approval = shadowsync_approval::ApprovalApi::new(shadowsync_approval::ApprovalDeps {
             db: approval_db,
             queue: queue.clone(),
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
         });
         let mut routes = RoutesBuilder::default();
         shadowsync_approval::add_routes(&mut routes, approval.clone(), auth.clone());
@@ -197,7 +224,7 @@ impl Services {
         rand_bytes(&mut key);
         let api = TaskApi::new(TaskDeps {
             db: db.clone(),
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
             encryption_key: Secret::new(key),
             analysis: analysis_client(channel, credentials.clone()),
             permissions,
@@ -219,10 +246,34 @@ impl Services {
             approval_proxy,
             _approval_store: approval_store,
             db,
+            clock,
+            background: Vec::new(),
             issuer,
             _store: store,
             _shutdown: stop,
         }
+    }
+
+    /// Starts the task service's consumer of approval and dispatch events; its subscription
+    /// exists when this returns, so events published afterwards reach it.
+    pub async fn follow_events(&mut self) {
+        self.queue
+            .declare_subscription(
+                shadowsync_task::tasks::sweep::SUBSCRIPTION,
+                &[
+                    "approval.*.shadow_table_sync",
+                    shadowsync_proto::routing::EXECUTION_DISPATCHED,
+                ],
+            )
+            .await
+            .expect("subscription");
+        let api = self.api.clone();
+        let consumer = tokio::spawn(async move {
+            if let Some(tasks) = api.tasks() {
+                tasks.consume_events(futures::future::pending::<()>()).await;
+            }
+        });
+        self.background.push(consumer.abort_handle());
     }
 
     pub fn token(&self, identity: &Identity) -> Secret<String> {
@@ -276,6 +327,14 @@ impl Services {
                 .await
                 .expect("count");
         row.0
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
     }
 }
 
