@@ -1,1 +1,19 @@
-//! System tests live in `tests/`.
+//! System tests: all four services against the real PostgreSQL, RabbitMQ and MariaDB servers,
+//! driven through the public gRPC API (DESIGN.md §9, STYLE.md 19).
+//!
+//! - [`node`]: one server (`shadowsync_server::run`) on its own thread and tokio runtime, so a
+//!   test can kill it (drop the runtime) and restart it on the same port;
+//! - [`cluster`]: the four services as separate nodes on PostgreSQL + RabbitMQ, each test with
+//!   its own store and queue prefix; [`cluster::Embedded`]: `serve all` on SQLite and the
+//!   in-process queue;
+//! - [`api`]: clients per user, and the journey's steps with polling under timeouts;
+//! - [`target`]: the MariaDB database being synced, and structure comparisons.
+//!
+//! Test code: set-up failures panic (with what failed), which is what a test should do.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+pub mod api;
+pub mod cluster;
+pub mod node;
+pub mod target;

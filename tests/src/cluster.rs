@@ -1,0 +1,203 @@
+//! The services as a test starts them: four separate nodes on PostgreSQL + RabbitMQ
+//! ([`Cluster`]), or one embedded node on SQLite and the in-process queue ([`Embedded`]).
+//!
+//! Every cluster has its own PostgreSQL database (the task and approval services each take
+//! their own schema in it, as in production), its own queue and exchange prefix on the shared
+//! broker (deleted when the cluster is dropped), and its own signing secret.
+
+use shadowsync_common::auth::TokenIssuer;
+use shadowsync_common::config::{Config, ConfigLoader};
+use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Topology};
+use shadowsync_common::secret::Secret;
+use shadowsync_common::testing::TestDatabase;
+use shadowsync_server::Role;
+
+use crate::api::Endpoints;
+use crate::node::Node;
+
+/// The broker every test shares (`deploy/dev/services.sh`), overridable like the other servers.
+pub fn amqp_url() -> String {
+    std::env::var("SHADOWSYNC_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// A fixed AES-256-GCM key (base64 of 32 bytes): tests never read it back.
+const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The audience of every token (the configuration default).
+const AUDIENCE: &str = "shadowsync";
+
+/// Options of [`Cluster::start_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterOptions {
+    /// Executors started with the cluster (more can be added later).
+    pub executors: usize,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self { executors: 1 }
+    }
+}
+
+/// The four services, each a separate node.
+pub struct Cluster {
+    pub task: Node,
+    pub approval: Node,
+    pub analysis: Node,
+    pub executors: Vec<Node>,
+    secret: Secret<String>,
+    prefix: String,
+    _store: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A cluster with one executor, every node SERVING.
+    pub async fn start() -> Self {
+        Self::start_with(ClusterOptions::default()).await
+    }
+
+    /// A cluster with `options.executors` executors, every node SERVING.
+    pub async fn start_with(options: ClusterOptions) -> Self {
+        let store = TestDatabase::postgres().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4().simple()));
+        let prefix = format!("systest-{}.", uuid::Uuid::new_v4().simple());
+
+        let task_listener = Node::reserve();
+        let approval_listener = Node::reserve();
+        let analysis_listener = Node::reserve();
+        let url = |listener: &std::net::TcpListener| {
+            format!("http://{}", listener.local_addr().expect("address"))
+        };
+        let base = vec![
+            format!("data_dir={}", dir.path().display()),
+            format!("auth.hs256_secret={}", secret.expose()),
+            format!("encryption.key={ENCRYPTION_KEY}"),
+            format!("database.url={}", store.url),
+            format!("queue.url={}", amqp_url()),
+            format!("queue.prefix={prefix}"),
+            format!("endpoints.task={}", url(&task_listener)),
+            format!("endpoints.approval={}", url(&approval_listener)),
+            format!("endpoints.analysis={}", url(&analysis_listener)),
+        ];
+        let config = config(&base);
+        let mut cluster = Self {
+            task: Node::start(Role::Task, config.clone(), task_listener),
+            approval: Node::start(Role::Approval, config.clone(), approval_listener),
+            analysis: Node::start(Role::Analysis, config, analysis_listener),
+            executors: Vec::new(),
+            secret,
+            prefix,
+            _store: store,
+            _dir: dir,
+        };
+        for node in [&cluster.task, &cluster.approval, &cluster.analysis] {
+            node.wait_serving().await;
+        }
+        for _ in 0..options.executors {
+            cluster.add_executor().await;
+        }
+        cluster
+    }
+
+    /// Starts one more executor on the shared queue and waits until it is SERVING; returns its
+    /// index in [`Cluster::executors`].
+    pub async fn add_executor(&mut self) -> usize {
+        let node = Node::start(Role::Executor, self.task.config().clone(), Node::reserve());
+        node.wait_serving().await;
+        self.executors.push(node);
+        self.executors.len() - 1
+    }
+
+    /// Where clients reach the public APIs, and tokens for any user.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::new(
+            self.task.url(),
+            self.approval.url(),
+            TokenIssuer::hs256(&self.secret, AUDIENCE),
+        )
+    }
+
+    /// The queue and exchange prefix of this cluster on the shared broker.
+    pub fn queue_prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.executors.iter_mut().chain([
+            &mut self.task,
+            &mut self.approval,
+            &mut self.analysis,
+        ]) {
+            node.kill();
+        }
+        // Drop runs inside the test's runtime, which cannot be blocked on: delete the topology
+        // from a thread with its own small runtime, so the shared broker keeps nothing.
+        let prefix = self.prefix.clone();
+        let cleaner = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(queue) =
+                    AmqpQueue::new(AmqpQueueOptions::new(amqp_url(), Topology::new(prefix)))
+                {
+                    let _ = queue.delete_topology().await;
+                }
+            });
+        });
+        let _ = cleaner.join();
+    }
+}
+
+/// `serve all` on the embedded defaults: SQLite files and the in-process queue under a
+/// temporary data directory.
+pub struct Embedded {
+    pub node: Node,
+    secret: Secret<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    /// Starts the embedded server and waits until it is SERVING.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4().simple()));
+        let mut config = config(&[
+            format!("data_dir={}", dir.path().display()),
+            format!("auth.hs256_secret={}", secret.expose()),
+        ]);
+        assert!(shadowsync_server::is_embedded(Role::All, &config));
+        // What `shadowsync serve all` does first: the data directory, keys and admin token.
+        shadowsync_server::embedded::prepare(&mut config).expect("embedded data directory");
+        let node = Node::start(Role::All, config, Node::reserve());
+        node.wait_serving().await;
+        Self {
+            node,
+            secret,
+            _dir: dir,
+        }
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::new(
+            self.node.url(),
+            self.node.url(),
+            TokenIssuer::hs256(&self.secret, AUDIENCE),
+        )
+    }
+}
+
+fn config(flags: &[String]) -> Config {
+    ConfigLoader::new()
+        .flags(flags.iter().map(String::as_str))
+        .load()
+        .expect("test configuration")
+}
