@@ -185,3 +185,81 @@ async fn submission_survives_the_approval_service_being_away() {
     );
     f.database.drop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_approvals_and_claims_take_effect_once() {
+    let mut f = Fixture::new().await;
+    let task = f.approving().await;
+    // Two administrators approve at once: the node needs one approval, so one decision counts
+    // and the other is refused as the task is no longer waiting.
+    let mut second_admin = f.services.client("other-admin", &["admin"]).await;
+    let mut first_admin = f.admin.clone();
+    let approve = |client: &mut Client| {
+        let mut client = client.clone();
+        async move {
+            client
+                .approve_task(ApproveTaskRequest {
+                    task_id: task.id,
+                    comment: "race".into(),
+                    request_id: String::new(),
+                })
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(approve(&mut first_admin), approve(&mut second_admin));
+    let won = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert!(won >= 1, "{a:?} {b:?}");
+    for outcome in [&a, &b] {
+        if let Err(error) = outcome {
+            assert_eq!(error.code(), Code::FailedPrecondition, "{error:?}");
+        }
+    }
+    let detail = f.get(task.id).await;
+    assert_eq!(
+        status(&detail.task.expect("task")),
+        TaskStatus::WaitForExecution
+    );
+    let approvals = kinds(&detail.timeline)
+        .into_iter()
+        .filter(|k| *k == TimelineEntryKind::Approved)
+        .count();
+    assert_eq!(approvals, 1, "one decision recorded");
+
+    // Two executors claim the same delivery at once: exactly one gets the lease.
+    let claim = |executor_id: &'static str| {
+        let mut executor = f.executor();
+        async move {
+            executor
+                .claim_execution(ClaimExecutionRequest {
+                    task_id: task.id,
+                    attempt: 1,
+                    executor_id: executor_id.into(),
+                    plan_page_size: 0,
+                })
+                .await
+                .expect("claim")
+                .into_inner()
+                .outcome
+                .expect("outcome")
+        }
+    };
+    let (one, two) = tokio::join!(claim("e1"), claim("e2"));
+    let granted = [&one, &two]
+        .iter()
+        .filter(|o| matches!(o, claim_execution_response::Outcome::Granted(_)))
+        .count();
+    assert_eq!(granted, 1, "{one:?} {two:?}");
+    let refused = Some(claim_execution_response::Outcome::Refused(
+        ClaimRefusalReason::LeaseHeld as i32,
+    ));
+    assert!(
+        [Some(one), Some(two)].contains(&refused),
+        "the loser sees the lease held"
+    );
+    let started = kinds(&f.get(task.id).await.timeline)
+        .into_iter()
+        .filter(|k| *k == TimelineEntryKind::ExecutionStarted)
+        .count();
+    assert_eq!(started, 1);
+    f.database.drop_all().await;
+}

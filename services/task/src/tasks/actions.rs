@@ -68,9 +68,9 @@ impl Tasks {
             status => {
                 let cancel_approval = matches!(status, TaskStatus::Approving)
                     || (status == TaskStatus::Submitting && !task.approval_id.is_empty());
-                if status == TaskStatus::Executing {
-                    mark_not_run(&mut tx).await?;
-                }
+                // Whatever state it was in, none of its tables will run now (DESIGN §3: a
+                // user's abort leaves them NOT_RUN, not PENDING as if they still might).
+                mark_not_run(&mut tx).await?;
                 tx.transition(
                     TaskStatus::Cancelled,
                     vec![

@@ -204,6 +204,7 @@ pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool, sqlx::E
                 .await?;
         }
         ApprovalStatus::Cancelled => {
+            super::actions::mark_not_run(tx).await?;
             tx.transition(TaskStatus::Cancelled, changes, system, "approval cancelled")
                 .await?;
             tx.note(TimelineEntryKind::Cancelled, None, "approval cancelled")
