@@ -332,3 +332,36 @@ pub fn kinds(timeline: &[TimelineEntry]) -> Vec<TimelineEntryKind> {
         .map(|entry| TimelineEntryKind::try_from(entry.kind).expect("timeline kind"))
         .collect()
 }
+
+/// The people of most journeys: an administrator who registered a MariaDB connection, `alice`
+/// (a developer granted shadow-table sync on it) and `bob` (an administrator, so the builtin
+/// template lets him approve alice's tasks).
+pub struct Team {
+    pub admin: User,
+    pub alice: User,
+    pub bob: User,
+    pub connection: String,
+}
+
+impl Team {
+    pub async fn new(endpoints: &Endpoints) -> Self {
+        let mut admin = endpoints.user("root-admin", &["admin"]);
+        let connection = admin.add_connection("test").await;
+        admin.grant("alice", &connection).await;
+        Self {
+            admin,
+            alice: endpoints.user("alice", &["dev"]),
+            bob: endpoints.user("bob", &["admin"]),
+            connection,
+        }
+    }
+
+    /// Alice analyses `database`, submits it with `strategy`, and bob approves it; returns the
+    /// task id.
+    pub async fn submit_approved(&mut self, database: &str, strategy: ErrorStrategy) -> i64 {
+        let analysis = self.alice.analyse(&self.connection, database).await;
+        let task = self.alice.submit(&analysis.id, strategy).await;
+        self.bob.approve(task.id).await;
+        task.id
+    }
+}

@@ -7,9 +7,12 @@
 
 use shadowsync_common::auth::TokenIssuer;
 use shadowsync_common::config::{Config, ConfigLoader};
-use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Topology};
+use shadowsync_common::queue::{
+    AmqpQueue, AmqpQueueOptions, Destination, Message, MessageQueue as _, Priority, Topology,
+};
 use shadowsync_common::secret::Secret;
 use shadowsync_common::testing::TestDatabase;
+use shadowsync_proto::common::v1::ExecuteTask;
 use shadowsync_server::Role;
 
 use crate::api::Endpoints;
@@ -26,6 +29,9 @@ const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The audience of every token (the configuration default).
 const AUDIENCE: &str = "shadowsync";
+
+/// The task service's event subscription (`shadowsync_task`'s `SUBSCRIPTION`).
+const TASK_SUBSCRIPTION: &str = "task.approval-events";
 
 /// Options of [`Cluster::start_with`].
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +117,72 @@ impl Cluster {
         self.executors.len() - 1
     }
 
+    /// Starts `count` more executors at once (so they subscribe to the queue together) and
+    /// waits until all are SERVING.
+    pub async fn add_executors(&mut self, count: usize) {
+        let first = self.executors.len();
+        for _ in 0..count {
+            self.executors.push(Node::start(
+                Role::Executor,
+                self.task.config().clone(),
+                Node::reserve(),
+            ));
+        }
+        for node in &self.executors[first..] {
+            node.wait_serving().await;
+        }
+    }
+
+    /// Publishes an `ExecuteTask` message on this cluster's execute queue, as the approval
+    /// service does: how a test plays a duplicate or forged delivery.
+    pub async fn publish_execute(&self, task_id: i64, attempt: u32, priority: u8) {
+        let queue = AmqpQueue::new(AmqpQueueOptions::new(
+            amqp_url(),
+            Topology::new(self.prefix.clone()),
+        ))
+        .expect("queue");
+        let message = Message::from_protobuf(&ExecuteTask {
+            task_id,
+            attempt,
+            priority: u32::from(priority),
+            dispatch_time: None,
+        })
+        .with_id(format!("test-{}", uuid::Uuid::new_v4().simple()))
+        .with_priority(Priority::new(priority).expect("priority"));
+        queue
+            .publish(&Destination::ExecuteQueue, &message)
+            .await
+            .expect("publish");
+        queue.close().await;
+    }
+
+    /// Messages ready (not delivered) on the execute queue, read with a passive declaration.
+    pub async fn execute_queue_ready(&self) -> u32 {
+        use lapin::options::QueueDeclareOptions;
+        use lapin::types::{FieldTable, ShortString};
+        let connection =
+            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                .await
+                .expect("connect to the broker");
+        let channel = connection.create_channel().await.expect("channel");
+        let name = Topology::new(self.prefix.clone())
+            .execute_queue()
+            .to_string();
+        let queue = channel
+            .queue_declare(
+                ShortString::from(name),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("execute queue exists");
+        let _ = connection.close(200, "done".into()).await;
+        queue.message_count()
+    }
+
     /// Where clients reach the public APIs, and tokens for any user.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints::new(
@@ -149,6 +221,11 @@ impl Drop for Cluster {
                 if let Ok(queue) =
                     AmqpQueue::new(AmqpQueueOptions::new(amqp_url(), Topology::new(prefix)))
                 {
+                    // Declared so that `delete_topology` deletes it with the rest: the task
+                    // service's event subscription.
+                    let _ = queue
+                        .declare_subscription(TASK_SUBSCRIPTION, &["approval.*.shadow_table_sync"])
+                        .await;
                     let _ = queue.delete_topology().await;
                 }
             });

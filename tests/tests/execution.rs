@@ -1,0 +1,238 @@
+//! Issue 7's execution must-shows on separate services over PostgreSQL + RabbitMQ + MariaDB:
+//! the error strategies with a table that really fails, drift of a source or a shadow between
+//! analysis and execution, and one execute message delivered twice to two executors.
+
+use std::time::Duration;
+
+use shadowsync_proto::task::v1::*;
+use shadowsync_system_tests::api::{Team, kinds};
+use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
+use shadowsync_system_tests::target::{self, MariaDb};
+
+use TableExecutionStatus::{Failed, NotRun, Succeeded};
+
+/// Three tables in plan order; the middle one's ALTER fails on the server: the source has a
+/// unique key its shadow lacks, and the shadow holds duplicates, so adding the key is refused
+/// (1062) although the shadow is exactly in its analysed state.
+const THREE_TABLES: &str = "\
+    CREATE TABLE a_first (id INT PRIMARY KEY, v INT);\n\
+    CREATE TABLE b_dupes (id INT PRIMARY KEY, email VARCHAR(64), UNIQUE KEY by_email (email));\n\
+    CREATE TABLE _test_b_dupes (id INT PRIMARY KEY, email VARCHAR(64));\n\
+    INSERT INTO _test_b_dupes VALUES (1, 'same'), (2, 'same');\n\
+    CREATE TABLE c_last (id INT PRIMARY KEY, w VARCHAR(10))";
+
+fn outcome(table: &str, status: TableExecutionStatus) -> (String, TableExecutionStatus) {
+    (table.to_string(), status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_stops_at_the_failing_table_and_continue_goes_on() {
+    let cluster = Cluster::start().await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let abort_db = MariaDb::create("ss_sys_abort").await;
+    let continue_db = MariaDb::create("ss_sys_continue").await;
+    abort_db.exec(THREE_TABLES).await;
+    continue_db.exec(THREE_TABLES).await;
+
+    let abort = team
+        .submit_approved(&abort_db.name, ErrorStrategy::Abort)
+        .await;
+    let cont = team
+        .submit_approved(&continue_db.name, ErrorStrategy::Continue)
+        .await;
+
+    team.alice
+        .wait_status(abort, TaskStatus::ExecutionFailed)
+        .await;
+    assert_eq!(
+        team.alice.table_outcomes(abort).await,
+        vec![
+            outcome("a_first", Succeeded),
+            outcome("b_dupes", Failed),
+            outcome("c_last", NotRun)
+        ]
+    );
+    target::assert_in_sync(&abort_db, "a_first", "_test_a_first").await;
+    assert!(
+        target::show_create(&abort_db, "_test_c_last")
+            .await
+            .is_none()
+    );
+
+    team.alice
+        .wait_status(cont, TaskStatus::ExecutionFailed)
+        .await;
+    assert_eq!(
+        team.alice.table_outcomes(cont).await,
+        vec![
+            outcome("a_first", Succeeded),
+            outcome("b_dupes", Failed),
+            outcome("c_last", Succeeded)
+        ]
+    );
+    target::assert_in_sync(&continue_db, "c_last", "_test_c_last").await;
+
+    // The failure carries the database's own error, in the table row and as an ERROR log.
+    for task in [abort, cont] {
+        let failed = team
+            .alice
+            .task_tables(task)
+            .await
+            .into_iter()
+            .find(|table| table.source_table == "b_dupes")
+            .expect("b_dupes row");
+        assert_eq!(failed.error_code, "1062", "{failed:?}");
+        let alerts = team.alice.logs(task, LogLevelFilter::Alert).await;
+        assert!(
+            alerts
+                .iter()
+                .any(|entry| entry.level == LogLevel::Error as i32
+                    && entry.table == "b_dupes"
+                    && entry.message.contains("1062")),
+            "{alerts:#?}"
+        );
+    }
+    abort_db.drop_database().await;
+    continue_db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_between_analysis_and_execution_fails_only_the_drifted_tables() {
+    let cluster = Cluster::start().await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_drift").await;
+    db.exec(
+        "CREATE TABLE orders (id INT PRIMARY KEY, total INT);\n\
+         CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(20), tier INT);\n\
+         CREATE TABLE _test_customers (id INT PRIMARY KEY, name VARCHAR(20));\n\
+         CREATE TABLE steady (id INT PRIMARY KEY)",
+    )
+    .await;
+
+    let analysis = team.alice.analyse(&team.connection, &db.name).await;
+    let task = team
+        .alice
+        .submit(&analysis.id, ErrorStrategy::Continue)
+        .await;
+    // Underneath the approved plan: a source changes, and a shadow moves to a third state.
+    db.exec("ALTER TABLE orders ADD COLUMN extra INT").await;
+    db.exec("ALTER TABLE _test_customers ADD COLUMN odd INT")
+        .await;
+    team.bob.approve(task.id).await;
+    team.alice
+        .wait_status(task.id, TaskStatus::ExecutionFailed)
+        .await;
+
+    let tables = team.alice.task_tables(task.id).await;
+    let row = |name: &str| {
+        tables
+            .iter()
+            .find(|table| table.source_table == name)
+            .unwrap_or_else(|| panic!("{name} row"))
+    };
+    assert_eq!(row("orders").status, Failed as i32);
+    assert!(
+        row("orders")
+            .error_message
+            .contains("source table changed since analysis; initiate the task again"),
+        "{:?}",
+        row("orders")
+    );
+    assert_eq!(row("customers").status, Failed as i32);
+    assert!(
+        row("customers")
+            .error_message
+            .contains("initiate the task again"),
+        "{:?}",
+        row("customers")
+    );
+    assert_eq!(row("steady").status, Succeeded as i32);
+    // Nothing was applied to the drifted tables.
+    assert!(target::show_create(&db, "_test_orders").await.is_none());
+    let shadow = target::show_create(&db, "_test_customers")
+        .await
+        .expect("shadow");
+    assert!(
+        shadow.contains("`odd`") && !shadow.contains("`tier`"),
+        "{shadow}"
+    );
+    let alerts = team.alice.logs(task.id, LogLevelFilter::Alert).await;
+    assert!(
+        alerts.iter().any(|entry| entry.table == "orders"
+            && entry
+                .message
+                .contains("source table changed since analysis")),
+        "{alerts:#?}"
+    );
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_delivered_twice_to_two_executors_is_executed_once() {
+    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_twice").await;
+    db.exec(
+        "CREATE TABLE orders (id INT PRIMARY KEY, total INT);\n\
+         CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(20), tier INT, KEY by_tier (tier));\n\
+         CREATE TABLE _test_customers (id INT PRIMARY KEY, name VARCHAR(10))",
+    )
+    .await;
+    let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
+    // With no executor running, the dispatched message waits on the queue...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !kinds(&team.alice.timeline(id).await).contains(&TimelineEntryKind::Dispatched) {
+        assert!(tokio::time::Instant::now() < deadline, "never dispatched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let priority =
+        u8::try_from(team.alice.get_task(id).await.task.expect("task").priority).expect("priority");
+    assert!((1..=10).contains(&priority), "priority {priority}");
+    // ...and the broker delivers a copy of it too (at-least-once delivery, or a re-publish).
+    cluster.publish_execute(id, 1, priority).await;
+    assert_eq!(cluster.execute_queue_ready().await, 2);
+
+    cluster.add_executors(2).await;
+    team.alice
+        .wait_status(id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "orders", "_test_orders").await;
+    target::assert_in_sync(&db, "customers", "_test_customers").await;
+
+    // Stopping the executors gracefully hands back any delivery still held: an empty queue
+    // afterwards proves both copies were taken and settled.
+    for executor in &mut cluster.executors {
+        executor.stop(Duration::from_secs(40));
+    }
+    assert_eq!(cluster.execute_queue_ready().await, 0);
+
+    // One claim, one execution, and every statement ran once.
+    let claims = team.alice.logs(id, LogLevelFilter::All).await;
+    let claimed = claims
+        .iter()
+        .filter(|entry| entry.message.contains(" claimed by "))
+        .count();
+    assert_eq!(claimed, 1, "{claims:#?}");
+    let timeline = kinds(&team.alice.timeline(id).await);
+    let started = timeline
+        .iter()
+        .filter(|kind| **kind == TimelineEntryKind::ExecutionStarted)
+        .count();
+    assert_eq!(started, 1, "{timeline:?}");
+    let statements = team
+        .alice
+        .get_task(id)
+        .await
+        .task
+        .expect("task")
+        .statement_count;
+    let logs = team.alice.logs(id, LogLevelFilter::All).await;
+    let ran = logs
+        .iter()
+        .filter(|entry| {
+            entry.message.starts_with("statement ") && entry.message.contains(" started: ")
+        })
+        .count();
+    assert_eq!(ran, statements as usize, "{logs:#?}");
+    db.drop_database().await;
+}
