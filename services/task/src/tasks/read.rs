@@ -25,22 +25,35 @@ const DOWNLOAD_PAGE: i64 = 2_000;
 /// Download chunks end on a line boundary below this size.
 const CHUNK_LIMIT: usize = 60 * 1024;
 
-fn keyset_token(key: i64, id: i64, binding: &str) -> String {
-    let inner = PageToken::encode(id, binding);
-    URL_SAFE_NO_PAD.encode(format!("{key}/{inner}"))
+/// A ListTasks token: the last row's (sort key, id) and the start of the created-time window
+/// the listing began with (pinned so the default "last 48 hours" does not slide between pages
+/// and drop tasks that were in it); the window is covered by the binding hash too.
+fn keyset_token(key: i64, id: i64, window: Option<i64>, binding: &str) -> String {
+    let window = window.map_or(String::new(), |start| start.to_string());
+    let inner = PageToken::encode(id, &format!("{binding}|{window}"));
+    URL_SAFE_NO_PAD.encode(format!("{key}/{window}/{inner}"))
 }
 
-fn parse_keyset(token: &str, binding: &str) -> Result<Option<(i64, i64)>> {
+/// A parsed ListTasks token: (sort key, id) and the pinned window start.
+type Keyset = ((i64, i64), Option<i64>);
+
+fn parse_keyset(token: &str, binding: &str) -> Result<Option<Keyset>> {
     if token.is_empty() {
         return Ok(None);
     }
     let invalid = || TaskError::invalid("page_token", "not a token of this listing");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (key, inner) = text.split_once('/').ok_or_else(invalid)?;
+    let (key, rest) = text.split_once('/').ok_or_else(invalid)?;
+    let (window, inner) = rest.split_once('/').ok_or_else(invalid)?;
     let key: i64 = key.parse().map_err(|_| invalid())?;
-    let id = PageToken::parse(inner, binding)?;
-    Ok(Some((key, id)))
+    let id = PageToken::parse(inner, &format!("{binding}|{window}"))?;
+    let window = if window.is_empty() {
+        None
+    } else {
+        Some(window.parse().map_err(|_| invalid())?)
+    };
+    Ok(Some(((key, id), window)))
 }
 
 fn min_level(filter: i32) -> i64 {
@@ -158,17 +171,6 @@ impl Tasks {
         ) {
             return Err(TaskError::invalid("type", "unknown task type"));
         }
-        let (created_after, created_before) =
-            match (&request.create_time_after, &request.create_time_before) {
-                (None, None) => (
-                    Some(self.clock.now() - micros(std::time::Duration::from_secs(48 * 3600))),
-                    None,
-                ),
-                (after, before) => (
-                    after.as_ref().map(from_timestamp),
-                    before.as_ref().map(from_timestamp),
-                ),
-            };
         let scope = TaskScope::try_from(request.scope).unwrap_or(TaskScope::Unspecified);
         let binding = format!(
             "{:?}|{:?}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{}",
@@ -183,14 +185,29 @@ impl Tasks {
             sort,
             descending,
             caller.subject,
-            // The default window moves with time; the token pins where the first page was.
+            // The default window moves with time; the token pins where the first page had it.
             if request.create_time_after.is_none() && request.create_time_before.is_none() {
                 "default-window"
             } else {
                 "explicit"
             }
         );
-        let after = parse_keyset(&request.page_token, &binding)?;
+        let keyset = parse_keyset(&request.page_token, &binding)?;
+        let after = keyset.map(|(after, _)| after);
+        let (created_after, created_before) =
+            match (&request.create_time_after, &request.create_time_before) {
+                (None, None) => {
+                    let pinned = keyset.and_then(|(_, window)| window);
+                    let start = pinned.unwrap_or_else(|| {
+                        self.clock.now() - micros(std::time::Duration::from_secs(48 * 3600))
+                    });
+                    (Some(start), None)
+                }
+                (after, before) => (
+                    after.as_ref().map(from_timestamp),
+                    before.as_ref().map(from_timestamp),
+                ),
+            };
         let limit = page_size(request.page_size, 20, 500);
         let query = TaskQuery {
             viewer: (!caller.is_admin()).then(|| (caller.subject.clone(), principals.clone())),
@@ -212,7 +229,9 @@ impl Tasks {
         let more = i64::try_from(records.len()).unwrap_or(0) > limit;
         records.truncate(usize::try_from(limit).unwrap_or(0));
         let next_page_token = match records.last() {
-            Some(last) if more => keyset_token(sort_key(last, sort), last.id, &binding),
+            Some(last) if more => {
+                keyset_token(sort_key(last, sort), last.id, created_after, &binding)
+            }
             _ => String::new(),
         };
         let mut tasks = Vec::with_capacity(records.len());

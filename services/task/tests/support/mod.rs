@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod rows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
