@@ -261,7 +261,9 @@ impl SqlStore {
     }
 
     /// Log lines after `after_sequence` at `min_level` or above whose lower-cased message is
-    /// `LIKE pattern` (empty: all), and the total matching (without `after_sequence`).
+    /// `LIKE pattern` (empty: all), and, when `total_after` is set, how many match after that
+    /// sequence (the listing's own lower bound, not the page's, so every page reports the same
+    /// total).
     pub async fn logs(
         &self,
         task_id: i64,
@@ -269,20 +271,22 @@ impl SqlStore {
         pattern: &str,
         after_sequence: i64,
         limit: i64,
-        with_total: bool,
+        total_after: Option<i64>,
     ) -> Result<(Vec<TaskLogEntry>, i64), sqlx::Error> {
         let search = if pattern.is_empty() {
             "$3 = $3"
         } else {
             "message_lower LIKE $3 ESCAPE '\\'"
         };
-        let total = if with_total {
+        let total = if let Some(total_after) = total_after {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM task_logs WHERE task_id = $1 AND level >= $2 AND {search}"
+                "SELECT COUNT(*) FROM task_logs WHERE task_id = $1 AND level >= $2 AND {search} \
+                 AND sequence > $4"
             )))
             .bind(task_id)
             .bind(min_level)
             .bind(pattern)
+            .bind(total_after)
             .fetch_one(self.database().pool())
             .await?
             .try_get(0)?

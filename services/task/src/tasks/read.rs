@@ -349,7 +349,8 @@ impl Tasks {
             request.task_id, request.level_filter, request.search, request.after_sequence
         );
         let from_token = PageToken::parse(&request.page_token, &binding)?;
-        let after = from_token.max(i64::try_from(request.after_sequence).unwrap_or(i64::MAX));
+        let listing_after = i64::try_from(request.after_sequence).unwrap_or(i64::MAX);
+        let after = from_token.max(listing_after);
         let limit = page_size(request.page_size, 200, 2_000);
         let pattern = search_pattern(&request.search);
         let (mut entries, total) = self
@@ -360,7 +361,7 @@ impl Tasks {
                 &pattern,
                 after,
                 limit + 1,
-                true,
+                Some(listing_after),
             )
             .await?;
         let more = i64::try_from(entries.len()).unwrap_or(0) > limit;
@@ -395,7 +396,7 @@ impl Tasks {
             let mut chunk = String::new();
             loop {
                 let page = store
-                    .logs(record.id, level, &pattern, after, DOWNLOAD_PAGE, false)
+                    .logs(record.id, level, &pattern, after, DOWNLOAD_PAGE, None)
                     .await;
                 let entries = match page {
                     Ok((entries, _)) => entries,
