@@ -86,10 +86,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let auth = AuthInterceptor::new(Arc::new(Authenticator::from_config(&config.auth)?));
+    let authenticator = Arc::new(Authenticator::from_config(&config.auth)?);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let mut readiness = readiness::Readiness::new(health_reporter, role.services());
+    // Reflection needs no store, so only the services' own calls wait for start-up.
+    let ungated = AuthInterceptor::new(authenticator);
+    let auth = ungated.clone().gated(readiness.prepared());
     let deps = deps::Dependencies::open(role, &config).await?;
     deps.add_probes(&config, &mut readiness);
 
@@ -116,8 +119,8 @@ pub async fn run(
 
     // Health is the one service reachable without a token (load balancers and kubelets probe it).
     routes.add_service(health_service);
-    routes.add_service(InterceptedService::new(reflection_v1, auth.clone()));
-    routes.add_service(InterceptedService::new(reflection_v1alpha, auth));
+    routes.add_service(InterceptedService::new(reflection_v1, ungated.clone()));
+    routes.add_service(InterceptedService::new(reflection_v1alpha, ungated));
 
     let router = grpc::server_builder(config.tls.as_ref())?.add_routes(routes.routes());
     let address = listener.local_addr().ok();

@@ -256,6 +256,44 @@ async fn health_is_not_serving_while_a_dependency_is_down() {
 }
 
 #[tokio::test]
+async fn calls_before_the_store_is_migrated_are_unavailable_not_internal() {
+    // Nothing listens on port 1: the task store cannot be migrated, so the service never
+    // finishes starting; an authenticated call must get a retryable UNAVAILABLE.
+    let server = TestServer::start(
+        Role::Task,
+        &[
+            "database.url=postgres://postgres@127.0.0.1:1/nowhere",
+            "endpoints.analysis=http://127.0.0.1:9",
+            "endpoints.approval=http://127.0.0.1:9",
+        ],
+    )
+    .await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    let issuer = TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "shadowsync");
+    let token = issuer.issue(&Identity::user("alice", &[]), Duration::from_secs(60));
+    let mut client = TaskServiceClient::new(grpc::authenticated(channel, &token).expect("header"));
+    let mut last = None;
+    for _ in 0..50 {
+        match client
+            .list_connections(ListConnectionsRequest::default())
+            .await
+        {
+            Err(status) if status.code() == Code::Unavailable => {
+                last = Some(status);
+                break;
+            }
+            // The transport may not accept calls for a moment after binding.
+            other => last = other.err(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = last.expect("the call failed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("not ready"), "{status:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn production_dependencies_make_a_service_serving() {
     let store = shadowsync_common::testing::TestDatabase::postgres().await;
     let database = format!("database.url={}", store.url);

@@ -292,11 +292,23 @@ impl TokenIssuer {
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
     authenticator: Arc<Authenticator>,
+    started: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl AuthInterceptor {
     pub fn new(authenticator: Arc<Authenticator>) -> Self {
-        Self { authenticator }
+        Self {
+            authenticator,
+            started: None,
+        }
+    }
+
+    /// Answers `UNAVAILABLE` until `started` turns true: a request that arrives while the
+    /// stores are still being migrated gets a retryable status instead of an internal error
+    /// from a table that does not exist yet.
+    pub fn gated(mut self, started: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.started = Some(started);
+        self
     }
 }
 
@@ -312,6 +324,15 @@ impl tonic::service::Interceptor for AuthInterceptor {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
         let identity = self.authenticator.verify(token.trim())?;
+        if self
+            .started
+            .as_ref()
+            .is_some_and(|started| !*started.borrow())
+        {
+            return Err(Status::unavailable(
+                "starting: the service's store is not ready yet; retry shortly",
+            ));
+        }
         request.extensions_mut().insert(identity);
         Ok(request)
     }
