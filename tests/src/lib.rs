@@ -7,6 +7,7 @@
 //!   its own store and queue prefix; [`cluster::Embedded`]: `serve all` on SQLite and the
 //!   in-process queue;
 //! - [`api`]: clients per user, and the journey's steps with polling under timeouts;
+//! - [`journey`]: the user's journey as scenarios over any deployment's endpoints;
 //! - [`target`]: the MariaDB database being synced, and structure comparisons.
 //!
 //! Test code: set-up failures panic (with what failed), which is what a test should do.
@@ -15,5 +16,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod journey;
+
 pub mod node;
 pub mod target;
