@@ -17,6 +17,5 @@
 pub mod api;
 pub mod cluster;
 pub mod journey;
-
 pub mod node;
 pub mod target;

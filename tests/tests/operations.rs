@@ -1,0 +1,262 @@
+//! What only separate services can show (issue 8): two executors sharing the execute queue in
+//! template priority order, and each service restarted mid-journey with nothing lost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shadowsync_proto::approval::v1::*;
+use shadowsync_proto::common::v1::SyncRange;
+use shadowsync_proto::task::v1::*;
+use shadowsync_system_tests::api::{self, PATIENCE, Team, User, kinds};
+use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
+use shadowsync_system_tests::journey::approval::create_template;
+use shadowsync_system_tests::target::{self, MariaDb};
+use sqlx::{AssertSqlSafe, Executor as _};
+
+/// Alice analyses one table of `database` on `connection` and submits it.
+async fn submit_table(alice: &mut User, connection: &str, database: &str, table: &str) -> Task {
+    let started = alice
+        .task
+        .start_analysis(StartAnalysisRequest {
+            connection_id: connection.to_string(),
+            database: database.to_string(),
+            range: SyncRange::Partial as i32,
+            tables: vec![table.to_string()],
+            ..Default::default()
+        })
+        .await
+        .expect("start analysis")
+        .into_inner()
+        .analysis
+        .expect("analysis");
+    alice.wait_analysis(&started.id).await;
+    alice.submit(&started.id, ErrorStrategy::Abort).await
+}
+
+async fn wait_dispatched(user: &mut User, id: i64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !kinds(&user.timeline(id).await).contains(&TimelineEntryKind::Dispatched) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} never dispatched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn auto_approve() -> TemplateNode {
+    TemplateNode {
+        name: "auto".into(),
+        auto_approve: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_executors_share_the_queue_in_priority_order() {
+    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let endpoints = cluster.endpoints();
+    let mut team = Team::new(&endpoints).await;
+    // Two connections to the same server: the first template (rank 1) matches one of them, the
+    // second (rank 2) the other, so their tasks differ only in priority.
+    let routine = team.admin.add_connection("test").await;
+    team.admin.grant("alice", &routine).await;
+    let urgent = team.connection.clone();
+    create_template(&mut team.admin, "urgent", &urgent, vec![auto_approve()]).await;
+    create_template(&mut team.admin, "routine", &routine, vec![auto_approve()]).await;
+
+    let db = MariaDb::create("ss_sys_priority").await;
+    db.exec(
+        "CREATE TABLE u1 (id INT PRIMARY KEY, v INT); CREATE TABLE _test_u1 (id INT PRIMARY KEY);\n\
+         CREATE TABLE u2 (id INT PRIMARY KEY, v INT); CREATE TABLE _test_u2 (id INT PRIMARY KEY);\n\
+         CREATE TABLE u3 (id INT PRIMARY KEY, v INT); CREATE TABLE _test_u3 (id INT PRIMARY KEY);\n\
+         CREATE TABLE r1 (id INT PRIMARY KEY); CREATE TABLE r2 (id INT PRIMARY KEY);\n\
+         CREATE TABLE r3 (id INT PRIMARY KEY)",
+    )
+    .await;
+    // The routine tasks are queued first; priority must still put the urgent ones ahead.
+    let mut priorities = BTreeMap::new();
+    for (connection, table) in [
+        (&routine, "r1"),
+        (&routine, "r2"),
+        (&routine, "r3"),
+        (&urgent, "u1"),
+        (&urgent, "u2"),
+        (&urgent, "u3"),
+    ] {
+        let task = submit_table(&mut team.alice, connection, &db.name, table).await;
+        wait_dispatched(&mut team.alice, task.id).await;
+        let task = team.alice.get_task(task.id).await.task.expect("task");
+        priorities.insert(task.id, (table, task.priority));
+    }
+    let urgent_ids: Vec<i64> = priorities
+        .iter()
+        .filter(|(_, (table, _))| table.starts_with('u'))
+        .map(|(id, _)| *id)
+        .collect();
+    for (table, priority) in priorities.values() {
+        let expected = if table.starts_with('u') { 10 } else { 9 };
+        assert_eq!(*priority, expected, "{table}");
+    }
+    assert_eq!(cluster.execute_queue_ready().await, 6);
+
+    // Every urgent ALTER waits for a reader's metadata lock, so each executor stays on the
+    // first task it claims: what is executing then shows who took what.
+    let mut reader = db.pool.acquire().await.expect("reader");
+    reader.execute("BEGIN").await.expect("begin");
+    for shadow in ["_test_u1", "_test_u2", "_test_u3"] {
+        reader
+            .execute(AssertSqlSafe(format!("SELECT * FROM `{shadow}`")))
+            .await
+            .expect("read");
+    }
+    cluster.add_executors(2).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let executing = loop {
+        let mut executing = Vec::new();
+        for id in priorities.keys() {
+            let task = team.alice.get_task(*id).await.task.expect("task");
+            if api::status(&task) == TaskStatus::Executing {
+                executing.push(*id);
+            }
+        }
+        if executing.len() >= 2 {
+            break executing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two executors never ran two tasks at once: {executing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Two tasks at once (each executor runs one at a time), both urgent although the routine
+    // ones were queued first, and no routine task claimed.
+    assert_eq!(executing.len(), 2, "{executing:?}");
+    assert!(
+        executing.iter().all(|id| urgent_ids.contains(id)),
+        "{executing:?} {priorities:?}"
+    );
+    let mut executors = Vec::new();
+    for id in &executing {
+        let timeline = team.alice.timeline(*id).await;
+        let started = timeline
+            .iter()
+            .find(|entry| entry.kind == TimelineEntryKind::ExecutionStarted as i32)
+            .expect("started");
+        executors.push(started.executor_id.clone());
+    }
+    assert_ne!(executors[0], executors[1], "one executor ran both");
+    for (id, (table, _)) in &priorities {
+        if table.starts_with('r') {
+            let timeline = kinds(&team.alice.timeline(*id).await);
+            assert!(!timeline.contains(&TimelineEntryKind::ExecutionStarted));
+        }
+    }
+
+    reader.execute("COMMIT").await.expect("commit");
+    drop(reader);
+    for (id, (table, _)) in &priorities {
+        team.alice
+            .wait_status(*id, TaskStatus::ExecutionSucceeded)
+            .await;
+        target::assert_in_sync(&db, table, &format!("_test_{table}")).await;
+        let timeline = kinds(&team.alice.timeline(*id).await);
+        let claims = timeline
+            .iter()
+            .filter(|kind| **kind == TimelineEntryKind::ExecutionStarted)
+            .count();
+        assert_eq!(claims, 1, "task {id} claimed {claims} times");
+    }
+    db.drop_database().await;
+}
+
+/// Approves task `id`'s approval directly at the approval service.
+async fn approve_at_approval_service(user: &mut User, approval_id: &str) {
+    user.approval
+        .approve(ApproveRequest {
+            approval_id: approval_id.to_string(),
+            comment: "approved while the task service was down".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("approve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_restarts_mid_journey_with_nothing_lost() {
+    let mut cluster = Cluster::start().await;
+    let endpoints = cluster.endpoints();
+    let mut team = Team::new(&endpoints).await;
+    let db = MariaDb::create("ss_sys_restart").await;
+    db.exec(
+        "CREATE TABLE t1 (id INT PRIMARY KEY); CREATE TABLE t2 (id INT PRIMARY KEY);\n\
+         CREATE TABLE t3 (id INT PRIMARY KEY); CREATE TABLE t4 (id INT PRIMARY KEY)",
+    )
+    .await;
+    let connection = team.connection.clone();
+
+    // Analysis service: stateless, so a restart only has to serve the next analysis.
+    cluster.analysis.restart();
+    cluster.analysis.wait_serving().await;
+    let first = submit_table(&mut team.alice, &connection, &db.name, "t1").await;
+
+    // Task service down while the approval is decided: the decision waits on the broker.
+    cluster.task.kill();
+    approve_at_approval_service(&mut team.bob, &first.approval_id).await;
+    cluster.task.restart();
+    cluster.task.wait_serving().await;
+    team.alice
+        .wait_status(first.id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "t1", "_test_t1").await;
+
+    // Approval service restarted while a task waits for approval: the request is still there.
+    let second = submit_table(&mut team.alice, &connection, &db.name, "t2").await;
+    cluster.approval.kill();
+    cluster.approval.restart();
+    cluster.approval.wait_serving().await;
+    let waiting = team.alice.get_task(second.id).await.task.expect("task");
+    assert_eq!(api::status(&waiting), TaskStatus::Approving);
+    team.bob.approve(second.id).await;
+    team.alice
+        .wait_status(second.id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "t2", "_test_t2").await;
+
+    // No executor while a task is dispatched: the message waits on the queue.
+    cluster.executors[0].kill();
+    let third = submit_table(&mut team.alice, &connection, &db.name, "t3").await;
+    team.bob.approve(third.id).await;
+    wait_dispatched(&mut team.alice, third.id).await;
+    let waiting = team.alice.get_task(third.id).await.task.expect("task");
+    assert_eq!(api::status(&waiting), TaskStatus::WaitForExecution);
+    cluster.executors[0].restart();
+    cluster.executors[0].wait_serving().await;
+    team.alice
+        .wait_status(third.id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "t3", "_test_t3").await;
+
+    // Task service restarted while approving, then the journey goes on through it.
+    let fourth = submit_table(&mut team.alice, &connection, &db.name, "t4").await;
+    cluster.task.restart();
+    cluster.task.wait_serving().await;
+    let waiting = team.alice.get_task(fourth.id).await.task.expect("task");
+    assert_eq!(api::status(&waiting), TaskStatus::Approving);
+    team.bob.approve(fourth.id).await;
+    team.alice
+        .wait_status(fourth.id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "t4", "_test_t4").await;
+
+    // Every task ran exactly once.
+    for task in [&first, &second, &third, &fourth] {
+        let timeline = kinds(&team.alice.timeline(task.id).await);
+        let claims = timeline
+            .iter()
+            .filter(|kind| **kind == TimelineEntryKind::ExecutionStarted)
+            .count();
+        assert_eq!(claims, 1, "task {} claimed {claims} times", task.id);
+    }
+    db.drop_database().await;
+}
