@@ -67,3 +67,18 @@ pub async fn assert_in_sync(db: &MariaDb, source: &str, shadow: &str) {
         .unwrap_or_else(|| panic!("shadow {shadow} does not exist"));
     assert_eq!(actual, expected, "{shadow} differs from {source}");
 }
+
+/// True when a session of `db` waits for a table metadata lock (e.g. an ALTER held up by
+/// another session's open transaction on that table).
+pub async fn is_waiting_for_metadata_lock(db: &MariaDb) -> bool {
+    let waiting: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = ? AND STATE LIKE 'Waiting for table metadata lock%'",
+    )
+    .bind(&db.name)
+    .fetch_one(&db.pool)
+    .await
+    .expect("processlist")
+    .get::<i64, _>(0);
+    waiting > 0
+}

@@ -260,3 +260,84 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
     }
     db.drop_database().await;
 }
+
+/// Log entries of statements started on `table`.
+fn statements_started(logs: &[TaskLogEntry], table: &str) -> usize {
+    logs.iter()
+        .filter(|entry| {
+            entry.table == table
+                && entry.message.starts_with("statement ")
+                && entry.message.contains(" started: ")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
+    let mut cluster = Cluster::start().await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_crash").await;
+    db.exec(
+        "CREATE TABLE a_first (id INT PRIMARY KEY);\n\
+         CREATE TABLE b_held (id INT PRIMARY KEY, v INT, w INT);\n\
+         CREATE TABLE _test_b_held (id INT PRIMARY KEY);\n\
+         CREATE TABLE c_last (id INT PRIMARY KEY)",
+    )
+    .await;
+    // The ALTER of `_test_b_held` waits for this reader's metadata lock: the executor is
+    // reliably mid-statement when it is killed.
+    let mut reader = db.pool.acquire().await.expect("reader");
+    reader.execute("BEGIN").await.expect("begin");
+    reader
+        .execute("SELECT * FROM `_test_b_held`")
+        .await
+        .expect("read");
+    let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
+    team.alice
+        .wait_task(id, "b_held running", |task| {
+            task.progress.as_ref().is_some_and(|p| p.tables_done >= 1)
+        })
+        .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !target::is_waiting_for_metadata_lock(&db).await {
+        assert!(tokio::time::Instant::now() < deadline, "ALTER never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.executors[0].kill();
+    cluster.add_executor().await;
+    reader.execute("COMMIT").await.expect("commit");
+    drop(reader);
+
+    // The task service notices the lapsed lease and re-dispatches; the new executor resumes
+    // after the recorded table and finds or puts the held one in its target state.
+    team.alice
+        .wait_status(id, TaskStatus::ExecutionSucceeded)
+        .await;
+    for table in ["a_first", "b_held", "c_last"] {
+        target::assert_in_sync(&db, table, &format!("_test_{table}")).await;
+    }
+    let outcomes: BTreeMap<String, TableExecutionStatus> =
+        team.alice.table_outcomes(id).await.into_iter().collect();
+    assert_eq!(outcomes["a_first"], TableExecutionStatus::Succeeded);
+    assert!(
+        matches!(
+            outcomes["b_held"],
+            TableExecutionStatus::Succeeded | TableExecutionStatus::AlreadyInSync
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes["c_last"], TableExecutionStatus::Succeeded);
+    let timeline = team.alice.timeline(id).await;
+    let executors: Vec<&str> = timeline
+        .iter()
+        .filter(|entry| entry.kind == TimelineEntryKind::ExecutionStarted as i32)
+        .map(|entry| entry.executor_id.as_str())
+        .collect();
+    assert_eq!(executors.len(), 2, "{timeline:#?}");
+    assert_ne!(executors[0], executors[1]);
+    assert!(kinds(&timeline).contains(&TimelineEntryKind::LeaseLapsed));
+    let logs = team.alice.logs(id, LogLevelFilter::All).await;
+    assert_eq!(statements_started(&logs, "a_first"), 1, "{logs:#?}");
+    assert_eq!(statements_started(&logs, "c_last"), 1, "{logs:#?}");
+    db.drop_database().await;
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shadowsync_proto::approval::v1::*;
 use shadowsync_proto::task::v1::*;
-use sqlx::{AssertSqlSafe, Executor as _, Row as _};
+use sqlx::{AssertSqlSafe, Executor as _};
 use tonic::Code;
 
 use super::timestamp_in;
@@ -126,19 +126,6 @@ pub async fn abort_before_execution(endpoints: &Endpoints) {
     db.drop_database().await;
 }
 
-/// Sessions of `database` waiting for a metadata lock (an ALTER held up by a reader).
-async fn waiting_for_metadata_lock(db: &MariaDb) -> i64 {
-    sqlx::query(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-         WHERE DB = ? AND STATE LIKE 'Waiting for table metadata lock%'",
-    )
-    .bind(&db.name)
-    .fetch_one(&db.pool)
-    .await
-    .expect("processlist")
-    .get::<i64, _>(0)
-}
-
 /// Aborting while a statement runs: the statement (held up by another session's open
 /// transaction on the shadow) finishes, the next table is NOT_RUN, the task ends CANCELLED.
 pub async fn abort_while_executing(endpoints: &Endpoints) {
@@ -162,7 +149,7 @@ pub async fn abort_while_executing(endpoints: &Endpoints) {
 
     let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while waiting_for_metadata_lock(&db).await == 0 {
+    while !target::is_waiting_for_metadata_lock(&db).await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the ALTER never started"
