@@ -168,6 +168,44 @@ impl User {
         }
     }
 
+    /// Analyses `tables` of `database` on `connection` (PARTIAL range) and submits the result
+    /// for immediate execution with the ABORT strategy.
+    pub async fn submit_tables(
+        &mut self,
+        connection_id: &str,
+        database: &str,
+        tables: &[&str],
+    ) -> Task {
+        let started = self
+            .task
+            .start_analysis(StartAnalysisRequest {
+                connection_id: connection_id.to_string(),
+                database: database.to_string(),
+                range: SyncRange::Partial as i32,
+                tables: tables.iter().map(|table| table.to_string()).collect(),
+                ..Default::default()
+            })
+            .await
+            .expect("start analysis")
+            .into_inner()
+            .analysis
+            .expect("analysis");
+        self.wait_analysis(&started.id).await;
+        self.submit(&started.id, ErrorStrategy::Abort).await
+    }
+
+    /// Waits until task `id`'s timeline shows its dispatch to the execute queue.
+    pub async fn wait_dispatched(&mut self, id: i64) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !kinds(&self.timeline(id).await).contains(&TimelineEntryKind::Dispatched) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {id} never dispatched"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every row of an analysis (both tabs), in plan order.
     pub async fn analysis_tables(&mut self, id: &str) -> Vec<AnalysisTable> {
         self.task

@@ -2,7 +2,7 @@
 //! of [`shadowsync_system_tests::journey`] on a cluster of its own.
 
 use shadowsync_system_tests::cluster::Cluster;
-use shadowsync_system_tests::journey::{abort, access, approval};
+use shadowsync_system_tests::journey::{abort, access, approval, expiry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_application() {
@@ -51,4 +51,10 @@ async fn abort_while_executing() {
 async fn initiate_again_links_the_previous_analysis() {
     let cluster = Cluster::start().await;
     approval::initiate_again_links_the_previous_analysis(&cluster.endpoints()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expirations() {
+    let cluster = Cluster::start().await;
+    expiry::expirations(&cluster.endpoints()).await;
 }

@@ -3,7 +3,7 @@
 //! server of its own.
 
 use shadowsync_system_tests::cluster::Embedded;
-use shadowsync_system_tests::journey::{abort, access, approval};
+use shadowsync_system_tests::journey::{abort, access, approval, expiry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_application() {
@@ -52,4 +52,10 @@ async fn abort_while_executing() {
 async fn initiate_again_links_the_previous_analysis() {
     let server = Embedded::start().await;
     approval::initiate_again_links_the_previous_analysis(&server.endpoints()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expirations() {
+    let server = Embedded::start().await;
+    expiry::expirations(&server.endpoints()).await;
 }

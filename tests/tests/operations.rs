@@ -5,44 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use shadowsync_proto::approval::v1::*;
-use shadowsync_proto::common::v1::SyncRange;
 use shadowsync_proto::task::v1::*;
 use shadowsync_system_tests::api::{self, PATIENCE, Team, User, kinds};
 use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
 use shadowsync_system_tests::journey::approval::create_template;
 use shadowsync_system_tests::target::{self, MariaDb};
 use sqlx::{AssertSqlSafe, Executor as _};
-
-/// Alice analyses one table of `database` on `connection` and submits it.
-async fn submit_table(alice: &mut User, connection: &str, database: &str, table: &str) -> Task {
-    let started = alice
-        .task
-        .start_analysis(StartAnalysisRequest {
-            connection_id: connection.to_string(),
-            database: database.to_string(),
-            range: SyncRange::Partial as i32,
-            tables: vec![table.to_string()],
-            ..Default::default()
-        })
-        .await
-        .expect("start analysis")
-        .into_inner()
-        .analysis
-        .expect("analysis");
-    alice.wait_analysis(&started.id).await;
-    alice.submit(&started.id, ErrorStrategy::Abort).await
-}
-
-async fn wait_dispatched(user: &mut User, id: i64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !kinds(&user.timeline(id).await).contains(&TimelineEntryKind::Dispatched) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "task {id} never dispatched"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn auto_approve() -> TemplateNode {
     TemplateNode {
@@ -84,8 +52,11 @@ async fn two_executors_share_the_queue_in_priority_order() {
         (&urgent, "u2"),
         (&urgent, "u3"),
     ] {
-        let task = submit_table(&mut team.alice, connection, &db.name, table).await;
-        wait_dispatched(&mut team.alice, task.id).await;
+        let task = team
+            .alice
+            .submit_tables(connection, &db.name, &[table])
+            .await;
+        team.alice.wait_dispatched(task.id).await;
         let task = team.alice.get_task(task.id).await.task.expect("task");
         priorities.insert(task.id, (table, task.priority));
     }
@@ -198,7 +169,10 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
     // Analysis service: stateless, so a restart only has to serve the next analysis.
     cluster.analysis.restart();
     cluster.analysis.wait_serving().await;
-    let first = submit_table(&mut team.alice, &connection, &db.name, "t1").await;
+    let first = team
+        .alice
+        .submit_tables(&connection, &db.name, &["t1"])
+        .await;
 
     // Task service down while the approval is decided: the decision waits on the broker.
     cluster.task.kill();
@@ -211,7 +185,10 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
     target::assert_in_sync(&db, "t1", "_test_t1").await;
 
     // Approval service restarted while a task waits for approval: the request is still there.
-    let second = submit_table(&mut team.alice, &connection, &db.name, "t2").await;
+    let second = team
+        .alice
+        .submit_tables(&connection, &db.name, &["t2"])
+        .await;
     cluster.approval.kill();
     cluster.approval.restart();
     cluster.approval.wait_serving().await;
@@ -225,9 +202,12 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
 
     // No executor while a task is dispatched: the message waits on the queue.
     cluster.executors[0].kill();
-    let third = submit_table(&mut team.alice, &connection, &db.name, "t3").await;
+    let third = team
+        .alice
+        .submit_tables(&connection, &db.name, &["t3"])
+        .await;
     team.bob.approve(third.id).await;
-    wait_dispatched(&mut team.alice, third.id).await;
+    team.alice.wait_dispatched(third.id).await;
     let waiting = team.alice.get_task(third.id).await.task.expect("task");
     assert_eq!(api::status(&waiting), TaskStatus::WaitForExecution);
     cluster.executors[0].restart();
@@ -238,7 +218,10 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
     target::assert_in_sync(&db, "t3", "_test_t3").await;
 
     // Task service restarted while approving, then the journey goes on through it.
-    let fourth = submit_table(&mut team.alice, &connection, &db.name, "t4").await;
+    let fourth = team
+        .alice
+        .submit_tables(&connection, &db.name, &["t4"])
+        .await;
     cluster.task.restart();
     cluster.task.wait_serving().await;
     let waiting = team.alice.get_task(fourth.id).await.task.expect("task");

@@ -8,6 +8,7 @@
 pub mod abort;
 pub mod access;
 pub mod approval;
+pub mod expiry;
 
 use std::time::{Duration, SystemTime};
 
