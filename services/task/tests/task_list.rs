@@ -175,6 +175,16 @@ async fn each_filter_narrows_the_list() {
         &|r| matches!(r.status, TaskStatus::Rejected | TaskStatus::Cancelled),
     )
     .await;
+    // Sorted by status, the status filter takes another index path; same answer.
+    check(
+        ListTasksRequest {
+            statuses: vec![TaskStatus::Approving as i32, TaskStatus::Cancelled as i32],
+            sort_field: TaskSortField::Status as i32,
+            ..Default::default()
+        },
+        &|r| matches!(r.status, TaskStatus::Approving | TaskStatus::Cancelled),
+    )
+    .await;
     check(
         ListTasksRequest {
             r#type: TaskType::ShadowTableSync as i32,

@@ -143,6 +143,20 @@ async fn execution_ends_succeeded_or_failed_by_its_table_results() {
         f.claim_outcome(failing.id, 1, "e2").await,
         claim_execution_response::Outcome::Refused(ClaimRefusalReason::TaskFinal as i32)
     );
+
+    // The list shows each task as its detail does (progress and actions are read per page).
+    let listed = f
+        .alice
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.total_size, 2);
+    for task in listed.tasks {
+        let detail = f.get(task.id).await.task.expect("task");
+        assert_eq!(task.progress, detail.progress);
+        assert_eq!(task.allowed_actions, detail.allowed_actions);
+    }
     f.database.drop_all().await;
 }
 

@@ -20,6 +20,26 @@ fn count(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
+/// Adds `tables` synced tables in table status `status` to `progress` (and its percentage).
+pub(crate) fn tally(progress: &mut TaskProgress, status: i64, tables: i64) {
+    let n = count(tables);
+    progress.tables_total += n;
+    let final_count = match TableExecutionStatus::try_from(i32::try_from(status).unwrap_or(0)) {
+        Ok(TableExecutionStatus::Succeeded) => Some(&mut progress.tables_succeeded),
+        Ok(TableExecutionStatus::AlreadyInSync) => Some(&mut progress.tables_already_in_sync),
+        Ok(TableExecutionStatus::Failed) => Some(&mut progress.tables_failed),
+        Ok(TableExecutionStatus::NotRun) => Some(&mut progress.tables_not_run),
+        _ => None,
+    };
+    if let Some(final_count) = final_count {
+        *final_count += n;
+        progress.tables_done += n;
+    }
+    progress.percent = (progress.tables_done * 100)
+        .checked_div(progress.tables_total)
+        .unwrap_or(0);
+}
+
 /// A task table with what is needed to build its execution plan.
 #[derive(Debug, Clone)]
 pub struct TaskTableRow {
@@ -88,22 +108,8 @@ impl SqlStore {
         .await?;
         let mut progress = TaskProgress::default();
         for row in rows {
-            let n = count(row.try_get(1)?);
-            progress.tables_total += n;
-            match TableExecutionStatus::try_from(
-                i32::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
-            ) {
-                Ok(TableExecutionStatus::Succeeded) => progress.tables_succeeded += n,
-                Ok(TableExecutionStatus::AlreadyInSync) => progress.tables_already_in_sync += n,
-                Ok(TableExecutionStatus::Failed) => progress.tables_failed += n,
-                Ok(TableExecutionStatus::NotRun) => progress.tables_not_run += n,
-                _ => continue,
-            }
-            progress.tables_done += n;
+            tally(&mut progress, row.try_get(0)?, row.try_get(1)?);
         }
-        progress.percent = (progress.tables_done * 100)
-            .checked_div(progress.tables_total)
-            .unwrap_or(0);
         Ok(progress)
     }
 

@@ -10,10 +10,10 @@ use shadowsync_proto::common::v1::SortDirection;
 use shadowsync_proto::task::v1::*;
 use tokio::sync::mpsc;
 
-use super::Tasks;
+use super::{Tasks, task_view};
 use crate::error::{Result, TaskError};
 use crate::page::{PageToken, page_size};
-use crate::store::lifecycle::{TaskRecord, principals_of, status_name};
+use crate::store::lifecycle::{TaskRecord, principals_of};
 use crate::store::like_pattern;
 use crate::store::task_list::{TaskQuery, TaskSort, sort_key};
 use crate::store::task_reads::TaskTableFilter;
@@ -155,7 +155,7 @@ impl Tasks {
         for (index, value) in request.statuses.iter().enumerate() {
             match TaskStatus::try_from(*value) {
                 Ok(status) if status != TaskStatus::Unspecified => {
-                    statuses.push(status_name(status).to_owned());
+                    statuses.push(status);
                 }
                 _ => {
                     return Err(TaskError::invalid(
@@ -234,10 +234,25 @@ impl Tasks {
             }
             _ => String::new(),
         };
-        let mut tasks = Vec::with_capacity(records.len());
-        for record in &records {
-            tasks.push(self.view(caller, record).await?);
-        }
+        // Progress and "may I approve it" for the whole page in two queries, not per task.
+        let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+        let mut progress = self.store.progress_of(&ids).await?;
+        let approving: Vec<i64> = records
+            .iter()
+            .filter(|r| r.status == TaskStatus::Approving && r.creator != caller.subject)
+            .map(|r| r.id)
+            .collect();
+        let candidate_of = self
+            .store
+            .current_principal_of(&approving, &principals)
+            .await?;
+        let tasks = records
+            .iter()
+            .map(|record| {
+                let progress = progress.remove(&record.id).unwrap_or_default();
+                task_view(record, caller, candidate_of.contains(&record.id), progress)
+            })
+            .collect();
         Ok(ListTasksResponse {
             tasks,
             next_page_token,
