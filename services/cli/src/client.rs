@@ -18,6 +18,7 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
 
 /// Connection flags shared by every command.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
 pub struct ClientArgs {
     /// Server URL, e.g. http://127.0.0.1:50051.
     #[arg(long, global = true, env = "SHADOWSYNC_ENDPOINT")]

@@ -40,7 +40,13 @@ pub struct Cli {
     #[command(flatten)]
     pub client: ClientArgs,
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Table,
+        help_heading = "Global options"
+    )]
     pub output: OutputFormat,
     #[command(subcommand)]
     pub command: Command,
