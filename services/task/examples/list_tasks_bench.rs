@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The PostgreSQL server is `SHADOWSYNC_TEST_PG_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`).
+//! `postgres://postgres@127.0.0.1:5432/postgres`). `LIST_TASKS_BENCH_KEEP=1` keeps the database
+//! (its URL is printed) for EXPLAIN.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,8 +337,14 @@ async fn main() {
     )
     .await;
     drop(db);
-    drop(store);
-    println!("dropped the benchmark database");
+    if std::env::var_os("LIST_TASKS_BENCH_KEEP").is_some() {
+        // For EXPLAIN afterwards; drop it by hand (`DROP DATABASE … WITH (FORCE)`).
+        println!("kept the benchmark database: {}", store.url);
+        std::mem::forget(store);
+    } else {
+        drop(store);
+        println!("dropped the benchmark database");
+    }
 }
 
 trait WithWindow {
