@@ -166,9 +166,9 @@ impl Run {
         self.log.info(
             "",
             format!(
-                "execution attempt {} started: {} tables, script sha256 {}",
+                "execution attempt {} started: {}, script sha256 {}",
                 self.lease.attempt,
-                self.tables.len(),
+                tables(self.tables.len()),
                 claim.script_sha256
             ),
         );
@@ -327,8 +327,10 @@ impl Run {
         };
         let message = match outcome {
             ExecutionOutcome::Cancelled => "aborted by a user".to_owned(),
-            ExecutionOutcome::Failed => format!("{failed} of {} tables failed", self.tables.len()),
-            _ => format!("{} tables in sync", self.tables.len()),
+            ExecutionOutcome::Failed => {
+                format!("{failed} of {} failed", tables(self.tables.len()))
+            }
+            _ => format!("{} in sync", tables(self.tables.len())),
         };
         self.log.info("", format!("execution finished: {message}"));
         self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
@@ -342,6 +344,14 @@ impl Run {
         })
         .await?;
         Ok(outcome)
+    }
+}
+
+/// "1 table", "3 tables": the summaries are read by people.
+fn tables(count: usize) -> String {
+    match count {
+        1 => "1 table".to_owned(),
+        n => format!("{n} tables"),
     }
 }
 
