@@ -84,12 +84,12 @@ async fn fill(db: &Database, tasks: i64, now: i64) {
         .await
         .expect("insert tasks");
         sqlx::query(
-            "INSERT INTO task_principals (task_id, principal, is_current) \
+            "INSERT INTO task_principals (task_id, principal, is_current, created_at) \
              SELECT id, 'user:approver-' || (id % 200), \
-             CASE WHEN status = 'APPROVING' THEN 1 ELSE 0 END \
+             CASE WHEN status = 'APPROVING' THEN 1 ELSE 0 END, created_at \
              FROM tasks WHERE id BETWEEN $1 AND $2 \
              UNION ALL \
-             SELECT id, 'role:dba', CASE WHEN status = 'APPROVING' THEN 1 ELSE 0 END \
+             SELECT id, 'role:dba', CASE WHEN status = 'APPROVING' THEN 1 ELSE 0 END, created_at \
              FROM tasks WHERE id BETWEEN $1 AND $2 AND id % 20 = 0",
         )
         .bind(from)

@@ -45,6 +45,19 @@ async fn submit_approve_execute_complete() {
         .expect("list")
         .into_inner();
     assert_eq!(listed.total_size, 1);
+    // The approvers recorded for visibility carry the task's creation time, which non-admin
+    // listings bound by the window (a store detail no API shows for the builtin template,
+    // whose approvers are admins and see everything anyway).
+    let stamped: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT p.created_at, t.created_at FROM task_principals p \
+         JOIN tasks t ON t.id = p.task_id WHERE p.task_id = $1",
+    )
+    .bind(task.id)
+    .fetch_all(f.services.db.pool())
+    .await
+    .expect("principals");
+    assert!(!stamped.is_empty());
+    assert!(stamped.iter().all(|(copy, created)| copy == created));
     assert!(
         listed.tasks[0]
             .allowed_actions

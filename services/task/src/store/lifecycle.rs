@@ -549,7 +549,8 @@ pub async fn set_principals(
         .await?;
     for principal in current {
         sqlx::query(
-            "INSERT INTO task_principals (task_id, principal, is_current) VALUES ($1, $2, 1) \
+            "INSERT INTO task_principals (task_id, principal, is_current, created_at) \
+             SELECT $1, $2, 1, created_at FROM tasks WHERE id = $1 \
              ON CONFLICT (task_id, principal) DO UPDATE SET is_current = 1",
         )
         .bind(task_id)

@@ -66,12 +66,13 @@ pub async fn insert(db: &Database, rows: &[TaskRow]) -> Vec<i64> {
         for (principals, current) in [(&row.current_principals, 1i64), (&row.past_principals, 0)] {
             for principal in principals {
                 sqlx::query(
-                    "INSERT INTO task_principals (task_id, principal, is_current) \
-                     VALUES ($1, $2, $3)",
+                    "INSERT INTO task_principals (task_id, principal, is_current, created_at) \
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(inserted.0)
                 .bind(principal)
                 .bind(current)
+                .bind(row.created_at)
                 .execute(&mut *tx)
                 .await
                 .expect("insert principal");
