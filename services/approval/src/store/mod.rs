@@ -14,7 +14,7 @@ pub use approval_list::{ApprovalFilter, ApprovalPage, ListScope};
 pub use approvals::ApprovalTransition;
 pub use permissions::PermissionFilter;
 
-use shadowsync_common::db::{Backend, Database, Migrations};
+use shadowsync_common::db::{Database, Migrations};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 
@@ -51,10 +51,7 @@ impl Store {
     ///
     /// Fails when the store is unreachable.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.db.backend() {
-            Backend::Postgres => self.db.pool().begin().await?,
-            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await?,
-        })
+        Ok(self.db.begin().await?)
     }
 }
 

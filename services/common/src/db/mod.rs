@@ -183,6 +183,19 @@ impl Database {
         &self.pool
     }
 
+    /// Begins a transaction that may write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting up to the busy timeout): a deferred transaction that reads
+    /// and then writes fails with `SQLITE_BUSY_SNAPSHOT` (517, "database is locked") whenever
+    /// another connection committed in between, and the busy timeout cannot help it.
+    ///
+    /// Fails when no connection can be had or the lock is not granted in time.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
