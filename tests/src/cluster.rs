@@ -66,6 +66,7 @@ impl Cluster {
 
     /// A cluster with `options.executors` executors, every node SERVING.
     pub async fn start_with(options: ClusterOptions) -> Self {
+        crate::init_logging();
         let store = TestDatabase::postgres().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4().simple()));
@@ -245,6 +246,7 @@ pub struct Embedded {
 impl Embedded {
     /// Starts the embedded server and waits until it is SERVING.
     pub async fn start() -> Self {
+        crate::init_logging();
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4().simple()));
         let mut config = config(&[

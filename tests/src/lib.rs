@@ -19,3 +19,15 @@ pub mod cluster;
 pub mod journey;
 pub mod node;
 pub mod target;
+
+/// Sends the services' logs to stderr when `SHADOWSYNC_SYSTEST_LOG` holds a filter (e.g.
+/// `info,shadowsync_common=debug`): the way to see inside a failing system test. Off by
+/// default, so passing runs stay quiet.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("SHADOWSYNC_SYSTEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

@@ -2,7 +2,7 @@
 //! of [`shadowsync_system_tests::journey`] on a cluster of its own.
 
 use shadowsync_system_tests::cluster::Cluster;
-use shadowsync_system_tests::journey::{abort, access, approval, expiry};
+use shadowsync_system_tests::journey::{abort, access, approval, expiry, follow};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permission_application() {
@@ -57,4 +57,10 @@ async fn initiate_again_links_the_previous_analysis() {
 async fn expirations() {
     let cluster = Cluster::start().await;
     expiry::expirations(&cluster.endpoints()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_list() {
+    let cluster = Cluster::start().await;
+    follow::task_list(&cluster.endpoints()).await;
 }

@@ -42,7 +42,12 @@ fn map_status(status: Status) -> BackendError {
     match status.code() {
         Code::NotFound => BackendError::NotFound,
         Code::Aborted => BackendError::LeaseLost,
-        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+        // UNKNOWN is how tonic reports a call whose connection the peer dropped mid-flight
+        // (a task service killed or restarted while answering): the contract never answers
+        // with it, so it is a transport failure, and retrying the idempotent call is right.
+        // Treated as a refusal, a claim caught by a restart would be dead-lettered and its task
+        // stranded in WAIT_FOR_EXECUTION.
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Unknown => {
             BackendError::Unavailable(status.message().to_owned())
         }
         code => BackendError::Rejected(format!("{code:?}: {}", status.message())),

@@ -9,6 +9,7 @@ pub mod abort;
 pub mod access;
 pub mod approval;
 pub mod expiry;
+pub mod follow;
 
 use std::time::{Duration, SystemTime};
 

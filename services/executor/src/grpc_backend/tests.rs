@@ -234,3 +234,12 @@ async fn refusals_and_errors_keep_their_meaning() {
         BackendError::Rejected(_)
     ));
 }
+
+#[test]
+fn a_call_cut_by_the_peer_is_retryable_and_a_refusal_is_not() {
+    // What tonic returns when the task service's process dies mid-call.
+    let cut = Status::unknown("transport error: connection reset");
+    assert!(matches!(map_status(cut), BackendError::Unavailable(_)));
+    let refused = Status::failed_precondition("task is final");
+    assert!(matches!(map_status(refused), BackendError::Rejected(_)));
+}
