@@ -184,6 +184,23 @@ impl Cluster {
         queue.message_count()
     }
 
+    /// Waits until exactly `count` messages are ready on the execute queue (the outbox relays
+    /// publish shortly after their transactions commit).
+    pub async fn wait_execute_queue_ready(&self, count: u32) {
+        let deadline = tokio::time::Instant::now() + crate::api::PATIENCE;
+        loop {
+            let ready = self.execute_queue_ready().await;
+            if ready == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{ready} messages ready on the execute queue, expected {count}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Where clients reach the public APIs, and tokens for any user.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints::new(

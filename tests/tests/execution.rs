@@ -190,7 +190,7 @@ async fn a_message_delivered_twice_to_two_executors_is_executed_once() {
     assert!((1..=10).contains(&priority), "priority {priority}");
     // ...and the broker delivers a copy of it too (at-least-once delivery, or a re-publish).
     cluster.publish_execute(id, 1, priority).await;
-    assert_eq!(cluster.execute_queue_ready().await, 2);
+    cluster.wait_execute_queue_ready(2).await;
 
     cluster.add_executors(2).await;
     team.alice

@@ -101,7 +101,8 @@ async fn a_crash_loses_nothing() {
         .analysis
         .expect("analysis");
     team.alice.wait_analysis(&started.id).await;
-    let at = timestamp_in(std::time::Duration::from_secs(3), false);
+    // Far enough ahead that the crash comes while it waits, even on a slow machine.
+    let at = timestamp_in(std::time::Duration::from_secs(8), false);
     let scheduled = team
         .alice
         .submit_with(SubmitTaskRequest {

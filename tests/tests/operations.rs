@@ -69,7 +69,7 @@ async fn two_executors_share_the_queue_in_priority_order() {
         let expected = if table.starts_with('u') { 10 } else { 9 };
         assert_eq!(*priority, expected, "{table}");
     }
-    assert_eq!(cluster.execute_queue_ready().await, 6);
+    cluster.wait_execute_queue_ready(6).await;
 
     // Every urgent ALTER waits for a reader's metadata lock, so each executor stays on the
     // first task it claims: what is executing then shows who took what.
