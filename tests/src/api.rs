@@ -176,6 +176,18 @@ impl User {
         database: &str,
         tables: &[&str],
     ) -> Task {
+        self.submit_tables_with(connection_id, database, tables, ErrorStrategy::Abort)
+            .await
+    }
+
+    /// [`User::submit_tables`] with the given error strategy.
+    pub async fn submit_tables_with(
+        &mut self,
+        connection_id: &str,
+        database: &str,
+        tables: &[&str],
+        strategy: ErrorStrategy,
+    ) -> Task {
         let started = self
             .task
             .start_analysis(StartAnalysisRequest {
@@ -191,7 +203,7 @@ impl User {
             .analysis
             .expect("analysis");
         self.wait_analysis(&started.id).await;
-        self.submit(&started.id, ErrorStrategy::Abort).await
+        self.submit(&started.id, strategy).await
     }
 
     /// Waits until task `id`'s timeline shows its dispatch to the execute queue.

@@ -54,7 +54,7 @@ pub struct Cluster {
     pub executors: Vec<Node>,
     secret: Secret<String>,
     prefix: String,
-    _store: TestDatabase,
+    store: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -97,7 +97,7 @@ impl Cluster {
             executors: Vec::new(),
             secret,
             prefix,
-            _store: store,
+            store,
             _dir: dir,
         };
         for node in [&cluster.task, &cluster.approval, &cluster.analysis] {
@@ -208,6 +208,12 @@ impl Cluster {
             self.approval.url(),
             TokenIssuer::hs256(&self.secret, AUDIENCE),
         )
+    }
+
+    /// The PostgreSQL database holding the task and approval stores (schemas `task` and
+    /// `approval`): for tests that play someone tampering with a store.
+    pub fn store_url(&self) -> &str {
+        &self.store.url
     }
 
     /// The queue and exchange prefix of this cluster on the shared broker.

@@ -236,3 +236,93 @@ async fn a_message_delivered_twice_to_two_executors_is_executed_once() {
     assert_eq!(ran, statements as usize, "{logs:#?}");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_tampered_with_in_the_task_store_is_refused_by_the_executor() {
+    use sqlx::Connection as _;
+
+    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_tamper").await;
+    db.exec(
+        "CREATE TABLE orders (id INT PRIMARY KEY, total INT);\n\
+         INSERT INTO orders VALUES (1, 10);\n\
+         CREATE TABLE t1 (id INT PRIMARY KEY); CREATE TABLE t2 (id INT PRIMARY KEY);\n\
+         CREATE TABLE t3 (id INT PRIMARY KEY); CREATE TABLE t4 (id INT PRIMARY KEY)",
+    )
+    .await;
+    let orders_before = target::show_create(&db, "orders").await;
+    let connection = team.connection.clone();
+    let analysis_tables = ["t1", "t2", "t3", "t4"];
+    // CONTINUE, so that every tampered statement reaches the executor's guard.
+    let submitted = team
+        .alice
+        .submit_tables_with(
+            &connection,
+            &db.name,
+            &analysis_tables,
+            ErrorStrategy::Continue,
+        )
+        .await;
+    assert_eq!(submitted.statement_count, 4);
+    let id = submitted.id;
+    team.bob.approve(id).await;
+    team.alice.wait_dispatched(id).await;
+
+    // Someone with write access to the task store (not the approval's) swaps the approved
+    // statements after the approval: the claim's hash check compares stored hashes, so only
+    // the executor's guard stands between these and the database.
+    let tampered = [
+        "DROP TABLE `orders`",
+        "ALTER TABLE `orders` ADD COLUMN `x` int",
+        "INSERT INTO `orders` VALUES (2, 20)",
+        "CREATE TABLE `_test_t4` (`id` int NOT NULL, PRIMARY KEY (`id`)); DROP TABLE `orders`",
+    ];
+    let mut store = sqlx::PgConnection::connect(cluster.store_url())
+        .await
+        .expect("task store");
+    for (index, sql) in tampered.iter().enumerate() {
+        let changed = sqlx::query(
+            "UPDATE task.task_statements SET sql_text = $1 WHERE task_id = $2 AND script_index = $3",
+        )
+        .bind(*sql)
+        .bind(id)
+        .bind(i64::try_from(index).expect("index"))
+        .execute(&mut store)
+        .await
+        .expect("tamper")
+        .rows_affected();
+        assert_eq!(changed, 1);
+    }
+    let _ = store.close().await;
+
+    cluster.add_executor().await;
+    team.alice
+        .wait_status(id, TaskStatus::ExecutionFailed)
+        .await;
+    let outcomes = team.alice.table_outcomes(id).await;
+    assert!(
+        outcomes.iter().all(|(_, status)| *status == Failed),
+        "{outcomes:?}"
+    );
+    assert_eq!(target::show_create(&db, "orders").await, orders_before);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+    for table in analysis_tables {
+        let shadow = format!("_test_{table}");
+        assert!(
+            target::show_create(&db, &shadow).await.is_none(),
+            "{shadow}"
+        );
+    }
+    let alerts = team.alice.logs(id, LogLevelFilter::Alert).await;
+    let refused = alerts
+        .iter()
+        .filter(|entry| entry.level == LogLevel::Error as i32 && entry.message.contains("refused"))
+        .count();
+    assert_eq!(refused, 4, "{alerts:#?}");
+    db.drop_database().await;
+}

@@ -67,10 +67,14 @@ const ACTIVE: usize = 4;
 /// Where a run kills the executor that holds its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
-    /// The claim is recorded; statement 1 waits for a lock, so nothing has run.
+    /// The claim is recorded; statement 1 is held by a lock (and ended by the server if it was
+    /// waiting), so nothing has run.
     AfterClaim,
-    /// Statement `n` waits for a metadata lock: the kill cuts its connection mid-statement.
+    /// Statement `n` waits for a metadata lock: the kill cuts its connection mid-statement, and
+    /// the orphaned statement lands once the lock is released.
     MidStatement(usize),
+    /// As [`Fault::MidStatement`], but the server ends the orphaned statement (`KILL QUERY`).
+    MidStatementEnded(usize),
     /// Statement `n` ran; its log line (and its table's report) waits on the task's row.
     AfterStatement(usize),
     /// Every table is reported; the completion waits on the outbox.
@@ -85,6 +89,7 @@ impl Fault {
         match self {
             Fault::AfterClaim => vec![0],
             Fault::MidStatement(n) => vec![n - 1, n],
+            Fault::MidStatementEnded(n) => vec![n - 1],
             Fault::AfterStatement(n) => vec![n],
             Fault::BeforeCompletion => vec![6],
             Fault::Random(_) => (0..=6).collect(),
@@ -95,7 +100,9 @@ impl Fault {
     fn first_gate(self) -> &'static str {
         match self {
             Fault::AfterClaim | Fault::MidStatement(1) | Fault::AfterStatement(1) => "_test_x",
-            Fault::MidStatement(3 | 4 | 5) | Fault::AfterStatement(3 | 4 | 5) => "_test_p",
+            Fault::MidStatement(3 | 4 | 5)
+            | Fault::MidStatementEnded(3 | 4 | 5)
+            | Fault::AfterStatement(3 | 4 | 5) => "_test_p",
             _ => "_test_z",
         }
     }
@@ -271,11 +278,13 @@ async fn killed_executors_leave_every_task_applied_exactly_once() {
         Fault::BeforeCompletion,
         Fault::MidStatement(5),
         Fault::AfterStatement(5),
+        Fault::MidStatementEnded(4),
         Fault::MidStatement(3),
         Fault::AfterStatement(3),
         Fault::AfterClaim,
         Fault::MidStatement(6),
         Fault::AfterStatement(6),
+        Fault::MidStatementEnded(5),
         Fault::BeforeCompletion,
     ];
     for _ in 0..8 {
@@ -321,7 +330,9 @@ async fn run(shared: &Shared, index: usize, fault: Fault) -> String {
     let mut outbox_lock = None;
     match fault {
         Fault::AfterClaim => {}
-        Fault::MidStatement(n) => reach(&db, &mut gates, shared, id, n).await,
+        Fault::MidStatement(n) | Fault::MidStatementEnded(n) => {
+            reach(&db, &mut gates, shared, id, n).await;
+        }
         Fault::AfterStatement(n) => {
             reach(&db, &mut gates, shared, id, n).await;
             row_lock = Some(lock_task_row(&shared.store_url, id).await);
@@ -341,7 +352,10 @@ async fn run(shared: &Shared, index: usize, fault: Fault) -> String {
                 .iter()
                 .any(|entry| entry.message.starts_with("execution finished"))
             {
-                assert!(tokio::time::Instant::now() < deadline, "task {id} never finished its tables");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "task {id} never finished its tables"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -353,6 +367,9 @@ async fn run(shared: &Shared, index: usize, fault: Fault) -> String {
     let claims = claims(&mut alice, id).await;
     let killed = claims.last().expect("claimed").clone();
     shared.executors.kill_and_restart(&killed.executor_id);
+    if matches!(fault, Fault::AfterClaim | Fault::MidStatementEnded(_)) {
+        end_waiting_statements(&db).await;
+    }
     gates.release_all().await;
     for lock in [row_lock, outbox_lock].into_iter().flatten() {
         let _ = lock.close().await;
@@ -360,9 +377,10 @@ async fn run(shared: &Shared, index: usize, fault: Fault) -> String {
     drop(permit);
 
     // An orphaned statement either lands now that nothing holds it, or the server ends it.
-    until(&format!("no statement of task {id} left running"), || async {
-        running_ddl(&db).await == 0
-    })
+    until(
+        &format!("no statement of task {id} left running"),
+        || async { running_ddl(&db).await == 0 },
+    )
     .await;
     let applied = landed(&db).await;
     let done = applied.len();
@@ -377,7 +395,9 @@ async fn run(shared: &Shared, index: usize, fault: Fault) -> String {
     );
     if let Fault::AfterStatement(n) = fault {
         assert!(
-            !before.iter().any(|entry| statement_of(entry, "finished") == Some(n)),
+            !before
+                .iter()
+                .any(|entry| statement_of(entry, "finished") == Some(n)),
             "task {id}: statement {n}'s line was recorded before the kill"
         );
     }
@@ -476,7 +496,10 @@ async fn check_end(
     assert_eq!(ran_later.len(), ran_later_set.len(), "{context}");
     assert!(applied.is_disjoint(&ran_later_set), "{context}");
     assert_eq!(
-        applied.union(&ran_later_set).copied().collect::<BTreeSet<_>>(),
+        applied
+            .union(&ran_later_set)
+            .copied()
+            .collect::<BTreeSet<_>>(),
         (1..=SCRIPT.len()).collect::<BTreeSet<_>>(),
         "{context}"
     );
@@ -487,7 +510,11 @@ async fn check_end(
     let count = finished.len();
     finished.sort_unstable();
     finished.dedup();
-    assert_eq!(count, finished.len(), "a statement finished twice\n{context}");
+    assert_eq!(
+        count,
+        finished.len(),
+        "a statement finished twice\n{context}"
+    );
     for entry in &logs {
         if entry.attempt == killed.attempt
             && let Some(n) = statement_of(entry, "finished")
@@ -538,7 +565,10 @@ async fn reach(db: &MariaDb, gates: &mut Gates, shared: &Shared, id: i64, n: usi
             // between them.
             let row = lock_task_row(&shared.store_url, id).await;
             gates.release("_test_x").await;
-            until("statement 4 lands", || async { landed(db).await.contains(&4) }).await;
+            until("statement 4 lands", || async {
+                landed(db).await.contains(&4)
+            })
+            .await;
             gates.take("_test_x").await;
             let _ = row.close().await;
         }
@@ -569,7 +599,10 @@ impl Gates {
         let mut connection = MySqlConnection::connect_with(&self.options)
             .await
             .expect("gate connection");
-        connection.execute("START TRANSACTION").await.expect("begin");
+        connection
+            .execute("START TRANSACTION")
+            .await
+            .expect("begin");
         connection
             .execute(AssertSqlSafe(format!("SELECT COUNT(*) FROM `{shadow}`")))
             .await
@@ -639,20 +672,45 @@ async fn landed(db: &MariaDb) -> BTreeSet<usize> {
 
 /// Waits until a statement on `shadow` waits for a metadata lock.
 async fn wait_for_lock(db: &MariaDb, shadow: &str) {
-    until(&format!("a statement on {shadow} waits for its lock"), || async {
-        let waiting: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? \
+    until(
+        &format!("a statement on {shadow} waits for its lock"),
+        || async {
+            let waiting: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? \
              AND STATE LIKE 'Waiting for table metadata lock%' AND INFO LIKE ?",
-        )
-        .bind(&db.name)
-        .bind(format!("%`{shadow}`%"))
-        .fetch_one(&db.pool)
-        .await
-        .expect("processlist")
-        .get(0);
-        waiting > 0
-    })
+            )
+            .bind(&db.name)
+            .bind(format!("%`{shadow}`%"))
+            .fetch_one(&db.pool)
+            .await
+            .expect("processlist")
+            .get(0);
+            waiting > 0
+        },
+    )
     .await;
+}
+
+/// Ends (`KILL QUERY`) every statement of `db` waiting for a metadata lock: the orphans of a
+/// killed executor, as a server that noticed the lost connection would.
+async fn end_waiting_statements(db: &MariaDb) {
+    let waiting: Vec<i64> = sqlx::query(
+        "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE DB = ? \
+         AND STATE LIKE 'Waiting for table metadata lock%' AND INFO LIKE 'ALTER TABLE%'",
+    )
+    .bind(&db.name)
+    .fetch_all(&db.pool)
+    .await
+    .expect("processlist")
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    for thread in waiting {
+        // It may have ended meanwhile.
+        let _ = sqlx::query(AssertSqlSafe(format!("KILL QUERY {thread}")))
+            .execute(&db.pool)
+            .await;
+    }
 }
 
 /// DDL statements still running in `db` (an orphan of a killed executor, for instance).
@@ -696,7 +754,10 @@ async fn claims(user: &mut User, id: i64) -> Vec<TimelineEntry> {
 async fn wait_claimed(user: &mut User, id: i64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while claims(user, id).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "task {id} never claimed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} never claimed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
