@@ -18,18 +18,6 @@ use TableExecutionStatus as Table;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Polls until the task reaches `expected`: the event consumer applies events in the
-/// background, so this waits for work to finish, not for time to pass.
-async fn wait_for(f: &mut Fixture, id: i64, expected: TaskStatus) {
-    for _ in 0..100 {
-        if f.status_of(id).await == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("task {id} never became {expected:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_approval_ends_the_task() {
     let mut f = Fixture::with_manual_clock().await;
@@ -58,7 +46,8 @@ async fn an_expired_approval_ends_the_task() {
         .relay_due()
         .await
         .expect("relay");
-    wait_for(&mut f, task.id, TaskStatus::ApprovalExpired).await;
+    f.wait_for_status(task.id, TaskStatus::ApprovalExpired)
+        .await;
 
     let detail = f.get(task.id).await;
     assert!(kinds(&detail.timeline).contains(&TimelineEntryKind::ApprovalExpired));

@@ -6,7 +6,7 @@
 
 mod support;
 
-use shadowsync_proto::approval::v1::{ApprovalStatus, ListApprovalsRequest};
+use shadowsync_proto::approval::v1::{ApprovalStatus, CancelApprovalRequest, ListApprovalsRequest};
 use shadowsync_proto::task::v1::*;
 use support::fixture::{Fixture, kinds, lease_token, status, table_statuses};
 use tonic::Code;
@@ -379,5 +379,40 @@ async fn illegal_requests_are_refused() {
         .await
         .expect_err("pending is not reportable");
     assert_eq!(pending.code(), Code::InvalidArgument);
+    f.database.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_approval_cancels_the_task() {
+    let mut f = Fixture::new().await;
+    f.services.follow_events().await;
+    let task = f.approving().await;
+    // Cancelled at the approval service, not through the task service: the task learns it
+    // from the event (confirmed with the approval service) and ends as a user's abort does.
+    f.services
+        .approval_client("root-admin", &["admin"])
+        .cancel_approval(CancelApprovalRequest {
+            approval_id: task.approval_id.clone(),
+            reason: "withdrawn".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("cancel approval");
+    f.services
+        .approval
+        .relay()
+        .relay_due()
+        .await
+        .expect("relay");
+    f.wait_for_status(task.id, TaskStatus::Cancelled).await;
+    assert!(kinds(&f.get(task.id).await.timeline).contains(&TimelineEntryKind::Cancelled));
+    assert_eq!(
+        table_statuses(&mut f.alice, task.id).await,
+        vec![Table::NotRun, Table::NotRun]
+    );
+    assert_eq!(
+        f.claim_outcome(task.id, 1, "e1").await,
+        claim_execution_response::Outcome::Refused(ClaimRefusalReason::TaskFinal as i32)
+    );
     f.database.drop_all().await;
 }

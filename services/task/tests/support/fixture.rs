@@ -237,6 +237,18 @@ impl Fixture {
         status(&self.get(id).await.task.expect("task"))
     }
 
+    /// Polls until the task reaches `expected`: the event consumer applies events in the
+    /// background, so this waits for work to finish, not for time to pass.
+    pub async fn wait_for_status(&mut self, id: i64, expected: TaskStatus) {
+        for _ in 0..100 {
+            if self.status_of(id).await == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("task {id} never became {expected:?}");
+    }
+
     /// A client of the execution API as `svc:executor`.
     pub fn executor(&self) -> Executor {
         self.services
