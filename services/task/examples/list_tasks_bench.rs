@@ -52,10 +52,11 @@ async fn fill(db: &Database, tasks: i64, now: i64) {
         sqlx::query(
             "INSERT INTO tasks (analysis_id, connection_id, connection_name, environment, \
              database_name, status, status_rank, creator, creator_name, created_at, updated_at, \
-             finished_at) \
+             finished_at, database_name_lower, creator_lower, creator_name_lower) \
              SELECT 'analysis-' || g, 'conn-' || (g % 50), 'connection ' || (g % 50), 'prod', \
              'db_' || (g % 500), s.name, s.rank, 'user-' || (g % 2000), 'User ' || (g % 2000), \
-             $3 - ($4 - g) * ($5 / $4), $3 - ($4 - g) * ($5 / $4), NULL \
+             $3 - ($4 - g) * ($5 / $4), $3 - ($4 - g) * ($5 / $4), NULL, 'db_' || (g % 500), \
+             'user-' || (g % 2000), 'user ' || (g % 2000) \
              FROM generate_series($1::BIGINT, $2::BIGINT) AS g \
              CROSS JOIN LATERAL (SELECT CASE \
                WHEN (g * 7919) % 100 < 60 THEN 'EXECUTION_SUCCEEDED' \

@@ -58,6 +58,21 @@ async fn submit_approve_execute_complete() {
     .expect("principals");
     assert!(!stamped.is_empty());
     assert!(stamped.iter().all(|(copy, created)| copy == created));
+    // The substring filters match what submission stored, in any case.
+    let filtered = f
+        .alice
+        .list_tasks(ListTasksRequest {
+            creator_contains: "ALIC".into(),
+            database_contains: f.database.database.to_uppercase(),
+            ..Default::default()
+        })
+        .await
+        .expect("filtered")
+        .into_inner();
+    assert_eq!(
+        filtered.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![task.id]
+    );
     assert!(
         listed.tasks[0]
             .allowed_actions

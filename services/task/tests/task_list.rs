@@ -88,6 +88,7 @@ async fn each_filter_narrows_the_list() {
         ("alice", "Alice Liddell"),
         ("bob", "Bobby Tables"),
         ("malice", ""),
+        ("jm", "ÉMILE MÜLLER"),
     ];
     for i in 0..30usize {
         let (creator, name) = creators[i % creators.len()];
@@ -165,6 +166,15 @@ async fn each_filter_narrows_the_list() {
             ..Default::default()
         },
         &|r| r.creator == "bob",
+    )
+    .await;
+    // Case folds beyond ASCII too (names are international).
+    check(
+        ListTasksRequest {
+            creator_contains: "émile müller".into(),
+            ..Default::default()
+        },
+        &|r| r.creator == "jm",
     )
     .await;
     check(

@@ -38,9 +38,11 @@ impl SqlStore {
              created_at, updated_at, task_type, status_rank, connection_name, environment, \
              execution_mode, scheduled_at, error_strategy, remarks, creator_name, creator_roles, \
              sync_range, requested_tables, naming_mode, affix, script_sha256, submit_request_id, \
-             submit_parameters_sha256, submit_next_at, permission_pending) \
+             submit_parameters_sha256, submit_next_at, permission_pending, database_name_lower, \
+             creator_lower, creator_name_lower) \
              VALUES ($1, $2, $3, $4, $5, $6, $6, 'shadow_table_sync', $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $6, $23) RETURNING id",
+             $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $6, $23, $24, $25, $26) \
+             RETURNING id",
         )
         .bind(&task.analysis_id)
         .bind(&task.connection_id)
@@ -65,6 +67,11 @@ impl SqlStore {
         .bind(&task.submit_request_id)
         .bind(&task.submit_parameters_sha256)
         .bind(i64::from(task.permission_pending))
+        // Lowered here, by Unicode rules, for ListTasks' case-insensitive filters (SQLite's
+        // LOWER() folds only ASCII).
+        .bind(task.database.to_lowercase())
+        .bind(task.creator.to_lowercase())
+        .bind(task.creator_name.to_lowercase())
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get(0)?;

@@ -122,13 +122,13 @@ impl SqlStore {
         }
         if !query.database_pattern.is_empty() {
             let p = next(Bind::Text(query.database_pattern.clone()), &mut binds);
-            conditions.push(format!("LOWER(database_name) LIKE {p} ESCAPE '\\'"));
+            conditions.push(format!("database_name_lower LIKE {p} ESCAPE '\\'"));
         }
         if !query.creator_pattern.is_empty() {
             let p = next(Bind::Text(query.creator_pattern.clone()), &mut binds);
             let q = next(Bind::Text(query.creator_pattern.clone()), &mut binds);
             conditions.push(format!(
-                "(LOWER(creator) LIKE {p} ESCAPE '\\' OR LOWER(creator_name) LIKE {q} ESCAPE '\\')"
+                "(creator_lower LIKE {p} ESCAPE '\\' OR creator_name_lower LIKE {q} ESCAPE '\\')"
             ));
         }
         if let Some(after) = query.created_after {

@@ -49,8 +49,9 @@ pub async fn insert(db: &Database, rows: &[TaskRow]) -> Vec<i64> {
     for row in rows {
         let inserted: (i64,) = sqlx::query_as(
             "INSERT INTO tasks (analysis_id, connection_id, connection_name, database_name, \
-             status, status_rank, creator, creator_name, created_at, updated_at) \
-             VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+             status, status_rank, creator, creator_name, created_at, updated_at, \
+             database_name_lower, creator_lower, creator_name_lower) \
+             VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING id",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(&row.connection_id)
@@ -60,6 +61,10 @@ pub async fn insert(db: &Database, rows: &[TaskRow]) -> Vec<i64> {
         .bind(&row.creator)
         .bind(&row.creator_name)
         .bind(row.created_at)
+        // As the task service stores them at submission.
+        .bind(row.database.to_lowercase())
+        .bind(row.creator.to_lowercase())
+        .bind(row.creator_name.to_lowercase())
         .fetch_one(&mut *tx)
         .await
         .expect("insert task");
