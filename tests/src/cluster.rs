@@ -134,6 +134,21 @@ impl Cluster {
         }
     }
 
+    /// Publishes `message` as is on this cluster's execute queue: how a test plays a malformed
+    /// or forged delivery.
+    pub async fn publish_raw(&self, message: &Message) {
+        let queue = AmqpQueue::new(AmqpQueueOptions::new(
+            amqp_url(),
+            Topology::new(self.prefix.clone()),
+        ))
+        .expect("queue");
+        queue
+            .publish(&Destination::ExecuteQueue, message)
+            .await
+            .expect("publish");
+        queue.close().await;
+    }
+
     /// Publishes an `ExecuteTask` message on this cluster's execute queue, as the approval
     /// service does: how a test plays a duplicate or forged delivery.
     pub async fn publish_execute(&self, task_id: i64, attempt: u32, priority: u8) {
@@ -159,29 +174,19 @@ impl Cluster {
 
     /// Messages ready (not delivered) on the execute queue, read with a passive declaration.
     pub async fn execute_queue_ready(&self) -> u32 {
-        use lapin::options::QueueDeclareOptions;
-        use lapin::types::{FieldTable, ShortString};
-        let connection =
-            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-                .await
-                .expect("connect to the broker");
-        let channel = connection.create_channel().await.expect("channel");
-        let name = Topology::new(self.prefix.clone())
-            .execute_queue()
-            .to_string();
-        let queue = channel
-            .queue_declare(
-                ShortString::from(name),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("execute queue exists");
-        let _ = connection.close(200, "done".into()).await;
-        queue.message_count()
+        let topology = Topology::new(self.prefix.clone());
+        ready(topology.execute_queue().to_string()).await
+    }
+
+    /// Messages on the execute queue's dead-letter queue (nothing consumes it).
+    pub async fn dead_letters(&self) -> u32 {
+        let topology = Topology::new(self.prefix.clone());
+        ready(
+            topology
+                .dead_letter_queue(&topology.execute_queue())
+                .to_string(),
+        )
+        .await
     }
 
     /// Waits until exactly `count` messages are ready on the execute queue (the outbox relays
@@ -295,6 +300,30 @@ impl Embedded {
             TokenIssuer::hs256(&self.secret, AUDIENCE),
         )
     }
+}
+
+/// Messages ready on queue `name` of the shared broker, read with a passive declaration.
+async fn ready(name: String) -> u32 {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{FieldTable, ShortString};
+    let connection =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("connect to the broker");
+    let channel = connection.create_channel().await.expect("channel");
+    let queue = channel
+        .queue_declare(
+            ShortString::from(name.clone()),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("queue {name}: {e}"));
+    let _ = connection.close(200, "done".into()).await;
+    queue.message_count()
 }
 
 fn config(flags: &[String]) -> Config {

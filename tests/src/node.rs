@@ -184,8 +184,7 @@ impl Node {
         let listener = loop {
             match std::net::TcpListener::bind(self.address) {
                 Ok(listener) => break listener,
-                Err(error) if std::time::Instant::now() < deadline => {
-                    let _ = error;
+                Err(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(error) => panic!("cannot bind {} again: {error}", self.address),

@@ -326,3 +326,40 @@ async fn a_plan_tampered_with_in_the_task_store_is_refused_by_the_executor() {
     assert_eq!(refused, 4, "{alerts:#?}");
     db.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_execute_messages_are_dead_lettered_and_the_executor_goes_on() {
+    use shadowsync_common::queue::Message;
+
+    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_poison").await;
+    db.exec("CREATE TABLE orders (id INT PRIMARY KEY)").await;
+    // Queued ahead of a real task: a payload that is no ExecuteTask, and one naming no task.
+    cluster
+        .publish_raw(&Message::new(
+            "shadowsync.common.v1.ExecuteTask",
+            vec![0xff_u8, 0xff, 0xff, 0xff],
+        ))
+        .await;
+    cluster.publish_execute(987_654_321, 1, 10).await;
+    let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
+    cluster.wait_execute_queue_ready(3).await;
+
+    cluster.add_executor().await;
+    team.alice
+        .wait_status(id, TaskStatus::ExecutionSucceeded)
+        .await;
+    target::assert_in_sync(&db, "orders", "_test_orders").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cluster.dead_letters().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bad messages not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cluster.dead_letters().await, 2);
+    assert_eq!(cluster.execute_queue_ready().await, 0);
+    db.drop_database().await;
+}
