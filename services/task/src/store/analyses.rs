@@ -220,7 +220,7 @@ impl AnalysisRepository for SqlStore {
         server_version: &str,
         now: Micros,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let preview = super::rows::compute_preview(&mut tx, id).await?;
         let done = sqlx::query(
             "UPDATE analyses SET status = $3, progress_percent = 100, tables_done = tables_total, \
@@ -275,7 +275,7 @@ impl AnalysisRepository for SqlStore {
     }
 
     async fn retry_analysis(&self, id: &str, now: Micros) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         let done = sqlx::query(
             "UPDATE analyses SET status = $2, failure_reason = 0, failure_message = '', \
              failure_retryable = 0, tables_done = 0, tables_total = 0, progress_percent = 0, \
@@ -336,7 +336,7 @@ impl AnalysisRepository for SqlStore {
         let mut expired = 0;
         for row in rows {
             let id: String = row.try_get(0)?;
-            let mut tx = self.db.pool().begin().await?;
+            let mut tx = self.db.begin().await?;
             let done = sqlx::query(
                 "UPDATE analyses SET status = $2, lease_owner = NULL, lease_until = NULL, \
                  updated_at = $3 WHERE id = $1 AND status NOT IN ($4, $2)",

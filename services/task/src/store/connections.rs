@@ -186,7 +186,7 @@ impl ConnectionRepository for SqlStore {
     }
 
     async fn delete_connection(&self, id: &str) -> Result<DeleteOutcome, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         // A no-op write: the row lock (PostgreSQL) or the write lock (SQLite) that task inserts
         // also take, held until commit or rollback.
         let locked = sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")

@@ -235,7 +235,7 @@ impl TaskTx {
         id: i64,
         now: Micros,
     ) -> Result<Option<Self>, sqlx::Error> {
-        let mut tx = store.database().pool().begin().await?;
+        let mut tx = store.database().begin().await?;
         let locked = sqlx::query("UPDATE tasks SET timeline_seq = timeline_seq WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

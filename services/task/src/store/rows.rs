@@ -186,7 +186,7 @@ impl AnalysisRowRepository for SqlStore {
         now: Micros,
         lease_until: Micros,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         // The fence first: a runner that lost its lease writes nothing.
         let fenced = sqlx::query(
             "UPDATE analyses SET tables_done = $3, tables_total = $4, progress_percent = $5, \
@@ -395,7 +395,7 @@ impl AnalysisRowRepository for SqlStore {
         row_nos: &[i64],
         skipped: bool,
     ) -> Result<Box<dyn ReplanWriter>, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin().await?;
         for row_no in row_nos {
             sqlx::query(
                 "UPDATE analysis_tables SET skipped = $3, replanned = 0 \

@@ -25,7 +25,7 @@ impl SqlStore {
         task: &TaskRecord,
         now: Micros,
     ) -> Result<Result<i64, SubmitRefused>, sqlx::Error> {
-        let mut tx = self.database().pool().begin().await?;
+        let mut tx = self.database().begin().await?;
         let locked = sqlx::query("UPDATE connections SET updated_at = updated_at WHERE id = $1")
             .bind(&task.connection_id)
             .execute(&mut *tx)
