@@ -10,6 +10,21 @@
 //! - [`journey`]: the user's journey as scenarios over any deployment's endpoints;
 //! - [`target`]: the MariaDB database being synced, and structure comparisons.
 //!
+//! The servers are the shared ones `deploy/dev/services.sh` starts, overridable with
+//! `SHADOWSYNC_TEST_PG_URL`, `SHADOWSYNC_TEST_MYSQL_URL` and `SHADOWSYNC_TEST_AMQP_URL`; each test
+//! makes its own databases and queue prefix and removes them. `SHADOWSYNC_SYSTEST_LOG=info`
+//! shows the services' logs (see [`init_logging`]).
+//!
+//! Reuse, e.g. for a benchmark:
+//!
+//! ```text
+//! let cluster = Cluster::start().await;            // or Embedded::start()
+//! let mut team = api::Team::new(&cluster.endpoints()).await;
+//! let db = target::MariaDb::create("bench").await;
+//! let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
+//! team.alice.wait_status(id, TaskStatus::ExecutionSucceeded).await;
+//! ```
+//!
 //! Test code: set-up failures panic (with what failed), which is what a test should do.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
