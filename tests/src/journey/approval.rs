@@ -51,6 +51,22 @@ pub fn node(name: &str, users: &[&str], mode: ApprovalMode) -> TemplateNode {
     }
 }
 
+/// The ids of the approvals waiting for `user`'s decision.
+async fn pending_for(user: &mut User) -> Vec<String> {
+    user.approval
+        .list_approvals(ListApprovalsRequest {
+            scope: ApprovalScope::PendingForMe as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("list approvals")
+        .into_inner()
+        .approvals
+        .into_iter()
+        .map(|approval| approval.id)
+        .collect()
+}
+
 /// Node 1 needs any one DBA, node 2 both leads; the requester and people not named cannot
 /// decide; the task executes once the last lead approves.
 pub async fn two_node_template(endpoints: &Endpoints) {
@@ -101,6 +117,11 @@ pub async fn two_node_template(endpoints: &Endpoints) {
         "{early:?}"
     );
 
+    // The approval waits in each DBA's pending list, and in no lead's yet.
+    let mut dba1 = endpoints.user("dba1", &["dba"]);
+    assert_eq!(pending_for(&mut dba1).await, vec![task.approval_id.clone()]);
+    assert!(pending_for(&mut lead1).await.is_empty());
+
     // ANY: one DBA advances the node.
     endpoints.user("dba2", &["dba"]).approve(task.id).await;
     let at_leads = team
@@ -114,6 +135,11 @@ pub async fn two_node_template(endpoints: &Endpoints) {
     assert_eq!(
         at_leads.approval_wait.expect("wait").candidate_users,
         vec!["lead1", "lead2"]
+    );
+    assert!(pending_for(&mut dba1).await.is_empty());
+    assert_eq!(
+        pending_for(&mut lead2).await,
+        vec![task.approval_id.clone()]
     );
     // ALL: one lead is not enough.
     lead1.approve(task.id).await;
