@@ -112,6 +112,10 @@ async fn create_and_update_tables_are_synced_through_the_separate_services() {
         "{timeline:?}"
     );
 
+    // Nothing worth an alert: in particular no shadow off its planned fingerprint.
+    let alerts = alice.logs(task.id, LogLevelFilter::Alert).await;
+    assert!(alerts.is_empty(), "{alerts:#?}");
+
     // The oracle: analysing again finds every shadow equal to its source.
     let again = alice.analyse(&connection, &db.name).await;
     assert_eq!(
