@@ -365,8 +365,6 @@ async fn bad_execute_messages_are_dead_lettered_and_the_executor_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "task service bug: the claim compares the stored script hash with the approval's \
-            instead of hashing the statements it serves, so a swapped valid statement runs"]
 async fn a_statement_swapped_for_another_valid_one_after_approval_never_runs() {
     use sqlx::Connection as _;
 

@@ -133,8 +133,14 @@ impl Tasks {
             return Ok(refused(ClaimRefusalReason::NotApproved));
         }
         let approval = approval.unwrap_or_default();
+        let served = self
+            .store
+            .served_script_sha256(id)
+            .await
+            .map_err(TaskError::from)?;
         if !approval::belongs_to(&approval, id)
             || approval.payload_sha256 != task.script_sha256
+            || served != approval.payload_sha256
             || (!task.approval_id.is_empty() && approval.id != task.approval_id)
         {
             self.fail_before_start(id, "the approval does not match this task's script")

@@ -327,4 +327,25 @@ impl SqlStore {
             .collect::<Result<_, sqlx::Error>>()?;
         Ok((entries, total))
     }
+
+    /// The SHA-256 of the statements this task would serve an executor, hashed as the
+    /// analysis preview is (each statement then `;\n`, in script order): what a claim checks
+    /// against the approved hash, so a statement changed in the store after approval never
+    /// reaches an executor. Read as a stream, never whole.
+    pub async fn served_script_sha256(&self, task_id: i64) -> Result<String, sqlx::Error> {
+        use futures::TryStreamExt as _;
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        let mut rows = sqlx::query(
+            "SELECT sql_text FROM task_statements WHERE task_id = $1 ORDER BY script_index",
+        )
+        .bind(task_id)
+        .fetch(self.database().pool());
+        while let Some(row) = rows.try_next().await? {
+            let sql: String = row.try_get(0)?;
+            hasher.update(sql.as_bytes());
+            hasher.update(b";\n");
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
 }
