@@ -47,7 +47,6 @@ async fn abort_while_executing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "task service bugs: InitiateAgain never sets previous_analysis_id, and re-applies skips only after SUCCEEDED"]
 async fn initiate_again_links_the_previous_analysis() {
     let cluster = Cluster::start().await;
     approval::initiate_again_links_the_previous_analysis(&cluster.endpoints()).await;

@@ -38,6 +38,7 @@ fn record(connection_id: &str, database: &str, at: i64) -> AnalysisRecord {
         task_id: 0,
         preview: PreviewSummary::default(),
         previous_analysis_id: String::new(),
+        initial_skips: Vec::new(),
         attempt: 0,
     }
 }

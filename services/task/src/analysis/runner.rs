@@ -175,7 +175,8 @@ impl Runner {
             }
             Err(e) => return Err(e),
         };
-        let request = analyze_request(&record, details, Vec::new(), inner.config.max_tables);
+        let skips = record.initial_skips.clone();
+        let request = analyze_request(&record, details, skips, inner.config.max_tables);
         let mut stream = match inner.analysis.clone().analyze(request).await {
             Ok(response) => response.into_inner(),
             Err(status) => return Ok(Outcome::Failed(from_status(&status))),

@@ -40,17 +40,35 @@ pub fn naming(
     Ok((mode as i64, affix.to_owned()))
 }
 
+/// Where an analysis comes from when it is not a fresh start.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub previous_analysis_id: String,
+    pub skips: Vec<String>,
+}
+
 impl Analyses {
     /// Validates and starts an analysis; returns at once with its PENDING header.
     ///
     /// Fails with INVALID_ARGUMENT (field named), NOT_FOUND (`connection_id`, `database`),
     /// PERMISSION_DENIED without `shadow_table_sync` permission, UNAVAILABLE when the approval
     /// service cannot answer.
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
     pub async fn start(
         &self,
         caller: &Identity,
         request: StartAnalysisRequest,
+    ) -> Result<Analysis> {
+        self.start_from(caller, request, Origin::default()).await
+    }
+
+    /// [`Analyses::start`] for Initiate Again: the new analysis names the one it follows and
+    /// plans `origin.skips` as skipped from the start (names no longer found are ignored).
+    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
+    pub async fn start_from(
+        &self,
+        caller: &Identity,
+        request: StartAnalysisRequest,
+        origin: Origin,
     ) -> Result<Analysis> {
         if request.connection_id.is_empty() {
             return Err(TaskError::invalid("connection_id", "is required"));
@@ -131,8 +149,9 @@ impl Analyses {
             expire_at: now.saturating_add(micros(self.config.analysis_retention)),
             task_id: 0,
             preview: PreviewSummary::default(),
-            previous_analysis_id: String::new(),
+            previous_analysis_id: origin.previous_analysis_id,
             attempt: 0,
+            initial_skips: origin.skips,
         };
         let mut parameters = request.clone();
         parameters.request_id.clear();

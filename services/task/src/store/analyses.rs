@@ -78,10 +78,11 @@ const COLUMNS: &str = "id, connection_id, connection_name, database_name, sync_r
     requested_tables, naming_mode, affix, status, tables_done, tables_total, progress_percent, \
     failure_reason, failure_message, failure_retryable, server_version, creator, created_at, \
     updated_at, expire_at, task_id, preview_etag, preview_statement_count, preview_size_bytes, \
-    preview_sha256, previous_analysis_id, attempt";
+    preview_sha256, previous_analysis_id, attempt, initial_skips";
 
 fn decode(row: &AnyRow) -> Result<AnalysisRecord, sqlx::Error> {
     let requested: String = row.try_get("requested_tables")?;
+    let initial_skips: String = row.try_get("initial_skips")?;
     let failure_reason: i64 = row.try_get("failure_reason")?;
     Ok(AnalysisRecord {
         id: row.try_get("id")?,
@@ -120,6 +121,8 @@ fn decode(row: &AnyRow) -> Result<AnalysisRecord, sqlx::Error> {
         },
         previous_analysis_id: row.try_get("previous_analysis_id")?,
         attempt: row.try_get("attempt")?,
+        initial_skips: serde_json::from_str(&initial_skips)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
 }
 
@@ -128,11 +131,13 @@ impl AnalysisRepository for SqlStore {
     async fn insert_analysis(&self, record: &AnalysisRecord) -> Result<(), sqlx::Error> {
         let requested = serde_json::to_string(&record.requested_tables)
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let initial_skips = serde_json::to_string(&record.initial_skips)
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO analyses (id, connection_id, connection_name, database_name, \
              sync_range, requested_tables, requested_table_count, naming_mode, affix, status, \
-             creator, created_at, updated_at, expire_at, previous_analysis_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             creator, created_at, updated_at, expire_at, previous_analysis_id, initial_skips) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&record.id)
         .bind(&record.connection_id)
@@ -149,6 +154,7 @@ impl AnalysisRepository for SqlStore {
         .bind(record.updated_at)
         .bind(record.expire_at)
         .bind(&record.previous_analysis_id)
+        .bind(initial_skips)
         .execute(self.db.pool())
         .await
         .map(drop)

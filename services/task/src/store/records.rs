@@ -101,6 +101,8 @@ pub struct AnalysisRecord {
     pub preview: PreviewSummary,
     pub previous_analysis_id: String,
     pub attempt: i64,
+    /// Source tables to plan as skipped from the start (Initiate Again carries them over).
+    pub initial_skips: Vec<String>,
 }
 
 /// The current SQL preview's identity and size.

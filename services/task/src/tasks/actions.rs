@@ -7,15 +7,14 @@ use shadowsync_proto::approval::v1::{
 };
 use shadowsync_proto::common::v1::{ShadowNaming, SyncRange};
 use shadowsync_proto::task::v1::{
-    Analysis, AnalysisStatus, GetAnalysisRequest, InitiateAgainRequest, LogLevel,
-    SetTablesSkippedRequest, StartAnalysisRequest, TableExecutionStatus, Task, TaskStatus,
-    TimelineEntryKind,
+    Analysis, InitiateAgainRequest, LogLevel, StartAnalysisRequest, TableExecutionStatus, Task,
+    TaskStatus, TimelineEntryKind,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tracing::warn;
 
 use super::{Tasks, approval};
-use crate::analysis::Analyses;
+use crate::analysis::start::Origin;
 use crate::error::{Result, TaskError, from_peer};
 use crate::store::lifecycle::{TaskTx, is_final};
 
@@ -224,8 +223,7 @@ impl Tasks {
             })),
             request_id: request.request_id.clone(),
         };
-        let analysis = self.analyses.start(caller, start).await?;
-        let skipped: Vec<String> = if request.discard_skips {
+        let skips: Vec<String> = if request.discard_skips {
             Vec::new()
         } else {
             let filter = crate::store::task_reads::TaskTableFilter {
@@ -240,58 +238,11 @@ impl Tasks {
                 .map(|row| row.view.source_table)
                 .collect()
         };
-        if !skipped.is_empty() {
-            let analyses = self.analyses.clone();
-            let caller = caller.clone();
-            let id = analysis.id.clone();
-            tokio::spawn(async move { reapply_skips(analyses, caller, id, skipped).await });
-        }
-        Ok(analysis)
-    }
-}
-
-/// Waits for the analysis to finish, then skips `tables` that it found (others are gone).
-async fn reapply_skips(analyses: Analyses, caller: Identity, id: String, tables: Vec<String>) {
-    for _ in 0..7_200 {
-        let request = GetAnalysisRequest {
-            analysis_id: id.clone(),
-            ..GetAnalysisRequest::default()
+        let origin = Origin {
+            previous_analysis_id: record.analysis_id.clone(),
+            skips,
         };
-        match analyses.get(&caller, &request).await {
-            Ok(response) => {
-                let status = response.analysis.as_ref().map_or(0, |a| a.status);
-                if status == AnalysisStatus::Succeeded as i32 {
-                    let skip = SetTablesSkippedRequest {
-                        analysis_id: id.clone(),
-                        source_tables: tables.clone(),
-                        skipped: true,
-                        ..SetTablesSkippedRequest::default()
-                    };
-                    // Tables that no longer exist are refused one by one: skip those present.
-                    if analyses.set_skipped(&caller, &skip).await.is_err() {
-                        for table in &tables {
-                            let one = SetTablesSkippedRequest {
-                                analysis_id: id.clone(),
-                                source_tables: vec![table.clone()],
-                                skipped: true,
-                                ..SetTablesSkippedRequest::default()
-                            };
-                            let _ = analyses.set_skipped(&caller, &one).await;
-                        }
-                    }
-                    return;
-                }
-                if status != AnalysisStatus::Pending as i32
-                    && status != AnalysisStatus::Running as i32
-                {
-                    return;
-                }
-            }
-            Err(error) => {
-                warn!(analysis_id = %id, %error, "cannot re-apply skips");
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let analysis = self.analyses.start_from(caller, start, origin).await?;
+        Ok(analysis)
     }
 }

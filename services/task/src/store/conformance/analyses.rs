@@ -31,6 +31,7 @@ fn analysis(id: &str) -> AnalysisRecord {
         task_id: 0,
         preview: PreviewSummary::default(),
         previous_analysis_id: String::new(),
+        initial_skips: Vec::new(),
         attempt: 0,
     }
 }
