@@ -360,8 +360,6 @@ async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "task service bug: a peer cut mid-call (UNKNOWN) becomes INTERNAL at claim, and the \
-            executor dead-letters the message, stranding the task in WAIT_FOR_EXECUTION"]
 async fn the_approval_service_killed_right_after_a_decision_loses_nothing() {
     let mut cluster = Cluster::start().await;
     let mut team = Team::new(&cluster.endpoints()).await;

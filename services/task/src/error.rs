@@ -78,7 +78,12 @@ impl From<TaskError> for Status {
 /// retryable, anything else is internal (the peer's message may not be meant for our caller).
 pub fn from_peer(service: &str, status: &Status) -> TaskError {
     match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+        // UNKNOWN is what tonic reports when the connection breaks mid-call (the peer was
+        // killed or restarted); the services never answer it deliberately, so it is transient.
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Cancelled
+        | tonic::Code::Unknown => {
             TaskError::Unavailable(format!("the {service} service is unavailable"))
         }
         code => TaskError::Internal(format!("{service} service answered {code:?}")),
