@@ -17,7 +17,8 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts `serve all` on the embedded defaults on a free port, as `shadowsync` would.
+    /// Starts `serve all` on the embedded defaults on a free port, as `shadowsync` would, and
+    /// waits until it is SERVING.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().to_path_buf();
@@ -53,11 +54,15 @@ impl Embedded {
             });
         });
         ready_rx.recv().expect("server started");
-        Self {
+        let server = Self {
             dir,
             stop: Some(stop),
             thread: Some(thread),
-        }
+        };
+        // Calls before the stores are migrated are answered UNAVAILABLE, as they should be;
+        // the tests start once the server reports SERVING, as a script would wait for it.
+        wait_healthy(server.data_dir());
+        server
     }
 
     pub fn data_dir(&self) -> &Path {
