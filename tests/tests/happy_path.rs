@@ -88,17 +88,21 @@ async fn create_and_update_tables_are_synced_through_the_separate_services() {
         ]
     );
 
-    // The process timeline tells the whole story in order. DISPATCHED is only checked for
-    // presence: the task service records it when the approval service's `execution.dispatched`
-    // event arrives, which can be after the executor's claim (reported as a task-service bug).
+    // The process timeline tells the whole story in order, the dispatch (exactly once) before
+    // the claim it led to, whichever the task service heard of first.
     let timeline = kinds(&alice.timeline(task.id).await);
-    assert!(
-        timeline.contains(&TimelineEntryKind::Dispatched),
+    assert_eq!(
+        timeline
+            .iter()
+            .filter(|k| **k == TimelineEntryKind::Dispatched)
+            .count(),
+        1,
         "{timeline:?}"
     );
     let order = [
         TimelineEntryKind::Initiated,
         TimelineEntryKind::Approved,
+        TimelineEntryKind::Dispatched,
         TimelineEntryKind::ExecutionStarted,
         TimelineEntryKind::TableFinished,
         TimelineEntryKind::Succeeded,

@@ -119,8 +119,10 @@ pub fn task_fields(task: &Task) -> Vec<(&'static str, String)> {
         (
             "settings",
             format!(
-                "{} tables to sync, {} not synced, {} statements",
-                task.tables_to_sync_count, task.tables_not_synced_count, task.statement_count
+                "{} to sync, {} not synced, {}",
+                counted(u64::from(task.tables_to_sync_count), "table"),
+                task.tables_not_synced_count,
+                counted(u64::from(task.statement_count), "statement")
             ),
         ),
         ("analysis", task.analysis_id.clone()),
@@ -301,6 +303,15 @@ pub fn script(statements: &[ScriptStatement]) -> String {
         text.push_str(";\n");
     }
     text
+}
+
+/// "1 table", "3 tables".
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 #[cfg(test)]

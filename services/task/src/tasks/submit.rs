@@ -191,8 +191,11 @@ impl Tasks {
         )
         .await?;
         let message = format!(
-            "submitted by {}: {} tables to sync, {} statements, script sha256 {}",
-            caller.subject, tx.task.tables_to_sync, tx.task.statement_count, tx.task.script_sha256
+            "submitted by {}: {} to sync, {}, script sha256 {}",
+            caller.subject,
+            counted(tx.task.tables_to_sync, "table"),
+            counted(tx.task.statement_count, "statement"),
+            tx.task.script_sha256
         );
         tx.log(LogLevel::Info, &message).await?;
         tx.commit().await?;
@@ -315,8 +318,10 @@ impl Tasks {
                 r#type: "task".to_owned(),
                 id: task.id.to_string(),
                 display_name: format!(
-                    "shadow sync of {}.{} ({} tables)",
-                    task.connection_name, task.database, task.tables_to_sync
+                    "shadow sync of {}.{} ({})",
+                    task.connection_name,
+                    task.database,
+                    counted(task.tables_to_sync, "table")
                 ),
             }),
             attributes: Some(MatchAttributes {
@@ -326,8 +331,10 @@ impl Tasks {
                 extra: Default::default(),
             }),
             payload_summary: format!(
-                "{} tables to sync, {} not synced, {} statements",
-                task.tables_to_sync, task.tables_not_synced, task.statement_count
+                "{} to sync, {} not synced, {}",
+                counted(task.tables_to_sync, "table"),
+                task.tables_not_synced,
+                counted(task.statement_count, "statement")
             ),
             payload_sha256: task.script_sha256.clone(),
             scheduled_time: task.scheduled_at.map(to_timestamp),
@@ -341,5 +348,14 @@ impl Tasks {
             .await
             .map_err(|status| from_peer("approval", &status))?;
         Ok(response.into_inner().approval)
+    }
+}
+
+/// "1 table", "3 tables": these lines are read by people.
+fn counted(count: i64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
