@@ -53,13 +53,13 @@ fn the_readme_quickstart_works_as_written() {
 
     // The quickstart's promise: orders' shadow now matches, the skipped customers has none
     // (and `plan`, which syncs everything, proposes it and re-points orders' foreign key).
-    let shadow = mariadb_output(&format!("SHOW CREATE TABLE `{database}`.`_test_orders`"));
+    let shadow = mariadb_query(&format!("SHOW CREATE TABLE `{database}`.`_test_orders`"));
     assert!(
         shadow.contains("`total` decimal(10,2) NOT NULL DEFAULT 0.00")
             && shadow.contains("FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)"),
         "{shadow}"
     );
-    let tables = mariadb_output(&format!("SHOW TABLES FROM `{database}`"));
+    let tables = mariadb_query(&format!("SHOW TABLES FROM `{database}`"));
     assert!(!tables.contains("_test_customers"), "{tables}");
     let plan = run.output_of(&["plan"]);
     assert!(
@@ -244,29 +244,6 @@ fn split_words(script: &str) -> Vec<Vec<String>> {
         commands.push(words);
     }
     commands
-}
-
-fn mariadb_output(sql: &str) -> String {
-    let output = Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-e",
-            sql,
-        ])
-        .output()
-        .expect("run mariadb");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

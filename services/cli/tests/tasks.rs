@@ -140,7 +140,7 @@ fn reject_again_schedule_abort_and_read_the_logs() {
         "{error}"
     );
     assert_eq!(error.trim().lines().count(), 1, "one clear line: {error}");
-    let tables = stdout(&mariadb_query(&format!("SHOW TABLES FROM `{database}`")));
+    let tables = mariadb_query(&format!("SHOW TABLES FROM `{database}`"));
     assert!(!tables.contains("_test_"), "nothing ran: {tables}");
 
     // Logs: everything, the alerts only, a search, and a download equal to the listing.
@@ -264,21 +264,4 @@ fn wait_for(mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("condition not reached in 10 s");
-}
-
-fn mariadb_query(sql: &str) -> Output {
-    ok(Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-e",
-            sql,
-        ])
-        .output()
-        .expect("run mariadb"))
 }

@@ -118,3 +118,27 @@ pub fn mariadb(sql: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs one query on the local MariaDB and returns its rows as tab-separated text (no header).
+pub fn mariadb_query(sql: &str) -> String {
+    let output = Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "root",
+            "-N",
+            "-e",
+            sql,
+        ])
+        .output()
+        .expect("run mariadb");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
