@@ -198,13 +198,18 @@ async fn main() -> anyhow::Result<()> {
     let _ = server.await;
     target.drop_database().await;
     if store.is_some() {
+        use shadowsync_common::queue::MessageQueue as _;
         use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Topology};
-        AmqpQueue::new(AmqpQueueOptions::new(
+        let queue = AmqpQueue::new(AmqpQueueOptions::new(
             "amqp://guest:guest@127.0.0.1:5672/%2f".to_string(),
             Topology::new(prefix),
-        ))?
-        .delete_topology()
-        .await?;
+        ))?;
+        // Declared so that `delete_topology` deletes it with the rest: the task service's
+        // event subscription.
+        queue
+            .declare_subscription("task.approval-events", &["approval.*.shadow_table_sync"])
+            .await?;
+        queue.delete_topology().await?;
     }
     Ok(())
 }
