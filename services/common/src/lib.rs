@@ -23,3 +23,4 @@ pub mod secret;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod text;

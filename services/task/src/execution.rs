@@ -214,27 +214,11 @@ impl Tasks {
                 // The dispatch event may arrive after the claim it led to: record the dispatch
                 // here then, so the timeline reads in the order things happened (the late event
                 // is ignored as already applied).
-                let attempt = i64::from(request.attempt);
-                if tx.task.dispatched_attempt < attempt {
-                    tx.update(vec![("dispatched_attempt", attempt.into())])
+                if tx.task.dispatched_attempt < i64::from(request.attempt) {
+                    let priority = tx.task.priority;
+                    tx.record_dispatch(request.attempt, None, priority)
                         .await
                         .map_err(TaskError::from)?;
-                    tx.timeline(TimelineEntry {
-                        kind: TimelineEntryKind::Dispatched as i32,
-                        attempt: request.attempt,
-                        ..TimelineEntry::default()
-                    })
-                    .await
-                    .map_err(TaskError::from)?;
-                    tx.log(
-                        LogLevel::Info,
-                        &format!(
-                            "dispatched attempt {} (priority {})",
-                            request.attempt, tx.task.priority
-                        ),
-                    )
-                    .await
-                    .map_err(TaskError::from)?;
                 }
                 if task.status == TaskStatus::WaitForExecution {
                     tx.transition(TaskStatus::Executing, changes, actor.clone(), "")

@@ -120,9 +120,9 @@ pub fn task_fields(task: &Task) -> Vec<(&'static str, String)> {
             "settings",
             format!(
                 "{} to sync, {} not synced, {}",
-                counted(u64::from(task.tables_to_sync_count), "table"),
+                shadowsync_common::text::counted(u64::from(task.tables_to_sync_count), "table"),
                 task.tables_not_synced_count,
-                counted(u64::from(task.statement_count), "statement")
+                shadowsync_common::text::counted(u64::from(task.statement_count), "statement")
             ),
         ),
         ("analysis", task.analysis_id.clone()),
@@ -303,15 +303,6 @@ pub fn script(statements: &[ScriptStatement]) -> String {
         text.push_str(";\n");
     }
     text
-}
-
-/// "1 table", "3 tables".
-fn counted(count: u64, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shadowsync_common::clock::Clock;
+use shadowsync_common::text::counted;
 use shadowsync_proto::task::v1::{ErrorStrategy, ExecutionOutcome, TableExecutionStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -168,7 +169,10 @@ impl Run {
             format!(
                 "execution attempt {} started: {}, script sha256 {}",
                 self.lease.attempt,
-                tables(self.tables.len()),
+                counted(
+                    u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
+                    "table"
+                ),
                 claim.script_sha256
             ),
         );
@@ -328,9 +332,21 @@ impl Run {
         let message = match outcome {
             ExecutionOutcome::Cancelled => "aborted by a user".to_owned(),
             ExecutionOutcome::Failed => {
-                format!("{failed} of {} failed", tables(self.tables.len()))
+                format!(
+                    "{failed} of {} failed",
+                    counted(
+                        u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
+                        "table"
+                    )
+                )
             }
-            _ => format!("{} in sync", tables(self.tables.len())),
+            _ => format!(
+                "{} in sync",
+                counted(
+                    u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
+                    "table"
+                )
+            ),
         };
         self.log.info("", format!("execution finished: {message}"));
         self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
@@ -344,14 +360,6 @@ impl Run {
         })
         .await?;
         Ok(outcome)
-    }
-}
-
-/// "1 table", "3 tables": the summaries are read by people.
-fn tables(count: usize) -> String {
-    match count {
-        1 => "1 table".to_owned(),
-        n => format!("{n} tables"),
     }
 }
 

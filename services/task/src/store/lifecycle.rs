@@ -369,6 +369,31 @@ impl TaskTx {
         .await
     }
 
+    /// Records that `attempt` was dispatched (at `time`, or now): `dispatched_attempt`, the
+    /// DISPATCHED timeline entry and the log line. Called by whichever comes first, the
+    /// dispatch event or the claim it led to; the caller checks the attempt is new.
+    pub async fn record_dispatch(
+        &mut self,
+        attempt: u32,
+        time: Option<prost_types::Timestamp>,
+        priority: i64,
+    ) -> Result<(), sqlx::Error> {
+        self.update(vec![("dispatched_attempt", i64::from(attempt).into())])
+            .await?;
+        self.timeline(TimelineEntry {
+            kind: TimelineEntryKind::Dispatched as i32,
+            time,
+            attempt,
+            ..TimelineEntry::default()
+        })
+        .await?;
+        self.log(
+            LogLevel::Info,
+            &format!("dispatched attempt {attempt} (priority {priority})"),
+        )
+        .await
+    }
+
     /// Appends a task-service line to the task log.
     pub async fn log(&mut self, level: LogLevel, message: &str) -> Result<(), sqlx::Error> {
         let lines = [LogLine {

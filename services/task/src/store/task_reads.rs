@@ -328,14 +328,13 @@ impl SqlStore {
         Ok((entries, total))
     }
 
-    /// The SHA-256 of the statements this task would serve an executor, hashed as the
-    /// analysis preview is (each statement then `;\n`, in script order): what a claim checks
+    /// The [`ScriptHash`](super::rows::ScriptHash) of the statements this task would serve an
+    /// executor, as the analysis preview is hashed: what a claim checks
     /// against the approved hash, so a statement changed in the store after approval never
     /// reaches an executor. Read as a stream, never whole.
     pub async fn served_script_sha256(&self, task_id: i64) -> Result<String, sqlx::Error> {
         use futures::TryStreamExt as _;
-        use sha2::Digest as _;
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = super::rows::ScriptHash::default();
         let mut rows = sqlx::query(
             "SELECT sql_text FROM task_statements WHERE task_id = $1 ORDER BY script_index",
         )
@@ -343,9 +342,8 @@ impl SqlStore {
         .fetch(self.database().pool());
         while let Some(row) = rows.try_next().await? {
             let sql: String = row.try_get(0)?;
-            hasher.update(sql.as_bytes());
-            hasher.update(b";\n");
+            hasher.add(&sql);
         }
-        Ok(hex::encode(hasher.finalize()))
+        Ok(hasher.finish())
     }
 }

@@ -6,6 +6,7 @@
 use sha2::{Digest, Sha256};
 use shadowsync_common::auth::Identity;
 use shadowsync_common::clock::{from_timestamp, to_timestamp};
+use shadowsync_common::text::counted;
 use shadowsync_proto::approval::v1::{MatchAttributes, ResourceRef, SubmitApprovalRequest};
 use shadowsync_proto::names::REQUEST_TYPE_SHADOW_TABLE_SYNC;
 use shadowsync_proto::task::v1::{
@@ -193,8 +194,11 @@ impl Tasks {
         let message = format!(
             "submitted by {}: {} to sync, {}, script sha256 {}",
             caller.subject,
-            counted(tx.task.tables_to_sync, "table"),
-            counted(tx.task.statement_count, "statement"),
+            counted(u64::try_from(tx.task.tables_to_sync).unwrap_or(0), "table"),
+            counted(
+                u64::try_from(tx.task.statement_count).unwrap_or(0),
+                "statement"
+            ),
             tx.task.script_sha256
         );
         tx.log(LogLevel::Info, &message).await?;
@@ -321,7 +325,7 @@ impl Tasks {
                     "shadow sync of {}.{} ({})",
                     task.connection_name,
                     task.database,
-                    counted(task.tables_to_sync, "table")
+                    counted(u64::try_from(task.tables_to_sync).unwrap_or(0), "table")
                 ),
             }),
             attributes: Some(MatchAttributes {
@@ -332,9 +336,12 @@ impl Tasks {
             }),
             payload_summary: format!(
                 "{} to sync, {} not synced, {}",
-                counted(task.tables_to_sync, "table"),
+                counted(u64::try_from(task.tables_to_sync).unwrap_or(0), "table"),
                 task.tables_not_synced,
-                counted(task.statement_count, "statement")
+                counted(
+                    u64::try_from(task.statement_count).unwrap_or(0),
+                    "statement"
+                )
             ),
             payload_sha256: task.script_sha256.clone(),
             scheduled_time: task.scheduled_at.map(to_timestamp),
@@ -348,14 +355,5 @@ impl Tasks {
             .await
             .map_err(|status| from_peer("approval", &status))?;
         Ok(response.into_inner().approval)
-    }
-}
-
-/// "1 table", "3 tables": these lines are read by people.
-fn counted(count: i64, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
     }
 }

@@ -261,20 +261,12 @@ impl Tasks {
             if attempt <= tx.task.dispatched_attempt || attempt > tx.task.attempt.max(1) {
                 return Ok(());
             }
-            tx.update(vec![("dispatched_attempt", attempt.into())])
-                .await?;
-            tx.timeline(TimelineEntry {
-                kind: TimelineEntryKind::Dispatched as i32,
-                time: event.dispatch_time,
-                attempt: event.attempt,
-                ..TimelineEntry::default()
-            })
+            tx.record_dispatch(
+                event.attempt,
+                event.dispatch_time,
+                i64::from(event.priority),
+            )
             .await?;
-            let line = format!(
-                "dispatched attempt {} (priority {})",
-                event.attempt, event.priority
-            );
-            tx.log(LogLevel::Info, &line).await?;
             if event.late {
                 tx.log(
                     LogLevel::Warn,
