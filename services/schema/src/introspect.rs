@@ -51,6 +51,15 @@ pub struct IntrospectStats {
     pub parse_time: Duration,
 }
 
+/// One table as [`Introspector::observe`] found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableObservation {
+    /// `None` when the table does not exist or cannot be parsed.
+    pub fingerprint: Option<String>,
+    /// The requested names this table's foreign keys reference (same database only).
+    pub references: Vec<String>,
+}
+
 /// Reads catalogs from one MySQL-family server.
 #[derive(Debug, Clone)]
 pub struct Introspector {
@@ -232,20 +241,68 @@ impl Introspector {
         database: &str,
         names: &[String],
     ) -> Result<BTreeMap<String, Option<String>>> {
+        Ok(self
+            .observe(database, names)
+            .await?
+            .into_iter()
+            .map(|(name, observed)| (name, observed.fingerprint))
+            .collect())
+    }
+
+    /// [`Introspector::fingerprints`], plus which of `names` each table's foreign keys
+    /// reference now: the executor keeps tables linked by a key out of parallel lanes, also when
+    /// the plan drops that key (a child's key must go before its parent changes).
+    ///
+    /// Fails when the database is missing or on a database error.
+    pub async fn observe(
+        &self,
+        database: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, TableObservation>> {
         let (context, _) = self.read_server(database, false).await?;
         let mut stats = IntrospectStats::default();
         let tables = self
             .read_tables(database, names, &context, &mut stats, &mut |_, _| {})
             .await?;
-        let mut read: BTreeMap<String, Option<String>> = tables
+        let requested: BTreeMap<String, &String> = names
+            .iter()
+            .map(|name| (context.table_key(name), name))
+            .collect();
+        let same_database = |schema: &Option<String>| {
+            schema
+                .as_deref()
+                .is_none_or(|schema| context.table_key(schema) == context.table_key(database))
+        };
+        let mut read: BTreeMap<String, TableObservation> = tables
             .into_iter()
-            .map(|table| (context.table_key(&table.name), table.fingerprint))
+            .map(|table| {
+                let references = table
+                    .model
+                    .as_ref()
+                    .map(|model| {
+                        model
+                            .foreign_keys
+                            .iter()
+                            .filter(|fk| same_database(&fk.referenced_schema))
+                            .filter_map(|fk| {
+                                requested.get(&context.table_key(&fk.referenced_table))
+                            })
+                            .map(|name| (*name).clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let observed = TableObservation {
+                    fingerprint: table.fingerprint,
+                    references,
+                };
+                (context.table_key(&table.name), observed)
+            })
             .collect();
         Ok(names
             .iter()
             .map(|name| {
-                let fingerprint = read.remove(&context.table_key(name)).flatten();
-                (name.clone(), fingerprint)
+                let observed = read.remove(&context.table_key(name)).unwrap_or_default();
+                (name.clone(), observed)
             })
             .collect())
     }

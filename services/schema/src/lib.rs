@@ -77,7 +77,7 @@ pub mod render;
 pub use catalog::{Catalog, CatalogTable, SyncRange};
 pub use error::{Result, SchemaError};
 pub use fingerprint::fingerprint;
-pub use introspect::{IntrospectOptions, IntrospectStats, Introspector};
+pub use introspect::{IntrospectOptions, IntrospectStats, Introspector, TableObservation};
 pub use model::Table;
 pub use naming::{Affix, ShadowNaming};
 pub use normalize::{ServerContext, normalize};

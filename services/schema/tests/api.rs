@@ -256,3 +256,31 @@ async fn statement_fingerprints_track_the_shadow() {
         plan.table("n").unwrap().target_fingerprint
     );
 }
+
+/// What the executor reads to keep key-linked tables out of parallel lanes: the requested
+/// tables each table's keys reference now (keys to tables not asked about are left out).
+#[tokio::test]
+async fn observe_reports_the_requested_tables_each_key_references() {
+    let db = TestDb::new().await;
+    db.exec(
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE _test_p (id int PRIMARY KEY);
+         CREATE TABLE _test_c (id int PRIMARY KEY, r int, s int, KEY kr (r), KEY ks (s),
+           FOREIGN KEY (r) REFERENCES _test_p (id), FOREIGN KEY (s) REFERENCES p (id));
+         CREATE TABLE _test_d (id int PRIMARY KEY)",
+    )
+    .await;
+    let introspector = db.introspector(IntrospectOptions::default());
+    let names: Vec<String> = ["_test_c", "_test_p", "_test_d", "_test_missing"]
+        .map(String::from)
+        .to_vec();
+    let observed = introspector.observe(&db.name, &names).await.unwrap();
+    // `p` was not asked about, so only the shadow parent is named.
+    assert_eq!(observed["_test_c"].references, ["_test_p"]);
+    assert!(observed["_test_c"].fingerprint.is_some());
+    assert!(observed["_test_d"].references.is_empty());
+    assert_eq!(
+        observed["_test_missing"],
+        shadowsync_schema::TableObservation::default()
+    );
+}
