@@ -6,7 +6,8 @@
 //! [`run`]`(deps, shutdown)` consumes `<prefix>shadowsync.execute` until `shutdown` completes,
 //! then drains (see [`worker`]). [`ExecutorDeps`] carries the queue, the task service
 //! ([`backend::ExecutionBackend`]; [`grpc_backend::GrpcExecutionBackend`] in production), the
-//! clock, the executor's id and the `executor.prefetch` / `executor.concurrency` settings.
+//! clock, the executor's id and the `executor.prefetch`, `executor.concurrency` and
+//! `executor.table_parallelism` settings.
 //!
 //! ```no_run
 //! # async fn example(
@@ -22,6 +23,7 @@
 //!     executor_id: "executor-1@host".into(),
 //!     prefetch: 1,
 //!     concurrency: 1,
+//!     table_parallelism: 1,
 //!     shutdown_grace: std::time::Duration::from_secs(30),
 //! };
 //! run(deps, async { let _ = tokio::signal::ctrl_c().await; }).await
@@ -66,6 +68,9 @@ pub struct ExecutorDeps {
     pub prefetch: u16,
     /// Tasks run at once (`executor.concurrency`).
     pub concurrency: usize,
+    /// Lanes of independent tables one task runs at once, each on its own connection to the
+    /// target (`executor.table_parallelism`, default 1: the whole plan in order on one).
+    pub table_parallelism: usize,
     /// After shutdown is signalled, running tasks may finish for this long; then they stop
     /// between statements and are handed back.
     pub shutdown_grace: Duration,
@@ -78,6 +83,7 @@ impl std::fmt::Debug for ExecutorDeps {
             .field("executor_id", &self.executor_id)
             .field("prefetch", &self.prefetch)
             .field("concurrency", &self.concurrency)
+            .field("table_parallelism", &self.table_parallelism)
             .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
     }

@@ -49,6 +49,7 @@ pub async fn run_worker(
             backend: deps.backend.clone(),
             clock: deps.clock.clone(),
             stop: stop.clone(),
+            table_parallelism: deps.table_parallelism.max(1),
         },
         executor_id: deps.executor_id.clone(),
         running_here: Mutex::new(HashSet::new()),

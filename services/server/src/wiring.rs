@@ -260,6 +260,7 @@ fn executor_deps(
         executor_id: format!("executor-{}", uuid::Uuid::new_v4().simple()),
         prefetch: config.executor.prefetch,
         concurrency: config.executor.concurrency,
+        table_parallelism: config.executor.table_parallelism,
         shutdown_grace: std::time::Duration::from_secs(30),
     })
 }

@@ -13,6 +13,9 @@ use super::{
 };
 use crate::secret::Secret;
 
+/// More connections per task than this would only contend for the target's metadata locks.
+const MAX_TABLE_PARALLELISM: usize = 16;
+
 /// One configuration key.
 #[derive(Debug)]
 pub struct Key {
@@ -129,6 +132,11 @@ pub const KEYS: &[Key] = &[
         "executor.concurrency",
         Some("1"),
         "tasks an executor runs at once",
+    ),
+    key(
+        "executor.table_parallelism",
+        Some("1"),
+        "tables not linked by foreign keys that one task alters at once, one connection each",
     ),
 ];
 
@@ -309,6 +317,13 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
     if concurrency == 0 {
         return Err(r.invalid("executor.concurrency", "must be at least 1"));
     }
+    let table_parallelism: usize = r.required("executor.table_parallelism")?;
+    if !(1..=MAX_TABLE_PARALLELISM).contains(&table_parallelism) {
+        return Err(r.invalid(
+            "executor.table_parallelism",
+            format!("must be from 1 to {MAX_TABLE_PARALLELISM}"),
+        ));
+    }
 
     Ok(Config {
         listen,
@@ -325,6 +340,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         executor: ExecutorConfig {
             prefetch,
             concurrency,
+            table_parallelism,
         },
     })
 }

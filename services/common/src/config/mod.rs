@@ -113,6 +113,8 @@ pub struct Endpoints {
 pub struct ExecutorConfig {
     pub prefetch: u16,
     pub concurrency: usize,
+    /// Lanes of independent tables a task runs at once (1: none in parallel).
+    pub table_parallelism: usize,
 }
 
 /// The validated configuration of one process.

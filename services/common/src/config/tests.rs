@@ -25,6 +25,7 @@ fn defaults_are_the_embedded_mode() {
     assert!(config.queue.url.is_none());
     assert_eq!(config.auth.audience, "shadowsync");
     assert_eq!(config.executor.prefetch, 1);
+    assert_eq!(config.executor.table_parallelism, 1);
 }
 
 #[test]
@@ -72,6 +73,23 @@ fn a_bad_value_names_the_key_and_its_origin() {
         message.contains(&file.path().display().to_string()),
         "{message}"
     );
+
+    for bad in ["0", "17"] {
+        let message = ConfigLoader::new()
+            .env(&env(&[("SHADOWSYNC_EXECUTOR_TABLE_PARALLELISM", bad)]))
+            .load()
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains("`executor.table_parallelism`") && message.contains("1 to 16"),
+            "{message}"
+        );
+    }
+    let config = ConfigLoader::new()
+        .env(&env(&[("SHADOWSYNC_EXECUTOR_TABLE_PARALLELISM", "4")]))
+        .load()
+        .unwrap();
+    assert_eq!(config.executor.table_parallelism, 4);
 }
 
 #[test]

@@ -91,6 +91,7 @@ async fn run_once(
         backend,
         clock: Arc::new(SystemClock),
         stop: CancellationToken::new(),
+        table_parallelism: 1,
     };
     Some(execute(&context, *claim).await)
 }

@@ -95,6 +95,7 @@ async fn run_once(
         backend,
         clock: Arc::new(SystemClock),
         stop: CancellationToken::new(),
+        table_parallelism: 1,
     };
     execute(&context, *claim).await
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use shadowsync_schema::{IntrospectOptions, Introspector};
+use shadowsync_schema::{IntrospectOptions, Introspector, TableObservation};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
@@ -51,11 +51,20 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     .map_err(|_| invalid())
 }
 
+async fn open(options: &MySqlConnectOptions, timeout: Duration) -> Result<MySqlConnection, String> {
+    tokio::time::timeout(timeout, options.connect())
+        .await
+        .map_err(|_| format!("cannot connect to the target database within {timeout:?}"))?
+        .map_err(|error| format!("cannot connect to the target database: {error}"))
+}
+
 /// A connection to the task's database.
 pub struct TargetDatabase {
     database: String,
     connection: MySqlConnection,
     introspector: Introspector,
+    options: MySqlConnectOptions,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for TargetDatabase {
@@ -94,12 +103,9 @@ impl TargetDatabase {
                 other => return Err(format!("unknown connection option `{other}`")),
             }
         }
-        let connection = tokio::time::timeout(timeout, options.connect())
-            .await
-            .map_err(|_| format!("cannot connect to the target database within {timeout:?}"))?
-            .map_err(|error| format!("cannot connect to the target database: {error}"))?;
+        let connection = open(&options, timeout).await?;
         let introspector = Introspector::connect_lazy(
-            options,
+            options.clone(),
             IntrospectOptions {
                 batch_size: 250,
                 parallelism: 1,
@@ -109,6 +115,20 @@ impl TargetDatabase {
             database: target.database.clone(),
             connection,
             introspector,
+            options,
+            timeout,
+        })
+    }
+
+    /// Another session on the same database, for a parallel lane: its own connection for the
+    /// DDL, the same introspector.
+    pub async fn open_session(&self) -> Result<Self, String> {
+        Ok(Self {
+            database: self.database.clone(),
+            connection: open(&self.options, self.timeout).await?,
+            introspector: self.introspector.clone(),
+            options: self.options.clone(),
+            timeout: self.timeout,
         })
     }
 
@@ -143,6 +163,18 @@ impl TargetDatabase {
     ) -> Result<BTreeMap<String, Option<String>>, String> {
         self.introspector
             .fingerprints(&self.database, names)
+            .await
+            .map_err(|error| format!("cannot read the tables: {error}"))
+    }
+
+    /// [`TargetDatabase::fingerprints`] plus the requested tables each one's foreign keys
+    /// reference now.
+    pub async fn observe(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, TableObservation>, String> {
+        self.introspector
+            .observe(&self.database, names)
             .await
             .map_err(|error| format!("cannot read the tables: {error}"))
     }

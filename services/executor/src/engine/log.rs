@@ -1,7 +1,10 @@
 //! The task log as the executor writes it: lines are buffered and appended in batches
 //! (at table boundaries, at the end, and whenever the buffer fills), and mirrored to `tracing`.
+//!
+//! Parallel lanes share one log: lines take their sequence under the buffer's lock, and one
+//! flush at a time sends them, so the service receives them in sequence order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use shadowsync_common::clock::Clock;
 use shadowsync_proto::task::v1::LogLevel;
@@ -19,6 +22,13 @@ pub struct TaskLog {
     backend: Arc<dyn ExecutionBackend>,
     lease: LeaseRef,
     clock: Arc<dyn Clock>,
+    buffer: Mutex<Buffer>,
+    /// Held while sending: only its holder removes lines from the front of the buffer.
+    sending: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
     pending: Vec<LogEntry>,
     last_sequence: u64,
 }
@@ -29,24 +39,29 @@ impl TaskLog {
             backend,
             lease,
             clock,
-            pending: Vec::new(),
-            last_sequence: 0,
+            buffer: Mutex::default(),
+            sending: tokio::sync::Mutex::new(()),
         }
     }
 
-    pub fn info(&mut self, table: &str, message: impl Into<String>) {
+    fn buffer(&self) -> MutexGuard<'_, Buffer> {
+        // A panic while holding the lock cannot leave a half-pushed line: keep going.
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn info(&self, table: &str, message: impl Into<String>) {
         self.push(LogLevel::Info, table, message.into());
     }
 
-    pub fn warn(&mut self, table: &str, message: impl Into<String>) {
+    pub fn warn(&self, table: &str, message: impl Into<String>) {
         self.push(LogLevel::Warn, table, message.into());
     }
 
-    pub fn error(&mut self, table: &str, message: impl Into<String>) {
+    pub fn error(&self, table: &str, message: impl Into<String>) {
         self.push(LogLevel::Error, table, message.into());
     }
 
-    fn push(&mut self, level: LogLevel, table: &str, mut message: String) {
+    fn push(&self, level: LogLevel, table: &str, mut message: String) {
         let task_id = self.lease.task_id;
         match level {
             LogLevel::Error => tracing::error!(task_id, table, "{message}"),
@@ -62,11 +77,12 @@ impl TaskLog {
             message.push_str(" …");
         }
         let now = self.clock.now();
+        let mut buffer = self.buffer();
         // Sequences start from the clock so that a restarted executor holding the same
         // (task, attempt) never reuses a sequence the service already deduplicated away.
-        let sequence = (self.last_sequence + 1).max(u64::try_from(now).unwrap_or(0));
-        self.last_sequence = sequence;
-        self.pending.push(LogEntry {
+        let sequence = (buffer.last_sequence + 1).max(u64::try_from(now).unwrap_or(0));
+        buffer.last_sequence = sequence;
+        buffer.pending.push(LogEntry {
             client_sequence: sequence,
             time: now,
             level,
@@ -77,16 +93,19 @@ impl TaskLog {
 
     /// Appends what is buffered. Lines that could not be sent stay buffered for the next flush
     /// unless the lease is lost (then nothing more may be written).
-    pub async fn flush(&mut self) -> Result<(), BackendError> {
-        while !self.pending.is_empty() {
-            let count = self.pending.len().min(BATCH);
-            match self
-                .backend
-                .append_logs(&self.lease, &self.pending[..count])
-                .await
-            {
+    pub async fn flush(&self) -> Result<(), BackendError> {
+        let _sending = self.sending.lock().await;
+        loop {
+            let batch: Vec<LogEntry> = {
+                let buffer = self.buffer();
+                buffer.pending[..buffer.pending.len().min(BATCH)].to_vec()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            match self.backend.append_logs(&self.lease, &batch).await {
                 Ok(()) => {
-                    self.pending.drain(..count);
+                    self.buffer().pending.drain(..batch.len());
                 }
                 Err(BackendError::LeaseLost) => return Err(BackendError::LeaseLost),
                 Err(error) => {
@@ -95,6 +114,5 @@ impl TaskLog {
                 }
             }
         }
-        Ok(())
     }
 }

@@ -9,26 +9,36 @@
 //! shutdown signal, the lease and a user's abort, and the statement goes through the
 //! [`SafetyGuard`]. A table's outcome is reported as soon as it is known.
 //!
+//! With `table_parallelism` above 1, the tables still to run are split into *lanes*: groups
+//! linked by foreign keys (the plan's `depends_on`, and the keys the shadows hold now) stay in
+//! one lane, in script order on one connection, because DDL on key-linked tables in parallel
+//! can fail or livelock the server (DESIGN.md §5). Independent lanes run at once, each on its
+//! own connection, at most `table_parallelism` of them. ABORT holds across lanes: the first
+//! failure stops every lane before its next statement, and what did not finish is NOT_RUN.
+//!
 //! A statement that fails while the shadow is already exactly in the state the plan expects
 //! after it counts as applied (WARN): the same statement of an earlier attempt, orphaned on the
 //! server when that attempt's connection was cut, may land just before it.
 //!
-//! Layout: `mod.rs` the run as a whole, `steps` one table's steps, [`resume`] the drift and
-//! resume decision, `database` the target connection, `log` the buffered task log, `calls`
-//! retries and fencing of task-service calls.
+//! Layout: `mod.rs` the run as a whole, `lanes` the split into lanes and each lane's loop,
+//! `steps` one table's steps, [`resume`] the drift and resume decision, `database` the target
+//! connection, `log` the buffered task log, `calls` retries and fencing of task-service calls.
 
 mod calls;
 mod database;
+mod lanes;
 mod log;
 pub mod resume;
 mod steps;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use shadowsync_common::clock::Clock;
 use shadowsync_common::text::counted;
 use shadowsync_proto::task::v1::{ErrorStrategy, ExecutionOutcome, TableExecutionStatus};
+use shadowsync_schema::TableObservation;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{ClaimedTask, ExecutionBackend, LeaseRef, PlanTable};
@@ -47,6 +57,9 @@ pub struct EngineContext {
     /// Cancelled at shutdown: the engine stops before its next statement and hands the task back
     /// (the lease lapses and the task service re-dispatches it; the next attempt resumes).
     pub stop: CancellationToken,
+    /// Lanes of independent tables run at once, one connection each
+    /// (`executor.table_parallelism`); 1 runs the whole plan in script order on one connection.
+    pub table_parallelism: usize,
 }
 
 /// How an execution ended.
@@ -69,6 +82,8 @@ enum Stop {
     LeaseLost,
     HandedBack,
     Interrupted(String),
+    /// Another lane stopped the run for one of the reasons above.
+    Halted,
 }
 
 /// Where one table is.
@@ -109,14 +124,11 @@ pub async fn execute(context: &EngineContext, claim: ClaimedTask) -> ExecutionEn
         log,
         strategy: claim.error_strategy,
         guard: SafetyGuard::new(claim.target.database.clone(), Vec::new()),
-        tables: Vec::new(),
-        database: None,
+        failed_under_abort: AtomicBool::new(false),
+        cancelled: AtomicBool::new(false),
+        halt: CancellationToken::new(),
     };
-    let result = run.run(claim).await;
-    if let Some(database) = run.database.take() {
-        database.close().await;
-    }
-    match result {
+    match run.run(claim).await {
         Ok(outcome) => ExecutionEnd::Completed(outcome),
         Err(Stop::LeaseLost) => ExecutionEnd::LeaseLost,
         Err(stop) => {
@@ -126,11 +138,13 @@ pub async fn execute(context: &EngineContext, claim: ClaimedTask) -> ExecutionEn
                 Stop::HandedBack => ExecutionEnd::HandedBack,
                 Stop::Interrupted(reason) => ExecutionEnd::Interrupted(reason),
                 Stop::LeaseLost => ExecutionEnd::LeaseLost,
+                Stop::Halted => ExecutionEnd::Interrupted("stopped by another lane".into()),
             }
         }
     }
 }
 
+/// What every lane of one run shares.
 struct Run {
     context: EngineContext,
     lease: LeaseRef,
@@ -138,8 +152,12 @@ struct Run {
     log: TaskLog,
     strategy: ErrorStrategy,
     guard: SafetyGuard,
-    tables: Vec<TableRun>,
-    database: Option<TargetDatabase>,
+    /// A table failed under ABORT: every lane stops before its next statement.
+    failed_under_abort: AtomicBool,
+    /// A lane saw a user's abort.
+    cancelled: AtomicBool,
+    /// Cancelled when a lane stops the run early (lease lost, shutdown, interruption).
+    halt: CancellationToken,
 }
 
 impl Run {
@@ -149,7 +167,7 @@ impl Run {
             claim.target.database.clone(),
             plan.iter().map(|table| table.shadow.clone()),
         );
-        self.tables = plan
+        let tables: Vec<TableRun> = plan
             .into_iter()
             .map(|plan| TableRun {
                 state: match plan.recorded_status {
@@ -164,15 +182,13 @@ impl Run {
                 start_time: None,
             })
             .collect();
+        let table_count = u64::try_from(tables.len()).unwrap_or(u64::MAX);
         self.log.info(
             "",
             format!(
                 "execution attempt {} started: {}, script sha256 {}",
                 self.lease.attempt,
-                counted(
-                    u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
-                    "table"
-                ),
+                counted(table_count, "table"),
                 claim.script_sha256
             ),
         );
@@ -183,84 +199,42 @@ impl Run {
                 return Err(Stop::Interrupted(message));
             }
         };
-        self.database = Some(database);
-        let fingerprints = self.read_fingerprints().await?;
-
-        let mut stopped_by_failure = self.strategy == ErrorStrategy::Abort
-            && self
-                .tables
+        let observed = match self.observe(&database, &tables).await {
+            Ok(observed) => observed,
+            Err(stop) => {
+                database.close().await;
+                return Err(stop);
+            }
+        };
+        if self.strategy == ErrorStrategy::Abort
+            && tables
                 .iter()
-                .any(|t| t.state == TableState::Final(TableExecutionStatus::Failed));
-        let mut cancelled = false;
-        let mut order: Vec<(u32, usize, usize)> = Vec::new();
-        for (t, table) in self.tables.iter().enumerate() {
-            if table.state == TableState::Waiting {
-                for (s, statement) in table.plan.statements.iter().enumerate() {
-                    order.push((statement.script_index, t, s));
-                }
-            }
+                .any(|t| t.state == TableState::Final(TableExecutionStatus::Failed))
+        {
+            self.failed_under_abort.store(true, Ordering::SeqCst);
         }
-        order.sort_unstable();
-        let tables_without_statements: Vec<usize> = (0..self.tables.len())
-            .filter(|&t| {
-                self.tables[t].state == TableState::Waiting
-                    && self.tables[t].plan.statements.is_empty()
-            })
-            .collect();
-        let work = order
+        let (mut tables, waiting): (Vec<TableRun>, Vec<TableRun>) = tables
             .into_iter()
-            .map(|(_, t, s)| (t, Some(s)))
-            .chain(tables_without_statements.into_iter().map(|t| (t, None)));
-        for (t, statement) in work {
-            if stopped_by_failure {
-                break;
-            }
-            if matches!(self.tables[t].state, TableState::Final(_)) {
-                continue;
-            }
-            match self.checkpoint()? {
-                LeaseCheck::AbortRequested => {
-                    cancelled = true;
-                    break;
-                }
-                LeaseCheck::Lost => return Err(Stop::LeaseLost),
-                LeaseCheck::Valid => {}
-            }
-            if self.tables[t].state == TableState::Waiting {
-                self.start_table(t, &fingerprints).await?;
-                if self.tables[t].state == TableState::Final(TableExecutionStatus::Failed) {
-                    stopped_by_failure = self.strategy == ErrorStrategy::Abort;
-                    continue;
-                }
-                if matches!(self.tables[t].state, TableState::Final(_)) {
-                    continue;
-                }
-            }
-            let Some(statement) = statement else { continue };
-            if statement < self.tables[t].next {
-                continue;
-            }
-            let succeeded = self.run_statement(t, statement).await?;
-            if !succeeded {
-                stopped_by_failure = self.strategy == ErrorStrategy::Abort;
-                continue;
-            }
-            if self.tables[t].next >= self.tables[t].plan.statements.len() {
-                self.finish_table(t).await?;
-            }
-        }
-        if !cancelled && self.watch.check() == LeaseCheck::AbortRequested {
-            cancelled = true;
-        }
-        self.mark_rest_not_run(cancelled).await?;
-        self.complete(cancelled).await
+            .partition(|table| matches!(table.state, TableState::Final(_)));
+        let lanes = lanes::split(waiting, &observed, self.context.table_parallelism);
+        let (ran, result) = self.run_lanes(database, lanes, &observed).await;
+        tables.extend(ran);
+        tables.sort_by_key(|table| table.plan.ordinal);
+        result?;
+        let cancelled = self.cancelled.load(Ordering::SeqCst)
+            || self.watch.check() == LeaseCheck::AbortRequested;
+        self.mark_rest_not_run(&mut tables, cancelled).await?;
+        self.complete(&tables, cancelled).await
     }
 
-    /// Between statements: shutdown, lease and abort, in that order.
+    /// Between statements: shutdown, another lane's stop, lease and abort, in that order.
     fn checkpoint(&self) -> Result<LeaseCheck, Stop> {
         if self.context.stop.is_cancelled() {
             self.log_handback();
             return Err(Stop::HandedBack);
+        }
+        if self.halt.is_cancelled() {
+            return Err(Stop::Halted);
         }
         Ok(self.watch.check())
     }
@@ -293,9 +267,14 @@ impl Run {
         Ok(tables)
     }
 
-    async fn read_fingerprints(&mut self) -> Result<BTreeMap<String, Option<String>>, Stop> {
+    /// Fingerprints of the sources and shadows still to run, and the keys the shadows hold.
+    async fn observe(
+        &self,
+        database: &TargetDatabase,
+        tables: &[TableRun],
+    ) -> Result<BTreeMap<String, TableObservation>, Stop> {
         let mut names = Vec::new();
-        for table in &self.tables {
+        for table in tables {
             if table.state == TableState::Waiting {
                 names.push(table.plan.source.clone());
                 if !table.plan.shadow.is_empty() {
@@ -303,25 +282,22 @@ impl Run {
                 }
             }
         }
-        let database = self
-            .database
-            .as_ref()
-            .ok_or_else(|| Stop::Interrupted("no database connection".into()))?;
-        match database.fingerprints(&names).await {
-            Ok(fingerprints) => Ok(fingerprints),
-            Err(message) => {
-                self.log.error("", message.clone());
-                Err(Stop::Interrupted(message))
-            }
-        }
+        database.observe(&names).await.map_err(|message| {
+            self.log.error("", message.clone());
+            Stop::Interrupted(message)
+        })
     }
 
-    async fn complete(&mut self, cancelled: bool) -> Result<ExecutionOutcome, Stop> {
-        let failed = self
-            .tables
+    async fn complete(
+        &self,
+        tables: &[TableRun],
+        cancelled: bool,
+    ) -> Result<ExecutionOutcome, Stop> {
+        let failed = tables
             .iter()
             .filter(|t| t.state == TableState::Final(TableExecutionStatus::Failed))
             .count();
+        let table_count = u64::try_from(tables.len()).unwrap_or(u64::MAX);
         let outcome = if cancelled {
             ExecutionOutcome::Cancelled
         } else if failed > 0 {
@@ -332,21 +308,9 @@ impl Run {
         let message = match outcome {
             ExecutionOutcome::Cancelled => "aborted by a user".to_owned(),
             ExecutionOutcome::Failed => {
-                format!(
-                    "{failed} of {} failed",
-                    counted(
-                        u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
-                        "table"
-                    )
-                )
+                format!("{failed} of {} failed", counted(table_count, "table"))
             }
-            _ => format!(
-                "{} in sync",
-                counted(
-                    u64::try_from(self.tables.len()).unwrap_or(u64::MAX),
-                    "table"
-                )
-            ),
+            _ => format!("{} in sync", counted(table_count, "table")),
         };
         self.log.info("", format!("execution finished: {message}"));
         self.log.flush().await.map_err(|_| Stop::LeaseLost)?;

@@ -1,45 +1,46 @@
 //! One table's steps: start (drift check and resume point), each statement, the end, a failure,
 //! and the reports that record them.
 
-use std::collections::BTreeMap;
-
 use shadowsync_proto::task::v1::{ErrorStrategy, TableExecutionStatus};
 
 use crate::backend::TableReport;
 use crate::guard::GUARD_REFUSED_CODE;
 
 use super::calls::call;
+use super::lanes::Lane;
 use super::resume::{
     SHADOW_DRIFT_CODE, SOURCE_DRIFT_CODE, SOURCE_DRIFT_MESSAGE, TableStart, decide,
 };
-use super::{Run, StatementError, Stop, TableState};
+use super::{Run, StatementError, Stop, TableRun, TableState};
 
-impl Run {
-    /// Decides where table `t` starts from the fingerprints read at the beginning of the run,
+impl Lane<'_> {
+    /// Decides where `table` starts from the fingerprints read at the beginning of the run,
     /// and records the decision (RUNNING, ALREADY_IN_SYNC or FAILED).
-    pub(super) async fn start_table(
-        &mut self,
-        t: usize,
-        fingerprints: &BTreeMap<String, Option<String>>,
-    ) -> Result<(), Stop> {
-        let plan = &self.tables[t].plan;
-        let source = fingerprints.get(&plan.source).cloned().flatten();
-        let shadow = fingerprints.get(&plan.shadow).cloned().flatten();
+    pub(super) async fn start_table(&self, table: &mut TableRun) -> Result<(), Stop> {
+        let run = self.run;
+        let plan = &table.plan;
+        let fingerprint = |name: &str| {
+            self.observed
+                .get(name)
+                .and_then(|observed| observed.fingerprint.clone())
+        };
+        let source = fingerprint(&plan.source);
+        let shadow = fingerprint(&plan.shadow);
         let count = plan.statements.len();
         let name = plan.source.clone();
         let mut decision = decide(plan, source.as_deref(), shadow.as_deref());
         if matches!(decision, TableStart::From(next) if next >= count) {
             decision = TableStart::AlreadyInSync;
         }
-        self.tables[t].start_time = Some(self.context.clock.now());
+        table.start_time = Some(run.context.clock.now());
         match decision {
             TableStart::SourceDrift { expected, found } => {
                 let found = found.unwrap_or_else(|| "(missing)".into());
-                self.log.warn(
+                run.log.warn(
                     &name,
                     format!("{SOURCE_DRIFT_MESSAGE} (analysed {expected}, now {found})"),
                 );
-                self.fail_table(t, SOURCE_DRIFT_CODE, SOURCE_DRIFT_MESSAGE, shadow)
+                run.fail_table(table, SOURCE_DRIFT_CODE, SOURCE_DRIFT_MESSAGE, shadow)
                     .await
             }
             TableStart::ShadowDrift {
@@ -52,22 +53,22 @@ impl Run {
                      state ({target}): found {}; initiate the task again",
                     found.as_deref().unwrap_or("(missing)")
                 );
-                self.log.warn(&name, message.clone());
-                self.fail_table(t, SHADOW_DRIFT_CODE, &message, shadow)
+                run.log.warn(&name, message.clone());
+                run.fail_table(table, SHADOW_DRIFT_CODE, &message, shadow)
                     .await
             }
             TableStart::AlreadyInSync => {
-                self.log.warn(
+                run.log.warn(
                     &name,
                     "shadow table already in its target state: nothing to run",
                 );
-                self.tables[t].next = count;
-                self.report(t, TableExecutionStatus::AlreadyInSync, "", "", shadow)
+                table.next = count;
+                run.report(table, TableExecutionStatus::AlreadyInSync, "", "", shadow)
                     .await
             }
             TableStart::From(next) => {
                 if next > 0 {
-                    self.log.warn(
+                    run.log.warn(
                         &name,
                         format!(
                             "resuming: statements 1 to {next} of {count} already applied \
@@ -75,63 +76,65 @@ impl Run {
                         ),
                     );
                 }
-                self.tables[t].state = TableState::Running;
-                self.tables[t].next = next;
-                self.report(t, TableExecutionStatus::Running, "", "", None)
+                table.state = TableState::Running;
+                table.next = next;
+                run.report(table, TableExecutionStatus::Running, "", "", None)
                     .await
             }
         }
     }
 
-    /// Runs statement `s` of table `t`; returns false when it failed (the table is recorded
+    /// Runs statement `s` of `table`; returns false when it failed (the table is recorded
     /// FAILED).
-    pub(super) async fn run_statement(&mut self, t: usize, s: usize) -> Result<bool, Stop> {
-        let table = &self.tables[t].plan;
-        let name = table.source.clone();
-        let count = table.statements.len();
-        let Some(statement) = table.statements.get(s) else {
+    pub(super) async fn run_statement(
+        &mut self,
+        table: &mut TableRun,
+        s: usize,
+    ) -> Result<bool, Stop> {
+        let run = self.run;
+        let name = table.plan.source.clone();
+        let count = table.plan.statements.len();
+        let Some(statement) = table.plan.statements.get(s) else {
             return Ok(true);
         };
         let sql = statement.sql.clone();
         let position = s + 1;
-        if let Err(refusal) = self.guard.check(&sql) {
-            self.log.error(
+        if let Err(refusal) = run.guard.check(&sql) {
+            run.log.error(
                 &name,
                 format!("statement {position}/{count} refused: {refusal}: {sql}"),
             );
-            self.fail_table(t, GUARD_REFUSED_CODE, refusal.reason(), None)
+            run.fail_table(table, GUARD_REFUSED_CODE, refusal.reason(), None)
                 .await?;
             return Ok(false);
         }
-        self.log.info(
+        run.log.info(
             &name,
             format!("statement {position}/{count} started: {sql}"),
         );
-        let database = self
-            .database
-            .as_mut()
-            .ok_or_else(|| Stop::Interrupted("no database connection".into()))?;
         let started = std::time::Instant::now();
-        match database.run(&sql).await {
+        match self.database.run(&sql).await {
             Ok(duration) => {
-                self.log.info(
+                run.log.info(
                     &name,
                     format!(
                         "statement {position}/{count} finished in {} ms",
                         duration.as_millis()
                     ),
                 );
-                self.tables[t].next = s + 1;
+                table.next = s + 1;
                 // Progress is visible as it happens (a long task's log is not held back until
                 // its table ends), and the lines survive a crash before the table's report.
-                self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
+                run.log.flush().await.map_err(|_| Stop::LeaseLost)?;
                 Ok(true)
             }
-            Err(StatementError::Database { code, message }) if self.result_present(t, s).await => {
+            Err(StatementError::Database { code, message })
+                if self.result_present(table, s).await =>
+            {
                 // The same statement of an earlier attempt, orphaned on the server when that
                 // attempt's connection was cut, landed first: its result is what this one
                 // would have made (e.g. 1060 duplicate column), so the table goes on.
-                self.log.warn(
+                run.log.warn(
                     &name,
                     format!(
                         "statement {position}/{count} failed after {} ms (error {code}: \
@@ -140,23 +143,23 @@ impl Run {
                         started.elapsed().as_millis()
                     ),
                 );
-                self.tables[t].next = s + 1;
-                self.log.flush().await.map_err(|_| Stop::LeaseLost)?;
+                table.next = s + 1;
+                run.log.flush().await.map_err(|_| Stop::LeaseLost)?;
                 Ok(true)
             }
             Err(StatementError::Database { code, message }) => {
-                self.log.error(
+                run.log.error(
                     &name,
                     format!(
                         "statement {position}/{count} failed after {} ms: error {code}: {message}",
                         started.elapsed().as_millis()
                     ),
                 );
-                self.fail_table(t, &code, &message, None).await?;
+                run.fail_table(table, &code, &message, None).await?;
                 Ok(false)
             }
             Err(StatementError::Connection(message)) => {
-                self.log.error(
+                run.log.error(
                     &name,
                     format!(
                         "statement {position}/{count}: lost the database connection ({message}); \
@@ -168,10 +171,10 @@ impl Run {
         }
     }
 
-    /// Whether the shadow of table `t` is now exactly in the state the plan expects after its
+    /// Whether the shadow of `table` is now exactly in the state the plan expects after its
     /// statement `s` (read after that statement failed).
-    async fn result_present(&self, t: usize, s: usize) -> bool {
-        let plan = &self.tables[t].plan;
+    async fn result_present(&self, table: &TableRun, s: usize) -> bool {
+        let plan = &table.plan;
         let Some(expected) = plan
             .statements
             .get(s)
@@ -180,10 +183,7 @@ impl Run {
         else {
             return false;
         };
-        let Some(database) = &self.database else {
-            return false;
-        };
-        database
+        self.database
             .fingerprints(std::slice::from_ref(&plan.shadow))
             .await
             .ok()
@@ -191,72 +191,77 @@ impl Run {
             .is_some_and(|observed| observed == expected)
     }
 
-    /// Records table `t` SUCCEEDED after its last statement, with the shadow's fingerprint.
-    pub(super) async fn finish_table(&mut self, t: usize) -> Result<(), Stop> {
-        let shadow = self.tables[t].plan.shadow.clone();
-        let name = self.tables[t].plan.source.clone();
-        let observed = match &self.database {
-            Some(database) => database
-                .fingerprints(std::slice::from_ref(&shadow))
-                .await
-                .ok()
-                .and_then(|mut read| read.remove(&shadow).flatten()),
-            None => None,
-        };
-        if observed.as_deref() != Some(self.tables[t].plan.target_fingerprint.as_str()) {
-            self.log.warn(
+    /// Records `table` SUCCEEDED after its last statement, with the shadow's fingerprint.
+    pub(super) async fn finish_table(&self, table: &mut TableRun) -> Result<(), Stop> {
+        let run = self.run;
+        let shadow = table.plan.shadow.clone();
+        let name = table.plan.source.clone();
+        let observed = self
+            .database
+            .fingerprints(std::slice::from_ref(&shadow))
+            .await
+            .ok()
+            .and_then(|mut read| read.remove(&shadow).flatten());
+        if observed.as_deref() != Some(table.plan.target_fingerprint.as_str()) {
+            run.log.warn(
                 &name,
                 format!(
                     "shadow fingerprint after the last statement is {}, the plan expected {}",
                     observed.as_deref().unwrap_or("(unreadable)"),
-                    self.tables[t].plan.target_fingerprint
+                    table.plan.target_fingerprint
                 ),
             );
         }
-        self.log.info(&name, "shadow table in sync");
-        self.report(t, TableExecutionStatus::Succeeded, "", "", observed)
+        run.log.info(&name, "shadow table in sync");
+        run.report(table, TableExecutionStatus::Succeeded, "", "", observed)
             .await
     }
+}
 
-    /// Records table `t` FAILED; with CONTINUE its remaining statements are skipped.
+impl Run {
+    /// Records `table` FAILED; with CONTINUE its remaining statements are skipped.
     pub(super) async fn fail_table(
-        &mut self,
-        t: usize,
+        &self,
+        table: &mut TableRun,
         code: &str,
         message: &str,
         observed: Option<String>,
     ) -> Result<(), Stop> {
-        let remaining = self.tables[t]
-            .plan
-            .statements
-            .len()
-            .saturating_sub(self.tables[t].next);
+        let remaining = table.plan.statements.len().saturating_sub(table.next);
         if self.strategy == ErrorStrategy::Continue && remaining > 0 {
-            let name = self.tables[t].plan.source.clone();
             self.log.warn(
-                &name,
+                &table.plan.source,
                 format!("{remaining} statements of this table not run"),
             );
         }
-        self.report(t, TableExecutionStatus::Failed, code, message, observed)
+        self.report(table, TableExecutionStatus::Failed, code, message, observed)
             .await
     }
 
     /// Records NOT_RUN for every table without an outcome (ABORT after a failure, a user's
-    /// abort).
-    pub(super) async fn mark_rest_not_run(&mut self, cancelled: bool) -> Result<(), Stop> {
-        for t in 0..self.tables.len() {
-            if matches!(self.tables[t].state, TableState::Final(_)) {
+    /// abort). A table stopped part-way says how far it got.
+    pub(super) async fn mark_rest_not_run(
+        &self,
+        tables: &mut [TableRun],
+        cancelled: bool,
+    ) -> Result<(), Stop> {
+        for table in tables {
+            if matches!(table.state, TableState::Final(_)) {
                 continue;
             }
-            let name = self.tables[t].plan.source.clone();
             let why = if cancelled {
                 "not run: the task was aborted"
             } else {
                 "not run: the task stopped after a failure (error strategy ABORT)"
             };
-            self.log.warn(&name, why);
-            self.report(t, TableExecutionStatus::NotRun, "", "", None)
+            let count = table.plan.statements.len();
+            let message = if table.state == TableState::Running && table.next > 0 {
+                format!("{why}, after statement {} of {count}", table.next)
+            } else {
+                why.to_owned()
+            };
+            self.log.warn(&table.plan.source, message);
+            self.report(table, TableExecutionStatus::NotRun, "", "", None)
                 .await?;
         }
         Ok(())
@@ -264,15 +269,14 @@ impl Run {
 
     /// Sends one table report and records its state; notes a user's abort.
     async fn report(
-        &mut self,
-        t: usize,
+        &self,
+        table: &mut TableRun,
         status: TableExecutionStatus,
         code: &str,
         message: &str,
         observed: Option<String>,
     ) -> Result<(), Stop> {
         let now = self.context.clock.now();
-        let table = &self.tables[t];
         let is_final = status != TableExecutionStatus::Running;
         let report = TableReport {
             source_table: table.plan.source.clone(),
@@ -284,7 +288,7 @@ impl Run {
             end_time: is_final.then_some(now),
             observed_shadow_fingerprint: observed.unwrap_or_default(),
         };
-        self.tables[t].state = if is_final {
+        table.state = if is_final {
             TableState::Final(status)
         } else {
             TableState::Running

@@ -46,6 +46,7 @@ impl Harness {
             backend,
             clock: Arc::new(SystemClock),
             stop: CancellationToken::new(),
+            table_parallelism: 1,
         };
         execute(&context, claim).await
     }
@@ -220,6 +221,7 @@ async fn tampered_statements_are_refused_and_the_database_is_untouched() {
             backend,
             clock: Arc::new(SystemClock),
             stop: CancellationToken::new(),
+            table_parallelism: 1,
         };
         let end = execute(&context, *claim).await;
         assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Failed));

@@ -48,6 +48,7 @@ fn start_worker_with_grace(
         executor_id: executor_id.into(),
         prefetch: 1,
         concurrency: 2,
+        table_parallelism: 1,
         shutdown_grace,
     };
     let (stop, stopped) = oneshot::channel::<()>();
