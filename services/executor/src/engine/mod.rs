@@ -338,3 +338,6 @@ mod resume_tests;
 
 #[cfg(test)]
 mod cut_tests;
+
+#[cfg(test)]
+mod parallel_tests;

@@ -37,6 +37,16 @@ impl Harness {
     }
 
     pub(super) async fn run(&self, attempt: u32, executor: &str) -> ExecutionEnd {
+        self.run_with(attempt, executor, 1).await
+    }
+
+    /// [`Harness::run`] with `table_parallelism` lanes.
+    pub(super) async fn run_with(
+        &self,
+        attempt: u32,
+        executor: &str,
+        table_parallelism: usize,
+    ) -> ExecutionEnd {
         let backend: Arc<dyn ExecutionBackend> = self.service.clone();
         let claim = match backend.claim(TASK, attempt, executor).await.unwrap() {
             ClaimOutcome::Granted(claim) => *claim,
@@ -46,7 +56,7 @@ impl Harness {
             backend,
             clock: Arc::new(SystemClock),
             stop: CancellationToken::new(),
-            table_parallelism: 1,
+            table_parallelism,
         };
         execute(&context, claim).await
     }
