@@ -38,11 +38,26 @@ const TASK_SUBSCRIPTION: &str = "task.approval-events";
 pub struct ClusterOptions {
     /// Executors started with the cluster (more can be added later).
     pub executors: usize,
+    /// `executor.table_parallelism` of every executor.
+    pub table_parallelism: usize,
+}
+
+impl ClusterOptions {
+    /// The defaults with `executors` executors.
+    pub fn executors(executors: usize) -> Self {
+        Self {
+            executors,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { executors: 1 }
+        Self {
+            executors: 1,
+            table_parallelism: 1,
+        }
     }
 }
 
@@ -88,6 +103,7 @@ impl Cluster {
             format!("endpoints.task={}", url(&task_listener)),
             format!("endpoints.approval={}", url(&approval_listener)),
             format!("endpoints.analysis={}", url(&analysis_listener)),
+            format!("executor.table_parallelism={}", options.table_parallelism),
         ];
         let config = config(&base);
         let mut cluster = Self {

@@ -169,7 +169,7 @@ async fn drift_between_analysis_and_execution_fails_only_the_drifted_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_twice_to_two_executors_is_executed_once() {
-    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(0)).await;
     let mut team = Team::new(&cluster.endpoints()).await;
     let db = MariaDb::create("ss_sys_twice").await;
     db.exec(
@@ -241,7 +241,7 @@ async fn a_message_delivered_twice_to_two_executors_is_executed_once() {
 async fn a_plan_tampered_with_in_the_task_store_never_reaches_the_target() {
     use sqlx::Connection as _;
 
-    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(0)).await;
     let mut team = Team::new(&cluster.endpoints()).await;
     let db = MariaDb::create("ss_sys_tamper").await;
     db.exec(
@@ -338,7 +338,7 @@ async fn a_plan_tampered_with_in_the_task_store_never_reaches_the_target() {
 async fn bad_execute_messages_are_dead_lettered_and_the_executor_goes_on() {
     use shadowsync_common::queue::Message;
 
-    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(0)).await;
     let mut team = Team::new(&cluster.endpoints()).await;
     let db = MariaDb::create("ss_sys_poison").await;
     db.exec("CREATE TABLE orders (id INT PRIMARY KEY)").await;
@@ -375,7 +375,7 @@ async fn bad_execute_messages_are_dead_lettered_and_the_executor_goes_on() {
 async fn a_statement_swapped_for_another_valid_one_after_approval_never_runs() {
     use sqlx::Connection as _;
 
-    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(0)).await;
     let mut team = Team::new(&cluster.endpoints()).await;
     let db = MariaDb::create("ss_sys_swap").await;
     db.exec("CREATE TABLE t1 (id INT PRIMARY KEY)").await;

@@ -183,10 +183,7 @@ async fn killed_executors_leave_every_task_applied_exactly_once() {
     println!("executor crash runs: SHADOWSYNC_CRASH_SEED={seed}");
     let mut state = seed;
 
-    let mut cluster = Cluster::start_with(ClusterOptions {
-        executors: ACTIVE + 2,
-    })
-    .await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(ACTIVE + 2)).await;
     let team = Team::new(&cluster.endpoints()).await;
     let shared = Arc::new(Shared {
         nodes: Mutex::new(std::mem::take(&mut cluster.executors)),

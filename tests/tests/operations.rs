@@ -22,7 +22,7 @@ fn auto_approve() -> TemplateNode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_executors_share_the_queue_in_priority_order() {
-    let mut cluster = Cluster::start_with(ClusterOptions { executors: 0 }).await;
+    let mut cluster = Cluster::start_with(ClusterOptions::executors(0)).await;
     let endpoints = cluster.endpoints();
     let mut team = Team::new(&endpoints).await;
     // Two connections to the same server: the first template (rank 1) matches one of them, the
