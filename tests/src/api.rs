@@ -415,3 +415,19 @@ impl Team {
         task.id
     }
 }
+
+/// Polls `done` every 20 ms until it holds.
+///
+/// # Panics
+/// After [`PATIENCE`], naming `what`.
+pub async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -40,6 +40,8 @@ pub struct ClusterOptions {
     pub executors: usize,
     /// `executor.table_parallelism` of every executor.
     pub table_parallelism: usize,
+    /// `task.execution_lease_seconds`: how soon a dead executor's task moves on.
+    pub execution_lease_seconds: u64,
 }
 
 impl ClusterOptions {
@@ -57,6 +59,7 @@ impl Default for ClusterOptions {
         Self {
             executors: 1,
             table_parallelism: 1,
+            execution_lease_seconds: 30,
         }
     }
 }
@@ -104,6 +107,10 @@ impl Cluster {
             format!("endpoints.approval={}", url(&approval_listener)),
             format!("endpoints.analysis={}", url(&analysis_listener)),
             format!("executor.table_parallelism={}", options.table_parallelism),
+            format!(
+                "task.execution_lease_seconds={}",
+                options.execution_lease_seconds
+            ),
         ];
         let config = config(&base);
         let mut cluster = Self {

@@ -8,7 +8,7 @@
 //! metadata lock (an open transaction that read a shadow) holds a statement; the task's row in
 //! the task service's store holds the call recording a statement; a SHARE lock on its outbox
 //! holds the completion. The executor is killed there, the locks released, its node restarted;
-//! the lease (30 s, a task service constant no configuration changes) lapses, and the task must
+//! the lease ([`LEASE_SECONDS`], shortened from the default 30 s) lapses, and the task must
 //! end EXECUTION_SUCCEEDED with every statement applied once. Runs overlap ([`ACTIVE`]) so their
 //! lease waits do; random runs use a seeded delay (`SHADOWSYNC_CRASH_SEED` replays it).
 
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shadowsync_proto::task::v1::*;
-use shadowsync_system_tests::api::{PATIENCE, Team, User};
+use shadowsync_system_tests::api::{Team, User, until};
 use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
 use shadowsync_system_tests::node::Node;
 use shadowsync_system_tests::target::{self, MariaDb};
@@ -49,6 +49,9 @@ const TABLES: [&str; 4] = ["a_new", "p", "x", "z"];
 
 /// Runs holding an executor at once (an executor runs one task at a time).
 const ACTIVE: usize = 4;
+
+/// `task.execution_lease_seconds`: each run waits for one lapse.
+const LEASE_SECONDS: u64 = 10;
 
 /// Where a run kills the executor holding its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +186,11 @@ async fn killed_executors_leave_every_task_applied_exactly_once() {
     println!("executor crash runs: SHADOWSYNC_CRASH_SEED={seed}");
     let mut state = seed;
 
-    let mut cluster = Cluster::start_with(ClusterOptions::executors(ACTIVE + 2)).await;
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        execution_lease_seconds: LEASE_SECONDS,
+        ..ClusterOptions::executors(ACTIVE + 2)
+    })
+    .await;
     let team = Team::new(&cluster.endpoints()).await;
     let shared = Arc::new(Shared {
         nodes: Mutex::new(std::mem::take(&mut cluster.executors)),
@@ -571,22 +578,6 @@ async fn end_running_ddl(db: &MariaDb, end: bool) -> usize {
         }
     }
     running.len()
-}
-
-/// Polls `done` every 20 ms until it holds.
-///
-/// # Panics
-/// After [`PATIENCE`], naming `what`.
-async fn until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The task's EXECUTION_STARTED entries, in order.

@@ -225,7 +225,10 @@ fn task_api(
         )),
         approvals: peers::Approvals::new(grpc::channel(&approval, None)?, credentials),
         queue: deps.queue.clone(),
-        config: shadowsync_task::TaskConfig::default(),
+        config: shadowsync_task::TaskConfig {
+            execution_lease: config.task.execution_lease,
+            ..shadowsync_task::TaskConfig::default()
+        },
     };
     shadowsync_task::TaskApi::new(deps)
         .map_err(|e| ServerError::Dependency(format!("encryption.key: {e}")))

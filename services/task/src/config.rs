@@ -1,4 +1,5 @@
-//! The task service's settings for this part: analysis limits, retention and the runner lease.
+//! The task service's settings: analysis limits, retention, the runner lease and the executors'
+//! lease.
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ pub struct TaskConfig {
     pub sweep_interval: Duration,
     /// How often the task sweepers run (submitter retries, leases, expirations).
     pub task_sweep_interval: Duration,
+    /// How long an executor's lease lasts without a heartbeat; executors are told to heartbeat
+    /// at a third of it.
+    pub execution_lease: Duration,
 }
 
 impl Default for TaskConfig {
@@ -25,6 +29,7 @@ impl Default for TaskConfig {
             runner_lease: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(10),
             task_sweep_interval: Duration::from_secs(1),
+            execution_lease: Duration::from_secs(30),
         }
     }
 }

@@ -3,8 +3,6 @@
 //! is idempotent on (task, attempt) and its own key; a token that is not the current lease is
 //! ABORTED "lease lost".
 
-use std::time::Duration;
-
 use shadowsync_common::auth::Identity;
 use shadowsync_common::clock::{from_timestamp, micros, to_timestamp};
 use shadowsync_proto::approval::v1::{
@@ -17,9 +15,6 @@ use tonic::Status;
 use crate::error::{Result, TaskError, from_peer};
 use crate::store::lifecycle::{LogLine, TaskTx, Value, append_logs, is_final};
 use crate::tasks::{Tasks, actions::mark_not_run, approval};
-
-/// How long a lease lasts without a heartbeat.
-pub const LEASE: Duration = Duration::from_secs(30);
 
 fn lease_lost() -> Status {
     Status::aborted("lease lost")
@@ -198,6 +193,7 @@ impl Tasks {
             TaskStatus::Executing if live => return Ok(refused(ClaimRefusalReason::LeaseHeld)),
             TaskStatus::WaitForExecution | TaskStatus::Executing => {
                 let token = uuid::Uuid::new_v4().simple().to_string();
+                let lease = self.config.execution_lease;
                 let started = task.started_at.unwrap_or(now);
                 let deadline = task
                     .execution_deadline
@@ -205,7 +201,7 @@ impl Tasks {
                 let changes = vec![
                     ("lease_token", Value::from(token.clone())),
                     ("lease_owner", Value::from(request.executor_id.clone())),
-                    ("lease_until", Value::Int(Some(now + micros(LEASE)))),
+                    ("lease_until", Value::Int(Some(now + micros(lease)))),
                     ("attempt", i64::from(request.attempt).into()),
                     ("started_at", Value::Int(Some(started))),
                     ("execution_deadline", Value::Int(Some(deadline))),
@@ -259,7 +255,10 @@ impl Tasks {
                     lease: Some(ExecutionLease {
                         lease_token: token,
                         lease_expire_time: task.lease_until.map(to_timestamp),
-                        heartbeat_interval: prost_types::Duration::try_from(LEASE / 3).ok(),
+                        heartbeat_interval: prost_types::Duration::try_from(
+                            self.config.execution_lease / 3,
+                        )
+                        .ok(),
                         execution_deadline: task.execution_deadline.map(to_timestamp),
                     }),
                     connection: Some(connection),
@@ -337,7 +336,7 @@ impl Tasks {
         let mut tx = self
             .fenced(request.task_id, request.attempt, &request.lease_token)
             .await?;
-        let until = tx.now() + micros(LEASE);
+        let until = tx.now() + micros(self.config.execution_lease);
         tx.update(vec![("lease_until", Value::Int(Some(until)))])
             .await
             .map_err(TaskError::from)?;

@@ -1,5 +1,6 @@
 //! The time-driven transitions of DESIGN.md §3, on a manual clock shared by the task and the
-//! approval service (the builtin template's expirations: 24 h each; the executor lease: 30 s):
+//! approval service (the builtin template's expirations: 24 h each; the executor lease: 30 s by
+//! default):
 //! APPROVAL_EXPIRED (decided by the approval service, learnt from its event), the task
 //! service's own WAIT_FOR_EXECUTION_EXPIRED and EXECUTION_EXPIRED sweepers, and a lapsed lease
 //! re-dispatched as the next attempt. Time moves only when a test moves it.
@@ -9,8 +10,10 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
+use shadowsync_common::clock::{Clock as _, from_timestamp};
 use shadowsync_proto::common::v1::ExecuteTask;
 use shadowsync_proto::task::v1::*;
+use shadowsync_task::TaskConfig;
 use support::fixture::{Fixture, kinds, lease_token, status, table_statuses};
 use tonic::Code;
 
@@ -238,6 +241,46 @@ async fn a_lapsed_lease_is_dispatched_again_as_the_next_attempt() {
         .await
         .expect("complete");
     assert_eq!(done, TaskStatus::ExecutionSucceeded);
+    f.database.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_lasts_as_configured_and_heartbeats_come_at_a_third_of_it() {
+    let mut f = Fixture::with_manual_clock_and(TaskConfig {
+        execution_lease: Duration::from_secs(6),
+        ..TaskConfig::default()
+    })
+    .await;
+    let task = f.waiting().await;
+    let tasks = f.services.api.tasks().expect("configured").clone();
+    let claimed_at = f.clock.as_ref().expect("manual clock").now();
+    let granted = f.claim(task.id, 1, "e1").await;
+    let lease = granted.lease.clone().expect("lease");
+    let expires = from_timestamp(&lease.lease_expire_time.expect("expiry"));
+    assert_eq!(expires - claimed_at, 6_000_000);
+    assert_eq!(
+        lease.heartbeat_interval,
+        Some(prost_types::Duration {
+            seconds: 2,
+            nanos: 0
+        })
+    );
+
+    // A beat at 4 s carries it 6 s further; 10 s without one ends it.
+    f.advance(Duration::from_secs(4));
+    f.heartbeat(task.id, 1, &lease_token(&granted))
+        .await
+        .expect("beat");
+    f.advance(Duration::from_secs(5));
+    tasks.sweep().await.expect("sweep");
+    assert_eq!(f.get(task.id).await.task.expect("task").attempt, 1);
+    f.advance(Duration::from_secs(2));
+    tasks.sweep().await.expect("sweep");
+    let lapsed = f.get(task.id).await.task.expect("task");
+    assert_eq!(
+        (status(&lapsed), lapsed.attempt),
+        (TaskStatus::Executing, 2)
+    );
     f.database.drop_all().await;
 }
 

@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use super::{
     AuthConfig, Config, ConfigError, Endpoints, ExecutorConfig, LogFormat, Origin, QueueConfig,
-    TlsConfig,
+    TaskSettings, TlsConfig,
 };
 use crate::secret::Secret;
 
@@ -122,6 +122,11 @@ pub const KEYS: &[Key] = &[
         "encryption.key",
         None,
         "base64 32-byte AES-256-GCM key for passwords at rest",
+    ),
+    key(
+        "task.execution_lease_seconds",
+        Some("30"),
+        "seconds an executor's lease lasts unrenewed (how soon a dead executor's task moves on)",
     ),
     key(
         "executor.prefetch",
@@ -309,6 +314,13 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         }
     };
 
+    let lease: u64 = r.required("task.execution_lease_seconds")?;
+    if !(3..=3600).contains(&lease) {
+        return Err(r.invalid(
+            "task.execution_lease_seconds",
+            "must be from 3 to 3600 (heartbeats come at a third of it)",
+        ));
+    }
     let prefetch: u16 = r.required("executor.prefetch")?;
     if prefetch == 0 {
         return Err(r.invalid("executor.prefetch", "must be at least 1"));
@@ -337,6 +349,9 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         queue,
         endpoints,
         encryption_key,
+        task: TaskSettings {
+            execution_lease: std::time::Duration::from_secs(lease),
+        },
         executor: ExecutorConfig {
             prefetch,
             concurrency,

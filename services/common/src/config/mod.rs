@@ -108,6 +108,14 @@ pub struct Endpoints {
     pub analysis: Option<String>,
 }
 
+/// Task service settings.
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// How long an executor's lease lasts without a heartbeat (heartbeats come at a third of
+    /// it): the longest a task waits for another executor after its executor died.
+    pub execution_lease: std::time::Duration,
+}
+
 /// Executor worker settings.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -134,6 +142,7 @@ pub struct Config {
     pub endpoints: Endpoints,
     /// AES-256-GCM key for connection passwords at rest (32 bytes, base64 in configuration).
     pub encryption_key: Option<Secret<Vec<u8>>>,
+    pub task: TaskSettings,
     pub executor: ExecutorConfig,
 }
 

@@ -26,6 +26,7 @@ fn defaults_are_the_embedded_mode() {
     assert_eq!(config.auth.audience, "shadowsync");
     assert_eq!(config.executor.prefetch, 1);
     assert_eq!(config.executor.table_parallelism, 1);
+    assert_eq!(config.task.execution_lease.as_secs(), 30);
 }
 
 #[test]
@@ -90,6 +91,17 @@ fn a_bad_value_names_the_key_and_its_origin() {
         .load()
         .unwrap();
     assert_eq!(config.executor.table_parallelism, 4);
+
+    // Heartbeats come at a third of the lease: under 3 s they would spin.
+    let message = ConfigLoader::new()
+        .flags(["task.execution_lease_seconds=2"])
+        .load()
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        message.contains("`task.execution_lease_seconds`") && message.contains("3 to 3600"),
+        "{message}"
+    );
 }
 
 #[test]

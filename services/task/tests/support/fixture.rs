@@ -36,22 +36,27 @@ pub struct Fixture {
 impl Fixture {
     /// On the system clock.
     pub async fn new() -> Self {
-        Self::start(None).await
+        Self::start(None, TaskConfig::default()).await
     }
 
     /// On a manual clock starting at the current time (tokens are checked against the system
     /// clock, so the manual one only ever moves forward from now).
     pub async fn with_manual_clock() -> Self {
-        let clock = ManualClock::new(SystemClock.now());
-        Self::start(Some(clock)).await
+        Self::with_manual_clock_and(TaskConfig::default()).await
     }
 
-    async fn start(clock: Option<ManualClock>) -> Self {
+    /// [`Fixture::with_manual_clock`] with `config`.
+    pub async fn with_manual_clock_and(config: TaskConfig) -> Self {
+        let clock = ManualClock::new(SystemClock.now());
+        Self::start(Some(clock), config).await
+    }
+
+    async fn start(clock: Option<ManualClock>, config: TaskConfig) -> Self {
         let shared: Arc<dyn Clock> = match &clock {
             Some(clock) => Arc::new(clock.clone()),
             None => Arc::new(SystemClock),
         };
-        let services = Services::start_real_with_clock(TaskConfig::default(), shared).await;
+        let services = Services::start_real_with_clock(config, shared).await;
         let mut admin = services.client("root-admin", &["admin"]).await;
         let alice = services.client("alice", &["dev"]).await;
         let database = MariaDb::empty().await;
