@@ -13,11 +13,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shadowsync_common::testing::MariaDb;
-use shadowsync_proto::task::v1 as task;
-use support::{Bench, analyse, auto_approve_everything, flag, report, submit, wait_final};
+use support::{Bench, analyse, auto_approve_everything, flag, report, submit_until_succeeded};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -49,16 +48,7 @@ async fn main() -> anyhow::Result<()> {
             let names: Vec<String> = (0..tables).map(|i| format!("t{i}")).collect();
             let analysis =
                 analyse(&mut bench.alice, &bench.connection, &target.name, &names).await?;
-            let started = Instant::now();
-            let id = submit(&mut bench.alice, &analysis).await?;
-            let finished = wait_final(&mut bench.alice, id).await?;
-            let elapsed = started.elapsed();
-            anyhow::ensure!(
-                finished.status == task::TaskStatus::ExecutionSucceeded as i32,
-                "task {id} ended {:?}",
-                finished.status
-            );
-            samples.push(elapsed);
+            samples.push(submit_until_succeeded(&mut bench.alice, &analysis).await?);
             target.drop_database().await;
         }
         bench.stop().await?;

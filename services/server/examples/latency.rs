@@ -17,11 +17,14 @@
 
 mod support;
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use shadowsync_common::testing::MariaDb;
 use shadowsync_proto::task::v1 as task;
-use support::{Bench, analyse, auto_approve_everything, flag, report, since, submit, wait_final};
+use support::{
+    Bench, analyse, auto_approve_everything, ensure_succeeded, flag, report, since, submit,
+    submit_until_succeeded, wait_final,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -50,12 +53,7 @@ async fn main() -> anyhow::Result<()> {
                 request_id: uuid::Uuid::new_v4().to_string(),
             })
             .await?;
-        let finished = wait_final(&mut bench.alice, id).await?;
-        anyhow::ensure!(
-            finished.status == task::TaskStatus::ExecutionSucceeded as i32,
-            "task {id} ended {:?}",
-            finished.status
-        );
+        ensure_succeeded(&wait_final(&mut bench.alice, id).await?)?;
         let timeline = bench
             .alice
             .list_task_timeline(task::ListTaskTimelineRequest {
@@ -78,16 +76,7 @@ async fn main() -> anyhow::Result<()> {
     for i in tasks..2 * tasks {
         let analysis =
             analyse(&mut bench.alice, &bench.connection, &target.name, &table(i)).await?;
-        let started = Instant::now();
-        let id = submit(&mut bench.alice, &analysis).await?;
-        let finished = wait_final(&mut bench.alice, id).await?;
-        let elapsed = started.elapsed();
-        anyhow::ensure!(
-            finished.status == task::TaskStatus::ExecutionSucceeded as i32,
-            "task {id} ended {:?}",
-            finished.status
-        );
-        submit_to_success.push(elapsed);
+        submit_to_success.push(submit_until_succeeded(&mut bench.alice, &analysis).await?);
     }
 
     println!("mode {mode}, {tasks} one-table tasks each, one at a time");

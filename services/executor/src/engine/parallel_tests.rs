@@ -271,16 +271,20 @@ async fn continue_strategy_lets_the_other_lanes_finish() {
     h.db.drop_database().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_users_abort_stops_every_lane() {
-    let h = Harness::new(FOUR).await;
+/// Runs [`FOUR`] in script order a, b, c, d on two lanes, with `hook` on a's final report
+/// while b's ALTER is held; b is released once `a` is done. Returns the end and c's shadow
+/// fingerprint from before the run.
+async fn when_a_finishes_while_b_runs(
+    h: &Harness,
+    strategy: ErrorStrategy,
+    hook: OnFinalReport,
+) -> (ExecutionEnd, Option<String>) {
     let c_before = h.db.fingerprint("_test_c").await;
     let mut plan = h.db.plan().await;
     script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(ErrorStrategy::Continue, plan);
-    h.service
-        .on_final_report(TASK, "a", OnFinalReport::RequestAbort);
-    let reader = Reader::hold(&h, "_test_b").await;
+    h.add(strategy, plan);
+    h.service.on_final_report(TASK, "a", hook);
+    let reader = Reader::hold(h, "_test_b").await;
     let check = async {
         wait_until("a done while b runs", || {
             h.status("a") == Some(Succeeded) && h.status("b") == Some(Running)
@@ -289,6 +293,15 @@ async fn a_users_abort_stops_every_lane() {
         reader.release().await;
     };
     let (end, ()) = tokio::join!(h.run_with(1, "executor-a", 2), check);
+    (end, c_before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_abort_stops_every_lane() {
+    let h = Harness::new(FOUR).await;
+    let (end, c_before) =
+        when_a_finishes_while_b_runs(&h, ErrorStrategy::Continue, OnFinalReport::RequestAbort)
+            .await;
     assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Cancelled));
     // b's only statement was running: it finished and b is in sync; c and d never started.
     assert_eq!(h.status("b"), Some(Succeeded));
@@ -301,21 +314,8 @@ async fn a_users_abort_stops_every_lane() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
     let h = Harness::new(FOUR).await;
-    let c_before = h.db.fingerprint("_test_c").await;
-    let mut plan = h.db.plan().await;
-    script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(ErrorStrategy::Abort, plan);
-    h.service
-        .on_final_report(TASK, "a", OnFinalReport::StealLease);
-    let reader = Reader::hold(&h, "_test_b").await;
-    let check = async {
-        wait_until("a done while b runs", || {
-            h.status("a") == Some(Succeeded) && h.status("b") == Some(Running)
-        })
-        .await;
-        reader.release().await;
-    };
-    let (end, ()) = tokio::join!(h.run_with(1, "executor-a", 2), check);
+    let (end, c_before) =
+        when_a_finishes_while_b_runs(&h, ErrorStrategy::Abort, OnFinalReport::StealLease).await;
     assert_eq!(end, ExecutionEnd::LeaseLost);
     // b's ALTER finished in the server, but its report was refused: the next attempt finds
     // the shadow in its target state.

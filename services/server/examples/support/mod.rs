@@ -252,6 +252,30 @@ pub async fn submit(client: &mut Tasks, analysis: &str) -> anyhow::Result<i64> {
         .id)
 }
 
+/// Submits `analysis` and waits until the task is EXECUTION_SUCCEEDED (an error otherwise);
+/// returns the time from the submit call to then.
+pub async fn submit_until_succeeded(
+    client: &mut Tasks,
+    analysis: &str,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let id = submit(client, analysis).await?;
+    let finished = wait_final(client, id).await?;
+    let elapsed = started.elapsed();
+    ensure_succeeded(&finished)?;
+    Ok(elapsed)
+}
+
+pub fn ensure_succeeded(task: &task::Task) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        task.status == task::TaskStatus::ExecutionSucceeded as i32,
+        "task {} ended {:?}",
+        task.id,
+        task.status
+    );
+    Ok(())
+}
+
 pub async fn wait_final(client: &mut Tasks, id: i64) -> anyhow::Result<task::Task> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
