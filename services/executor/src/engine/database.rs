@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use shadowsync_schema::{IntrospectOptions, Introspector, TableObservation};
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+use sqlx::mysql::{
+    MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPoolOptions, MySqlSslMode,
+};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use crate::backend::DatabaseTarget;
@@ -104,8 +106,15 @@ impl TargetDatabase {
             }
         }
         let connection = open(&options, timeout).await?;
-        let introspector = Introspector::connect_lazy(
-            options.clone(),
+        // A target that went away must fail a read as soon as a connection attempt would, not
+        // after the pool's default 30 s of retries: the run then stops and hands the task on.
+        let pool = MySqlPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(options.clone());
+        let introspector = Introspector::with_pool(
+            pool,
             IntrospectOptions {
                 batch_size: 250,
                 parallelism: 1,

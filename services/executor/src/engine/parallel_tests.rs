@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use shadowsync_common::testing::TcpProxy;
 use shadowsync_common::testing::mariadb::mysql_url;
 use shadowsync_proto::task::v1::{ErrorStrategy, ExecutionOutcome, TableExecutionStatus};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
@@ -326,5 +327,89 @@ async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
         h.service.with_task(TASK, |t| t.final_outcome).flatten(),
         None
     );
+    h.db.drop_database().await;
+}
+
+/// The `ALTER TABLE` statements the server runs for `h`'s database.
+async fn running_alters(h: &Harness) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(INFO, '') FROM information_schema.PROCESSLIST \
+         WHERE DB = ? AND INFO LIKE 'ALTER TABLE%'",
+    )
+    .bind(&h.db.name)
+    .fetch_all(&h.db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_in_one_lane_interrupts_the_run_and_the_next_attempt_finishes() {
+    let h = Harness::new(FOUR).await;
+    let mut plan = h.db.plan().await;
+    script_order(&mut plan, &["a", "b", "c", "d"]);
+    let mut proxy = TcpProxy::start("127.0.0.1:3306".parse().unwrap()).await;
+    let mut target = h.db.target();
+    target.port = proxy.address().port();
+    h.service.add_task(TASK, target, ErrorStrategy::Abort, plan);
+    let reader = Reader::hold(&h, "_test_b").await;
+    let check = async {
+        wait_until("b runs", || h.status("b") == Some(Running)).await;
+        for _ in 0..1500 {
+            if running_alters(&h)
+                .await
+                .iter()
+                .any(|sql| sql.contains("_test_b"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        proxy.cut().await;
+    };
+    let started = std::time::Instant::now();
+    let (end, ()) = tokio::join!(h.run_with(1, "executor-a", 2), check);
+    assert!(matches!(end, ExecutionEnd::Interrupted(_)), "{end:?}");
+    // Every lane stops within the target's connect timeout (5 s), whatever it was doing.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        h.service.with_task(TASK, |t| t.final_outcome).flatten(),
+        None
+    );
+
+    // The orphaned ALTER lands once the reader lets go, unless the server ended it when the
+    // connection went; then the lease lapses and the next attempt, on two lanes again, finds b
+    // in its target state or runs its ALTER, and finishes the rest.
+    reader.release().await;
+    for _ in 0..1500 {
+        if running_alters(&h).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.restore();
+    let attempt = h.service.expire_lease_and_redispatch(TASK);
+    let end = h.run_with(attempt, "executor-b", 2).await;
+    assert_eq!(
+        end,
+        ExecutionEnd::Completed(ExecutionOutcome::Succeeded),
+        "{:#?}",
+        h.logs()
+    );
+    // A second ADD COLUMN would have failed the table (1060).
+    assert!(
+        matches!(
+            h.status("b"),
+            Some(Succeeded | TableExecutionStatus::AlreadyInSync)
+        ),
+        "{:?}",
+        h.status("b")
+    );
+    for source in ["a", "b", "c", "d"] {
+        h.assert_in_sync(source).await;
+    }
     h.db.drop_database().await;
 }
