@@ -291,7 +291,12 @@ fn statements_started(logs: &[TaskLogEntry], table: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
-    let mut cluster = Cluster::start().await;
+    // A short lease: what is tested is that it lapses, not how long it lasts.
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        execution_lease_seconds: 6,
+        ..ClusterOptions::default()
+    })
+    .await;
     let mut team = Team::new(&cluster.endpoints()).await;
     let db = MariaDb::create("ss_sys_crash").await;
     db.exec(
