@@ -1,5 +1,6 @@
-//! One table's steps: start (drift check and resume point), each statement, the end, a failure,
-//! and the reports that record them.
+//! One table's steps, run by its lane on the lane's connection: start (drift check and resume
+//! point), each statement, the end. Failures, NOT_RUN and the reports that record them belong
+//! to the run, which every lane shares.
 
 use shadowsync_proto::task::v1::{ErrorStrategy, TableExecutionStatus};
 
