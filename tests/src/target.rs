@@ -82,3 +82,32 @@ pub async fn is_waiting_for_metadata_lock(db: &MariaDb) -> bool {
     .get::<i64, _>(0);
     waiting > 0
 }
+
+/// An open transaction that has read some shadows: DDL on them waits for its metadata lock,
+/// which holds an executor mid-statement until [`Reader::release`] (or until it is dropped, if
+/// the test fails first: the connection then goes back to the pool and is closed with it).
+pub struct Reader {
+    connection: sqlx::pool::PoolConnection<sqlx::MySql>,
+}
+
+impl Reader {
+    /// Begins a transaction on `db` and reads each of `tables`.
+    pub async fn hold(db: &MariaDb, tables: &[&str]) -> Self {
+        use sqlx::Executor as _;
+        let mut connection = db.pool.acquire().await.expect("reader connection");
+        connection.execute("BEGIN").await.expect("begin");
+        for table in tables {
+            connection
+                .execute(AssertSqlSafe(format!("SELECT * FROM `{table}`")))
+                .await
+                .unwrap_or_else(|e| panic!("read {table}: {e}"));
+        }
+        Self { connection }
+    }
+
+    /// Commits: the held DDL goes on.
+    pub async fn release(mut self) {
+        use sqlx::Executor as _;
+        self.connection.execute("COMMIT").await.expect("commit");
+    }
+}

@@ -9,8 +9,7 @@ use shadowsync_proto::task::v1::*;
 use shadowsync_system_tests::api::{self, PATIENCE, Team, User, kinds};
 use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
 use shadowsync_system_tests::journey::approval::create_template;
-use shadowsync_system_tests::target::{self, MariaDb};
-use sqlx::{AssertSqlSafe, Executor as _};
+use shadowsync_system_tests::target::{self, MariaDb, Reader};
 
 fn auto_approve() -> TemplateNode {
     TemplateNode {
@@ -73,14 +72,7 @@ async fn two_executors_share_the_queue_in_priority_order() {
 
     // Every urgent ALTER waits for a reader's metadata lock, so each executor stays on the
     // first task it claims: what is executing then shows who took what.
-    let mut reader = db.pool.acquire().await.expect("reader");
-    reader.execute("BEGIN").await.expect("begin");
-    for shadow in ["_test_u1", "_test_u2", "_test_u3"] {
-        reader
-            .execute(AssertSqlSafe(format!("SELECT * FROM `{shadow}`")))
-            .await
-            .expect("read");
-    }
+    let reader = Reader::hold(&db, &["_test_u1", "_test_u2", "_test_u3"]).await;
     cluster.add_executors(2).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let executing = loop {
@@ -124,8 +116,7 @@ async fn two_executors_share_the_queue_in_priority_order() {
         }
     }
 
-    reader.execute("COMMIT").await.expect("commit");
-    drop(reader);
+    reader.release().await;
     for (id, (table, _)) in &priorities {
         team.alice
             .wait_status(*id, TaskStatus::ExecutionSucceeded)
@@ -234,12 +225,7 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
 
     // Task service killed while an executor is mid-statement (held by a reader's metadata
     // lock): the executor's reports wait for it to come back, well within the lease.
-    let mut reader = db.pool.acquire().await.expect("reader");
-    reader.execute("BEGIN").await.expect("begin");
-    reader
-        .execute("SELECT * FROM `_test_t1`")
-        .await
-        .expect("read");
+    let reader = Reader::hold(&db, &["_test_t1"]).await;
     db.exec("ALTER TABLE t1 ADD COLUMN v INT").await;
     let fifth = team
         .alice
@@ -252,8 +238,7 @@ async fn each_service_restarts_mid_journey_with_nothing_lost() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster.task.kill();
-    reader.execute("COMMIT").await.expect("commit");
-    drop(reader);
+    reader.release().await;
     cluster.task.restart();
     cluster.task.wait_serving().await;
     team.alice
@@ -308,12 +293,7 @@ async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
     .await;
     // The ALTER of `_test_b_held` waits for this reader's metadata lock: the executor is
     // reliably mid-statement when it is killed.
-    let mut reader = db.pool.acquire().await.expect("reader");
-    reader.execute("BEGIN").await.expect("begin");
-    reader
-        .execute("SELECT * FROM `_test_b_held`")
-        .await
-        .expect("read");
+    let reader = Reader::hold(&db, &["_test_b_held"]).await;
     let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
     team.alice
         .wait_task(id, "b_held running", |task| {
@@ -327,8 +307,7 @@ async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
     }
     cluster.executors[0].kill();
     cluster.add_executor().await;
-    reader.execute("COMMIT").await.expect("commit");
-    drop(reader);
+    reader.release().await;
 
     // The task service notices the lapsed lease and re-dispatches; the new executor resumes
     // after the recorded table and finds or puts the held one in its target state.

@@ -7,8 +7,7 @@ use std::time::Duration;
 use shadowsync_proto::task::v1::*;
 use shadowsync_system_tests::api::Team;
 use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
-use shadowsync_system_tests::target::{self, MariaDb};
-use sqlx::Executor as _;
+use shadowsync_system_tests::target::{self, MariaDb, Reader};
 
 use TableExecutionStatus::{Running, Succeeded};
 
@@ -42,16 +41,7 @@ async fn independent_tables_finish_while_one_lane_is_held() {
     db.exec(TABLES).await;
 
     // Two readers hold `held`'s and `parent`'s shadows: their ALTERs wait mid-statement.
-    let mut readers = Vec::new();
-    for table in ["_test_held", "_test_parent"] {
-        let mut reader = db.pool.acquire().await.expect("reader");
-        reader.execute("BEGIN").await.expect("begin");
-        reader
-            .execute(sqlx::AssertSqlSafe(format!("SELECT * FROM `{table}`")))
-            .await
-            .expect("read");
-        readers.push(reader);
-    }
+    let reader = Reader::hold(&db, &["_test_held", "_test_parent"]).await;
     let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -73,9 +63,7 @@ async fn independent_tables_finish_while_one_lane_is_held() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for mut reader in readers {
-        reader.execute("COMMIT").await.expect("commit");
-    }
+    reader.release().await;
 
     team.alice
         .wait_status(id, TaskStatus::ExecutionSucceeded)

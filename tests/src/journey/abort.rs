@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use shadowsync_proto::approval::v1::*;
 use shadowsync_proto::task::v1::*;
-use sqlx::{AssertSqlSafe, Executor as _};
 use tonic::Code;
 
 use super::timestamp_in;
@@ -140,12 +139,7 @@ pub async fn abort_while_executing(endpoints: &Endpoints) {
     .await;
     // A reader's open transaction holds a metadata lock the ALTER of `_test_b_held` must wait
     // for: the task is reliably mid-statement when the abort comes.
-    let mut reader = db.pool.acquire().await.expect("reader connection");
-    reader.execute("BEGIN").await.expect("begin");
-    reader
-        .execute(AssertSqlSafe("SELECT * FROM `_test_b_held`"))
-        .await
-        .expect("read the shadow");
+    let reader = target::Reader::hold(&db, &["_test_b_held"]).await;
 
     let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -160,8 +154,7 @@ pub async fn abort_while_executing(endpoints: &Endpoints) {
     assert_eq!(api::status(&aborting), TaskStatus::Executing);
     assert!(aborting.abort_requested);
 
-    reader.execute("COMMIT").await.expect("commit");
-    drop(reader);
+    reader.release().await;
     team.alice.wait_status(id, TaskStatus::Cancelled).await;
     let outcomes = team.alice.table_outcomes(id).await;
     assert_eq!(

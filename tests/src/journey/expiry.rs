@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use shadowsync_proto::approval::v1::*;
 use shadowsync_proto::task::v1::*;
-use sqlx::Executor as _;
 
 use super::approval::node;
 use crate::api::{self, Endpoints, PATIENCE, Team, User};
@@ -99,12 +98,7 @@ pub async fn expirations(endpoints: &Endpoints) {
     );
 
     // The only executor (concurrency 1) is held mid-statement by a reader's metadata lock.
-    let mut reader = db.pool.acquire().await.expect("reader");
-    reader.execute("BEGIN").await.expect("begin");
-    reader
-        .execute("SELECT * FROM `_test_held`")
-        .await
-        .expect("read");
+    let reader = target::Reader::hold(&db, &["_test_held"]).await;
     let held = alice.submit_tables(&fast, &db.name, &["held"]).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !target::is_waiting_for_metadata_lock(&db).await {
@@ -119,8 +113,7 @@ pub async fn expirations(endpoints: &Endpoints) {
         .wait_status(held.id, TaskStatus::ExecutionExpired)
         .await;
 
-    reader.execute("COMMIT").await.expect("commit");
-    drop(reader);
+    reader.release().await;
     // A later task runs once the executor is free, after the expired task's message: by then
     // that message was taken and refused.
     let later = alice.submit_tables(&fast, &db.name, &["later"]).await;
