@@ -65,6 +65,10 @@ fn has_line(h: &Harness, text: &str) -> bool {
     h.logs().iter().any(|line| line.contains(text))
 }
 
+fn assert_logged(h: &Harness, text: &str) {
+    assert!(has_line(h, text), "no `{text}` in {:#?}", h.logs());
+}
+
 /// Sets each table's statements' script positions, in the order given.
 fn script_order(plan: &mut [PlanTable], order: &[&str]) {
     for (position, source) in order.iter().enumerate() {
@@ -99,11 +103,7 @@ async fn independent_tables_run_at_once_each_on_its_own_connection() {
         assert_eq!(h.status(source), Some(Succeeded));
         h.assert_in_sync(source).await;
     }
-    assert!(
-        has_line(&h, "4 independent lanes of tables, 3 at once"),
-        "{:#?}",
-        h.logs()
-    );
+    assert_logged(&h, "4 independent lanes of tables, 3 at once");
     h.db.drop_database().await;
 }
 
@@ -194,11 +194,7 @@ async fn tables_linked_by_a_key_share_a_lane() {
         assert_eq!(h.status(source), Some(Succeeded), "{source}");
     }
     assert!(h.db.plan().await.is_empty());
-    assert!(
-        has_line(&h, "3 independent lanes of tables, 3 at once"),
-        "{:#?}",
-        h.logs()
-    );
+    assert_logged(&h, "3 independent lanes of tables, 3 at once");
     h.db.drop_database().await;
 }
 
@@ -244,13 +240,9 @@ async fn abort_strategy_stops_every_lane_before_its_next_statement() {
     assert_eq!(h.status("c"), Some(NotRun));
     assert_eq!(h.status("d"), Some(NotRun));
     assert_eq!(h.db.fingerprint("_test_c").await, c_before);
-    assert!(
-        has_line(
-            &h,
-            "stopped after a failure (error strategy ABORT), after statement 1 of 2"
-        ),
-        "{:#?}",
-        h.logs()
+    assert_logged(
+        &h,
+        "stopped after a failure (error strategy ABORT), after statement 1 of 2",
     );
     h.db.drop_database().await;
 }
@@ -330,16 +322,23 @@ async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
     h.db.drop_database().await;
 }
 
-/// The `ALTER TABLE` statements the server runs for `h`'s database.
-async fn running_alters(h: &Harness) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(INFO, '') FROM information_schema.PROCESSLIST \
-         WHERE DB = ? AND INFO LIKE 'ALTER TABLE%'",
-    )
-    .bind(&h.db.name)
-    .fetch_all(&h.db.pool)
-    .await
-    .unwrap()
+/// Waits until the `ALTER TABLE` statements the server runs for `h`'s database satisfy `done`.
+async fn wait_for_alters(h: &Harness, done: impl Fn(&[String]) -> bool) {
+    for _ in 0..1500 {
+        let alters: Vec<String> = sqlx::query_scalar(
+            "SELECT COALESCE(INFO, '') FROM information_schema.PROCESSLIST \
+             WHERE DB = ? AND INFO LIKE 'ALTER TABLE%'",
+        )
+        .bind(&h.db.name)
+        .fetch_all(&h.db.pool)
+        .await
+        .unwrap();
+        if done(&alters) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server's ALTERs never reached the expected state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,16 +353,10 @@ async fn a_connection_cut_in_one_lane_interrupts_the_run_and_the_next_attempt_fi
     let reader = Reader::hold(&h, "_test_b").await;
     let check = async {
         wait_until("b runs", || h.status("b") == Some(Running)).await;
-        for _ in 0..1500 {
-            if running_alters(&h)
-                .await
-                .iter()
-                .any(|sql| sql.contains("_test_b"))
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_alters(&h, |alters| {
+            alters.iter().any(|sql| sql.contains("_test_b"))
+        })
+        .await;
         proxy.cut().await;
     };
     let started = std::time::Instant::now();
@@ -384,12 +377,7 @@ async fn a_connection_cut_in_one_lane_interrupts_the_run_and_the_next_attempt_fi
     // connection went; then the lease lapses and the next attempt, on two lanes again, finds b
     // in its target state or runs its ALTER, and finishes the rest.
     reader.release().await;
-    for _ in 0..1500 {
-        if running_alters(&h).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_alters(&h, <[String]>::is_empty).await;
     proxy.restore();
     let attempt = h.service.expire_lease_and_redispatch(TASK);
     let end = h.run_with(attempt, "executor-b", 2).await;

@@ -91,6 +91,8 @@ impl Bench {
                 .ok_or_else(|| anyhow::anyhow!("no signing secret"))?,
             &config.auth.audience,
         );
+        // The first bench's telemetry serves the whole process (its guard is kept for good);
+        // a later bench finds it set and goes on.
         let _ = telemetry::init(&TelemetryConfig {
             service_name: "shadowsync-bench".into(),
             log_format: config.log_format,
