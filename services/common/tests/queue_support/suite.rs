@@ -23,6 +23,7 @@ macro_rules! queue_conformance_suite {
             nothing_is_lost_while_no_consumer_runs,
             topic_routing_reaches_only_matching_bindings,
             prefetch_limits_unsettled_deliveries,
+            a_slot_freed_by_another_task_wakes_the_consumer,
             consuming_an_undeclared_queue_fails,
             invalid_arguments_are_refused,
             check_ready_succeeds
@@ -331,6 +332,28 @@ pub async fn prefetch_limits_unsettled_deliveries(queue: Arc<dyn MessageQueue>) 
     assert_eq!(label(&third), "c");
     second.ack().await.unwrap();
     third.ack().await.unwrap();
+}
+
+/// Deliveries settled by other tasks, as the executor does, while the consumer waits for a free
+/// prefetch slot: every settlement must wake it, however the two interleave.
+pub async fn a_slot_freed_by_another_task_wakes_the_consumer(queue: Arc<dyn MessageQueue>) {
+    const MESSAGES: usize = 200;
+    for n in 0..MESSAGES {
+        publish_task(&*queue, &task_message(&n.to_string(), 0)).await;
+    }
+    let mut stream = queue
+        .consume(&queue.topology().execute_queue(), 1)
+        .await
+        .unwrap();
+    let mut settling = tokio::task::JoinSet::new();
+    for _ in 0..MESSAGES {
+        let delivery = next_delivery(&mut stream).await;
+        settling.spawn(async move { delivery.ack().await.unwrap() });
+    }
+    while let Some(settled) = settling.join_next().await {
+        settled.unwrap();
+    }
+    assert_no_delivery(&mut stream).await;
 }
 
 pub async fn consuming_an_undeclared_queue_fails(queue: Arc<dyn MessageQueue>) {

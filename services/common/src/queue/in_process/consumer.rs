@@ -107,6 +107,9 @@ impl InProcessSettlement {
         let first = !self.finished.swap(true, Ordering::AcqRel);
         if first {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // The settlement's own notification may already have woken the consumer, which then
+            // still saw this slot taken and went back to waiting: the freed slot must wake it.
+            self.inner.notify();
         }
         first
     }
