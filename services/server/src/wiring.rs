@@ -264,6 +264,6 @@ fn executor_deps(
         prefetch: config.executor.prefetch,
         concurrency: config.executor.concurrency,
         table_parallelism: config.executor.table_parallelism,
-        shutdown_grace: std::time::Duration::from_secs(30),
+        shutdown_grace: config.executor.shutdown_grace,
     })
 }

@@ -143,6 +143,12 @@ pub const KEYS: &[Key] = &[
         Some("1"),
         "tables not linked by foreign keys that one task alters at once, one connection each",
     ),
+    key(
+        "executor.shutdown_grace_seconds",
+        Some("20"),
+        "seconds a stopping executor lets running tasks finish before handing them back between \
+         statements (keep it under the pod's termination grace period)",
+    ),
 ];
 
 type Raw = BTreeMap<&'static str, (String, Origin)>;
@@ -336,6 +342,10 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
             format!("must be from 1 to {MAX_TABLE_PARALLELISM}"),
         ));
     }
+    let shutdown_grace: u64 = r.required("executor.shutdown_grace_seconds")?;
+    if shutdown_grace > 3600 {
+        return Err(r.invalid("executor.shutdown_grace_seconds", "must be from 0 to 3600"));
+    }
 
     Ok(Config {
         listen,
@@ -356,6 +366,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
             prefetch,
             concurrency,
             table_parallelism,
+            shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
         },
     })
 }

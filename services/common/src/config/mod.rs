@@ -123,6 +123,9 @@ pub struct ExecutorConfig {
     pub concurrency: usize,
     /// Lanes of independent tables a task runs at once (1: none in parallel).
     pub table_parallelism: usize,
+    /// How long a stopping executor lets its running tasks finish; after it, they stop between
+    /// statements and are handed back (0: at once).
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// The validated configuration of one process.

@@ -92,6 +92,22 @@ fn a_bad_value_names_the_key_and_its_origin() {
         .unwrap();
     assert_eq!(config.executor.table_parallelism, 4);
 
+    assert_eq!(config.executor.shutdown_grace.as_secs(), 20);
+    let config = ConfigLoader::new()
+        .flags(["executor.shutdown_grace_seconds=0"])
+        .load()
+        .unwrap();
+    assert!(config.executor.shutdown_grace.is_zero());
+    let message = ConfigLoader::new()
+        .flags(["executor.shutdown_grace_seconds=3601"])
+        .load()
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        message.contains("`executor.shutdown_grace_seconds`") && message.contains("0 to 3600"),
+        "{message}"
+    );
+
     // Heartbeats come at a third of the lease: under 3 s they would spin.
     let message = ConfigLoader::new()
         .flags(["task.execution_lease_seconds=2"])
