@@ -126,6 +126,7 @@ pub async fn execute(context: &EngineContext, claim: ClaimedTask) -> ExecutionEn
         guard: SafetyGuard::new(claim.target.database.clone(), Vec::new()),
         failed_under_abort: AtomicBool::new(false),
         cancelled: AtomicBool::new(false),
+        handed_back: AtomicBool::new(false),
         halt: CancellationToken::new(),
     };
     match run.run(claim).await {
@@ -156,6 +157,8 @@ struct Run {
     failed_under_abort: AtomicBool,
     /// A lane saw a user's abort.
     cancelled: AtomicBool,
+    /// A lane stopped for the shutdown.
+    handed_back: AtomicBool,
     /// Cancelled when a lane stops the run early (lease lost, shutdown, interruption).
     halt: CancellationToken,
 }
@@ -240,9 +243,18 @@ impl Run {
     }
 
     fn log_handback(&self) {
+        // Every lane reaches its checkpoint with the shutdown seen: say it once.
+        if self.handed_back.swap(true, Ordering::SeqCst) {
+            return;
+        }
         tracing::info!(
             task_id = self.lease.task_id,
             "shutting down: task handed back between statements"
+        );
+        self.log.warn(
+            "",
+            "the executor is shutting down: the task is handed back between statements and \
+             resumes once its lease lapses",
         );
     }
 

@@ -322,6 +322,49 @@ async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
     h.db.drop_database().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_hands_back_every_lane_and_the_next_attempt_resumes() {
+    let h = Harness::new(FOUR).await;
+    let mut plan = h.db.plan().await;
+    script_order(&mut plan, &["a", "b", "c", "d"]);
+    h.add(ErrorStrategy::Abort, plan);
+    let (held_a, held_b) = (
+        Reader::hold(&h, "_test_a").await,
+        Reader::hold(&h, "_test_b").await,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shut_down = async {
+        wait_until("a and b run on two lanes", || {
+            h.status("a") == Some(Running) && h.status("b") == Some(Running)
+        })
+        .await;
+        stop.cancel();
+        held_a.release().await;
+        held_b.release().await;
+    };
+    let (end, ()) = tokio::join!(h.run_until(1, "executor-a", 2, stop.clone()), shut_down);
+    assert_eq!(end, ExecutionEnd::HandedBack);
+    // The statements in flight finished; neither lane started another table.
+    assert_eq!(h.status("a"), Some(Succeeded));
+    assert_eq!(h.status("b"), Some(Succeeded));
+    assert_eq!((h.status("c"), h.status("d")), (None, None));
+    let said = h
+        .logs()
+        .iter()
+        .filter(|line| line.contains("handed back between statements"))
+        .count();
+    assert_eq!(said, 1, "{:#?}", h.logs());
+
+    let attempt = h.service.expire_lease_and_redispatch(TASK);
+    let end = h.run_with(attempt, "executor-b", 2).await;
+    assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
+    for source in ["a", "b", "c", "d"] {
+        assert_eq!(h.status(source), Some(Succeeded));
+        h.assert_in_sync(source).await;
+    }
+    h.db.drop_database().await;
+}
+
 /// Waits until the `ALTER TABLE` statements the server runs for `h`'s database satisfy `done`.
 async fn wait_for_alters(h: &Harness, done: impl Fn(&[String]) -> bool) {
     for _ in 0..1500 {

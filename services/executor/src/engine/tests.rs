@@ -47,6 +47,23 @@ impl Harness {
         executor: &str,
         table_parallelism: usize,
     ) -> ExecutionEnd {
+        self.run_until(
+            attempt,
+            executor,
+            table_parallelism,
+            CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// [`Harness::run_with`], shutting down when `stop` is cancelled.
+    pub(super) async fn run_until(
+        &self,
+        attempt: u32,
+        executor: &str,
+        table_parallelism: usize,
+        stop: CancellationToken,
+    ) -> ExecutionEnd {
         let backend: Arc<dyn ExecutionBackend> = self.service.clone();
         let claim = match backend.claim(TASK, attempt, executor).await.unwrap() {
             ClaimOutcome::Granted(claim) => *claim,
@@ -55,7 +72,7 @@ impl Harness {
         let context = EngineContext {
             backend,
             clock: Arc::new(SystemClock),
-            stop: CancellationToken::new(),
+            stop,
             table_parallelism,
         };
         execute(&context, claim).await

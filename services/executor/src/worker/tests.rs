@@ -235,9 +235,20 @@ async fn shutdown_hands_a_running_task_back_and_the_next_attempt_resumes() {
         .await
         .unwrap()
         .unwrap();
-    // Handed back between statements: nothing completed, `b` and `c` untouched.
+    // Handed back between statements: nothing completed, `b` and `c` untouched, and the task's
+    // log says why it stopped.
     assert_eq!(service.with_task(9, |t| t.final_outcome), Some(None));
     assert_eq!(db.fingerprint("_test_b").await, None);
+    let logs = service.with_task(9, |t| t.logs.clone()).unwrap();
+    let handed_back: Vec<_> = logs
+        .iter()
+        .filter(|l| l.message.contains("handed back between statements"))
+        .collect();
+    assert_eq!(handed_back.len(), 1, "{logs:#?}");
+    assert_eq!(
+        handed_back[0].level,
+        shadowsync_proto::task::v1::LogLevel::Warn
+    );
 
     // The lease lapses, the sweeper re-dispatches, another executor resumes.
     let attempt = service.expire_lease_and_redispatch(9);
