@@ -42,6 +42,8 @@ pub struct ClusterOptions {
     pub table_parallelism: usize,
     /// `task.execution_lease_seconds`: how soon a dead executor's task moves on.
     pub execution_lease_seconds: u64,
+    /// `executor.shutdown_grace_seconds`: how long a stopping executor lets its tasks run on.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl ClusterOptions {
@@ -60,6 +62,7 @@ impl Default for ClusterOptions {
             executors: 1,
             table_parallelism: 1,
             execution_lease_seconds: 30,
+            shutdown_grace_seconds: 20,
         }
     }
 }
@@ -110,6 +113,10 @@ impl Cluster {
             format!(
                 "task.execution_lease_seconds={}",
                 options.execution_lease_seconds
+            ),
+            format!(
+                "executor.shutdown_grace_seconds={}",
+                options.shutdown_grace_seconds
             ),
         ];
         let config = config(&base);

@@ -1,5 +1,6 @@
-//! What only separate services can show (issue 8): two executors sharing the execute queue in
-//! template priority order, and each service restarted mid-journey with nothing lost.
+//! What only separate services can show: two executors sharing the execute queue in template
+//! priority order, each service restarted mid-journey with nothing lost, and an executor stopped
+//! as Kubernetes stops it, handing its task back after its grace.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -340,6 +341,75 @@ async fn an_executor_killed_mid_statement_is_replaced_once_its_lease_lapses() {
     let logs = team.alice.logs(id, LogLevelFilter::All).await;
     assert_eq!(statements_started(&logs, "a_first"), 1, "{logs:#?}");
     assert_eq!(statements_started(&logs, "c_last"), 1, "{logs:#?}");
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_executor_hands_its_task_back_after_its_grace_and_another_finishes_it() {
+    let mut cluster = Cluster::start_with(ClusterOptions {
+        execution_lease_seconds: 6,
+        shutdown_grace_seconds: 1,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let mut team = Team::new(&cluster.endpoints()).await;
+    let db = MariaDb::create("ss_sys_stop").await;
+    db.exec(
+        "CREATE TABLE a_held (id INT PRIMARY KEY, v INT);\n\
+         CREATE TABLE _test_a_held (id INT PRIMARY KEY);\n\
+         CREATE TABLE b_next (id INT PRIMARY KEY)",
+    )
+    .await;
+    let reader = Reader::hold(&db, &["_test_a_held"]).await;
+    let id = team.submit_approved(&db.name, ErrorStrategy::Abort).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !target::is_waiting_for_metadata_lock(&db).await {
+        assert!(tokio::time::Instant::now() < deadline, "ALTER never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SIGTERM, as Kubernetes sends it; the held statement outlasts the 1 s grace.
+    let mut executor = cluster.executors.remove(0);
+    let stopped = tokio::task::spawn_blocking(move || {
+        executor.stop(Duration::from_secs(60));
+        executor
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    reader.release().await;
+    let _stopped = stopped.await.expect("executor stopped");
+
+    // The statement in flight finished and was recorded; `b_next` was handed back untouched.
+    let outcomes: BTreeMap<String, TableExecutionStatus> =
+        team.alice.table_outcomes(id).await.into_iter().collect();
+    assert_eq!(
+        outcomes["a_held"],
+        TableExecutionStatus::Succeeded,
+        "{outcomes:?}"
+    );
+    assert_ne!(
+        outcomes["b_next"],
+        TableExecutionStatus::Succeeded,
+        "{outcomes:?}"
+    );
+    assert!(target::show_create(&db, "_test_b_next").await.is_none());
+    let task = team.alice.get_task(id).await.task.expect("task");
+    assert!(!api::is_final(api::status(&task)), "{task:?}");
+    let logs = team.alice.logs(id, LogLevelFilter::All).await;
+    assert!(
+        logs.iter().any(|entry| entry.level == LogLevel::Warn as i32
+            && entry.message.contains("handed back between statements")),
+        "{logs:#?}"
+    );
+
+    cluster.add_executor().await;
+    team.alice
+        .wait_status(id, TaskStatus::ExecutionSucceeded)
+        .await;
+    for table in ["a_held", "b_next"] {
+        target::assert_in_sync(&db, table, &format!("_test_{table}")).await;
+    }
+    let logs = team.alice.logs(id, LogLevelFilter::All).await;
+    assert_eq!(statements_started(&logs, "a_held"), 1, "{logs:#?}");
+    assert_eq!(statements_started(&logs, "b_next"), 1, "{logs:#?}");
     db.drop_database().await;
 }
 
