@@ -16,6 +16,19 @@ fn toml_file(text: &str) -> tempfile::NamedTempFile {
     file
 }
 
+/// Asserts that `flag` stops loading with a message naming `key` and containing `why`.
+fn assert_refused(flag: &str, key: &str, why: &str) {
+    let message = ConfigLoader::new()
+        .flags([flag])
+        .load()
+        .expect_err("must fail")
+        .to_string();
+    assert!(
+        message.contains(&format!("`{key}`")) && message.contains(why),
+        "{message}"
+    );
+}
+
 #[test]
 fn defaults_are_the_embedded_mode() {
     let config = ConfigLoader::new().load().expect("defaults load");
@@ -98,25 +111,17 @@ fn a_bad_value_names_the_key_and_its_origin() {
         .load()
         .unwrap();
     assert!(config.executor.shutdown_grace.is_zero());
-    let message = ConfigLoader::new()
-        .flags(["executor.shutdown_grace_seconds=3601"])
-        .load()
-        .expect_err("must fail")
-        .to_string();
-    assert!(
-        message.contains("`executor.shutdown_grace_seconds`") && message.contains("0 to 3600"),
-        "{message}"
+    assert_refused(
+        "executor.shutdown_grace_seconds=3601",
+        "executor.shutdown_grace_seconds",
+        "0 to 3600",
     );
 
     // Heartbeats come at a third of the lease: under 3 s they would spin.
-    let message = ConfigLoader::new()
-        .flags(["task.execution_lease_seconds=2"])
-        .load()
-        .expect_err("must fail")
-        .to_string();
-    assert!(
-        message.contains("`task.execution_lease_seconds`") && message.contains("3 to 3600"),
-        "{message}"
+    assert_refused(
+        "task.execution_lease_seconds=2",
+        "task.execution_lease_seconds",
+        "3 to 3600",
     );
 }
 
