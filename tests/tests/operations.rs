@@ -367,13 +367,14 @@ async fn a_stopped_executor_hands_its_task_back_after_its_grace_and_another_fini
         assert!(tokio::time::Instant::now() < deadline, "ALTER never ran");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // SIGTERM, as Kubernetes sends it; the held statement outlasts the 1 s grace.
+    // SIGTERM, as Kubernetes sends it; the held statement outlasts the 1 s grace (by 3 s, so
+    // that a slow start of the shutdown cannot make it look shorter).
     let mut executor = cluster.executors.remove(0);
     let stopped = tokio::task::spawn_blocking(move || {
         executor.stop(Duration::from_secs(60));
         executor
     });
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     reader.release().await;
     let _stopped = stopped.await.expect("executor stopped");
 
