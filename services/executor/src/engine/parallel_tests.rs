@@ -79,12 +79,26 @@ fn script_order(plan: &mut [PlanTable], order: &[&str]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn independent_tables_run_at_once_each_on_its_own_connection() {
+/// [`FOUR`] planned in script order a, b, c, d, as task [`TASK`] with `strategy`.
+async fn four_in_script_order(strategy: ErrorStrategy) -> Harness {
     let h = Harness::new(FOUR).await;
     let mut plan = h.db.plan().await;
     script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(ErrorStrategy::Abort, plan);
+    h.add(strategy, plan);
+    h
+}
+
+/// Every table of [`FOUR`] SUCCEEDED and its shadow equal to its source.
+async fn assert_all_succeeded_in_sync(h: &Harness) {
+    for source in ["a", "b", "c", "d"] {
+        assert_eq!(h.status(source), Some(Succeeded), "{source}");
+        h.assert_in_sync(source).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_tables_run_at_once_each_on_its_own_connection() {
+    let h = four_in_script_order(ErrorStrategy::Abort).await;
     let reader = Reader::hold(&h, "_test_a").await;
     let check = async {
         // `a` is first in script order and held, yet the others finish.
@@ -99,20 +113,14 @@ async fn independent_tables_run_at_once_each_on_its_own_connection() {
     };
     let (end, ()) = tokio::join!(h.run_with(1, "executor-a", 3), check);
     assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
-    for source in ["a", "b", "c", "d"] {
-        assert_eq!(h.status(source), Some(Succeeded));
-        h.assert_in_sync(source).await;
-    }
+    assert_all_succeeded_in_sync(&h).await;
     assert_logged(&h, "4 independent lanes of tables, 3 at once");
     h.db.drop_database().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_tables_run_one_at_a_time_in_script_order() {
-    let h = Harness::new(FOUR).await;
-    let mut plan = h.db.plan().await;
-    script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(ErrorStrategy::Abort, plan);
+    let h = four_in_script_order(ErrorStrategy::Abort).await;
     let reader = Reader::hold(&h, "_test_a").await;
     let check = async {
         wait_until("a has started", || h.status("a") == Some(Running)).await;
@@ -265,19 +273,16 @@ async fn continue_strategy_lets_the_other_lanes_finish() {
 }
 
 /// Runs [`FOUR`] in script order a, b, c, d on two lanes, with `hook` on a's final report
-/// while b's ALTER is held; b is released once `a` is done. Returns the end and c's shadow
-/// fingerprint from before the run.
+/// while b's ALTER is held; b is released once `a` is done. Returns the harness, the end and
+/// c's shadow fingerprint from before the run.
 async fn when_a_finishes_while_b_runs(
-    h: &Harness,
     strategy: ErrorStrategy,
     hook: OnFinalReport,
-) -> (ExecutionEnd, Option<String>) {
+) -> (Harness, ExecutionEnd, Option<String>) {
+    let h = four_in_script_order(strategy).await;
     let c_before = h.db.fingerprint("_test_c").await;
-    let mut plan = h.db.plan().await;
-    script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(strategy, plan);
     h.service.on_final_report(TASK, "a", hook);
-    let reader = Reader::hold(h, "_test_b").await;
+    let reader = Reader::hold(&h, "_test_b").await;
     let check = async {
         wait_until("a done while b runs", || {
             h.status("a") == Some(Succeeded) && h.status("b") == Some(Running)
@@ -286,15 +291,13 @@ async fn when_a_finishes_while_b_runs(
         reader.release().await;
     };
     let (end, ()) = tokio::join!(h.run_with(1, "executor-a", 2), check);
-    (end, c_before)
+    (h, end, c_before)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_abort_stops_every_lane() {
-    let h = Harness::new(FOUR).await;
-    let (end, c_before) =
-        when_a_finishes_while_b_runs(&h, ErrorStrategy::Continue, OnFinalReport::RequestAbort)
-            .await;
+    let (h, end, c_before) =
+        when_a_finishes_while_b_runs(ErrorStrategy::Continue, OnFinalReport::RequestAbort).await;
     assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Cancelled));
     // b's only statement was running: it finished and b is in sync; c and d never started.
     assert_eq!(h.status("b"), Some(Succeeded));
@@ -306,9 +309,8 @@ async fn a_users_abort_stops_every_lane() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
-    let h = Harness::new(FOUR).await;
-    let (end, c_before) =
-        when_a_finishes_while_b_runs(&h, ErrorStrategy::Abort, OnFinalReport::StealLease).await;
+    let (h, end, c_before) =
+        when_a_finishes_while_b_runs(ErrorStrategy::Abort, OnFinalReport::StealLease).await;
     assert_eq!(end, ExecutionEnd::LeaseLost);
     // b's ALTER finished in the server, but its report was refused: the next attempt finds
     // the shadow in its target state.
@@ -324,10 +326,7 @@ async fn a_lease_lost_in_one_lane_stops_them_all_without_reporting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_hands_back_every_lane_and_the_next_attempt_resumes() {
-    let h = Harness::new(FOUR).await;
-    let mut plan = h.db.plan().await;
-    script_order(&mut plan, &["a", "b", "c", "d"]);
-    h.add(ErrorStrategy::Abort, plan);
+    let h = four_in_script_order(ErrorStrategy::Abort).await;
     let (held_a, held_b) = (
         Reader::hold(&h, "_test_a").await,
         Reader::hold(&h, "_test_b").await,
@@ -358,10 +357,7 @@ async fn a_shutdown_hands_back_every_lane_and_the_next_attempt_resumes() {
     let attempt = h.service.expire_lease_and_redispatch(TASK);
     let end = h.run_with(attempt, "executor-b", 2).await;
     assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
-    for source in ["a", "b", "c", "d"] {
-        assert_eq!(h.status(source), Some(Succeeded));
-        h.assert_in_sync(source).await;
-    }
+    assert_all_succeeded_in_sync(&h).await;
     h.db.drop_database().await;
 }
 
