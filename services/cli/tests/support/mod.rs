@@ -108,31 +108,20 @@ pub fn wait_healthy(data_dir: &Path) {
 
 /// Runs SQL on the local MariaDB with the `mariadb` client.
 pub fn mariadb(sql: &str) {
-    let output = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
-        .output()
-        .expect("run mariadb");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_mariadb(&[], sql);
 }
 
 /// Runs one query on the local MariaDB and returns its rows as tab-separated text (no header).
 pub fn mariadb_query(sql: &str) -> String {
+    run_mariadb(&["-N"], sql)
+}
+
+/// The `mariadb` client's output for `sql`, failing the test when it fails.
+fn run_mariadb(options: &[&str], sql: &str) -> String {
     let output = Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-e",
-            sql,
-        ])
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root"])
+        .args(options)
+        .args(["-e", sql])
         .output()
         .expect("run mariadb");
     assert!(
