@@ -5,7 +5,7 @@ use shadowsync_common::clock::{Micros, to_timestamp};
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::common::v1::Actor;
 
-use crate::decision::approvals_required;
+use crate::decision::{approvals_required, node_exhausted, remaining_users};
 use crate::error::{ApprovalError, Result};
 use crate::model::{
     Approval, ApprovalMode, ApprovalStatus, Decision, Expirations, MatchAttributes, MatchRule,
@@ -216,19 +216,27 @@ pub fn snapshot_to_proto(s: &TemplateSnapshot) -> pb::TemplateSnapshot {
     }
 }
 
-/// The current node's candidates (the requester excluded) and the deadline, while pending.
+/// The current node's candidates and the deadline, while pending: who the request is waiting
+/// for. Only people who can still decide are listed (never the requester, never anyone who
+/// already decided on the request); when nobody left can make the node pass
+/// ([`node_exhausted`]), users and roles are both empty: the request waits for no one until it
+/// expires.
 pub fn candidates(a: &Approval) -> Option<pb::NodeCandidates> {
     let node = a.current_template_node()?;
+    let exhausted = node_exhausted(a, a.current_node);
     Some(pb::NodeCandidates {
         node_index: a.current_node,
         node_name: node.name.clone(),
-        users: node
-            .approver_users
-            .iter()
-            .filter(|u| **u != a.requester.subject)
-            .cloned()
-            .collect(),
-        roles: node.approver_roles.clone(),
+        users: if exhausted {
+            Vec::new()
+        } else {
+            remaining_users(a, a.current_node)
+        },
+        roles: if exhausted {
+            Vec::new()
+        } else {
+            node.approver_roles.clone()
+        },
         deadline: Some(to_timestamp(a.approval_deadline)),
     })
 }

@@ -1,9 +1,13 @@
 //! The node state machine, free of storage: who may decide at the current node, when a node has
-//! enough approvals (ANY / ALL / QUORUM, one person counting once), and where a request goes
-//! after a node passes (auto-approve nodes pass at once).
+//! enough approvals (ANY / ALL / QUORUM), when it never can (its approvers are exhausted), and
+//! where a request goes after a node passes (auto-approve nodes pass at once).
+//!
+//! Separation of duties (DESIGN.md §4) is fixed, for every mode and every template: the
+//! requester never decides on their own request, and one person's decision counts once per
+//! request (who approved node 1 cannot approve node 2). Templates can only be stricter.
 
 use crate::error::{ApprovalError, Result};
-use crate::model::{Approval, ApprovalMode, Outcome, Person, SeparationOfDuties, TemplateNode};
+use crate::model::{Approval, ApprovalMode, Outcome, Person, TemplateNode};
 
 /// Whether `person` is named on `node`, by subject or by one of their roles.
 pub fn is_named(node: &TemplateNode, person: &Person) -> bool {
@@ -11,12 +15,33 @@ pub fn is_named(node: &TemplateNode, person: &Person) -> bool {
         || node.approver_roles.iter().any(|r| person.has_role(r))
 }
 
+/// The node at which `subject` decided on `approval`, if they did (approve or reject, at any
+/// node). One person's decision counts once per request (DESIGN.md §4), so anyone with a
+/// decision is done with the request.
+pub fn decided_at(approval: &Approval, subject: &str) -> Option<u32> {
+    approval
+        .decisions
+        .iter()
+        .find(|d| d.actor.as_ref().is_some_and(|a| a.subject == subject))
+        .map(|d| d.node_index)
+}
+
+/// Whether `subject` could still decide on `approval` if a node named them: not the requester,
+/// and no decision of theirs on the request yet.
+pub fn may_still_decide(approval: &Approval, subject: &str) -> bool {
+    subject != approval.requester.subject && decided_at(approval, subject).is_none()
+}
+
 /// Checks that `person` may decide on `approval` now.
 ///
-/// Fails with `FailedPrecondition` when the request is final, the node moved on
-/// (`expected_node`), or the person already decided (at this node, or at any node under
-/// DISTINCT_PER_NODE); with `PermissionDenied` for the requester (always, even an admin) and for
-/// anyone not named on the current node.
+/// Fails with `PermissionDenied` for the requester (always, even an admin) and for anyone not
+/// named on the current node; with `FailedPrecondition` when the request is final, the node
+/// moved on (`expected_node`), or the person already decided on this request, at this node or
+/// any other (one person's decision counts once per request, whatever the template says).
+///
+/// "Already decided" is `FailedPrecondition`, not `PermissionDenied`, as the node guard and a
+/// final request are: the person is an approver of the node, but the request's state (their
+/// own earlier decision) rules the decision out, and re-reading the request shows why.
 pub fn check_may_decide(
     approval: &Approval,
     person: &Person,
@@ -47,27 +72,83 @@ pub fn check_may_decide(
             "not an approver of the current node".to_string(),
         ));
     }
-    let decided = |same_node: bool| {
-        approval.decisions.iter().any(|d| {
-            d.actor
-                .as_ref()
-                .is_some_and(|a| a.subject == person.subject)
-                && (!same_node || d.node_index == approval.current_node)
-        })
-    };
-    if decided(true) {
-        return Err(ApprovalError::FailedPrecondition(
-            "you already decided at this node".to_string(),
-        ));
-    }
-    if approval.snapshot.definition.separation_of_duties == SeparationOfDuties::DistinctPerNode
-        && decided(false)
-    {
-        return Err(ApprovalError::FailedPrecondition(
-            "this template allows one decision per person per request".to_string(),
-        ));
+    if let Some(earlier) = decided_at(approval, &person.subject) {
+        let mut message = if earlier == approval.current_node {
+            "you already decided at this node".to_string()
+        } else {
+            format!(
+                "you already decided on this request at node {earlier}; one person's decision \
+                 counts once per request"
+            )
+        };
+        if node_exhausted(approval, approval.current_node) {
+            message.push_str(&format!(
+                "; no one left may approve node {}, so the request waits until it expires",
+                approval.current_node
+            ));
+        }
+        return Err(ApprovalError::FailedPrecondition(message));
     }
     Ok(())
+}
+
+/// The named users of `node_index` who can still decide there: not the requester and no
+/// decision on the request yet. These are who the request is "waiting for" by name.
+pub fn remaining_users(approval: &Approval, node_index: u32) -> Vec<String> {
+    let Some(node) = node_at(approval, node_index) else {
+        return Vec::new();
+    };
+    let mut users: Vec<String> = node
+        .approver_users
+        .iter()
+        .filter(|u| may_still_decide(approval, u))
+        .cloned()
+        .collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// Whether node `node_index` can never pass any more, because the people who could still
+/// approve it are too few: every named user who is left cannot make up what is missing, and no
+/// role is named that someone new could fill. Such a request is not auto-approved and not
+/// failed early: it waits until it expires (or is cancelled or rejected), and its candidates
+/// list nobody.
+///
+/// Roles count as never exhausted: who holds a role is the identity provider's business, and
+/// someone who has not decided yet may hold it tomorrow.
+pub fn node_exhausted(approval: &Approval, node_index: u32) -> bool {
+    let Some(node) = node_at(approval, node_index) else {
+        return false;
+    };
+    if node.auto_approve {
+        return false;
+    }
+    let approved = approvers_at(approval, node_index);
+    let left = remaining_users(approval, node_index).len();
+    let roles = !node.approver_roles.is_empty();
+    match node.mode {
+        ApprovalMode::Any => approved.is_empty() && left == 0 && !roles,
+        ApprovalMode::Quorum(quorum) => {
+            !roles && u32::try_from(approved.len() + left).unwrap_or(u32::MAX) < quorum
+        }
+        ApprovalMode::All => {
+            let users = required_users(node, &approval.requester.subject);
+            // A named user who decided elsewhere on the request can never approve here.
+            let lost = users.iter().any(|u| {
+                !approved.iter().any(|a| &a.subject == *u)
+                    && !may_still_decide(approval, u.as_str())
+            });
+            // Only the requester named: nobody may ever approve.
+            lost || (users.is_empty() && !roles)
+        }
+    }
+}
+
+fn node_at(approval: &Approval, node_index: u32) -> Option<&TemplateNode> {
+    usize::try_from(node_index)
+        .ok()
+        .and_then(|index| approval.snapshot.definition.nodes.get(index))
 }
 
 /// The named users who must approve an ALL node: every one but the requester, who never may.
@@ -217,6 +298,108 @@ mod tests {
         let quorum = node(&["bob", "carol", "dave"], &[], ApprovalMode::Quorum(2));
         assert!(!node_passed(&quorum, "a", &[&bob]));
         assert!(node_passed(&quorum, "a", &[&bob, &carol]));
+    }
+
+    /// A pending request by alice at `current` over `nodes`, with `decided` = (node, subject)
+    /// approvals already made.
+    fn request(nodes: Vec<TemplateNode>, current: u32, decided: &[(u32, &str)]) -> Approval {
+        use crate::model::*;
+        Approval {
+            id: "a1".into(),
+            request_type: "t".into(),
+            resource: ResourceRef::default(),
+            attributes: MatchAttributes::default(),
+            requester: person("alice", &[]),
+            submitter: "alice".into(),
+            request_id: "r".into(),
+            fingerprint: String::new(),
+            payload_summary: String::new(),
+            payload_sha256: String::new(),
+            status: ApprovalStatus::Pending,
+            snapshot: TemplateSnapshot {
+                template_id: "t".into(),
+                template_version: 1,
+                name: "t".into(),
+                rank: 1,
+                execution_priority: 10,
+                definition: TemplateDefinition {
+                    match_rule: MatchRule::default(),
+                    nodes,
+                    expirations: Expirations::default(),
+                    separation_of_duties: SeparationOfDuties::default(),
+                },
+            },
+            current_node: current,
+            approval_deadline: 0,
+            scheduled_time: None,
+            cancelled_by: None,
+            cancel_reason: None,
+            create_time: 0,
+            update_time: 0,
+            finish_time: None,
+            version: 1,
+            nodes: Vec::new(),
+            decisions: decided
+                .iter()
+                .map(|(node_index, subject)| Decision {
+                    node_index: *node_index,
+                    actor: Some(person(subject, &[])),
+                    outcome: Outcome::Approved,
+                    comment: String::new(),
+                    request_id: String::new(),
+                    time: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_decision_at_one_node_rules_out_every_other_node() {
+        let first = node(&["bob", "carol"], &[], ApprovalMode::Any);
+        for second in [
+            node(&["bob", "dave"], &[], ApprovalMode::Any),
+            node(&["bob", "dave"], &[], ApprovalMode::All),
+            node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2)),
+        ] {
+            let a = request(vec![first.clone(), second.clone()], 1, &[(0, "bob")]);
+            let error = check_may_decide(&a, &person("bob", &[]), None).expect_err("spent");
+            assert!(
+                matches!(&error, ApprovalError::FailedPrecondition(m) if m.contains("node 0")),
+                "{:?}: {error:?}",
+                second.mode
+            );
+            assert!(check_may_decide(&a, &person("dave", &[]), None).is_ok());
+            assert!(!remaining_users(&a, 1).contains(&"bob".to_string()));
+        }
+    }
+
+    #[test]
+    fn exhausted_nodes_are_those_no_one_left_can_pass() {
+        let first = node(&["bob", "carol"], &[], ApprovalMode::Quorum(2));
+        let spent = [(0, "bob"), (0, "carol")];
+        let exhausted = |second: TemplateNode| {
+            node_exhausted(&request(vec![first.clone(), second], 1, &spent), 1)
+        };
+        assert!(exhausted(node(&["bob"], &[], ApprovalMode::Any)));
+        assert!(!exhausted(node(&["bob", "dave"], &[], ApprovalMode::Any)));
+        assert!(!exhausted(node(&["bob"], &["dba"], ApprovalMode::Any)), "roles stay open");
+        assert!(exhausted(node(&["bob", "dave"], &[], ApprovalMode::All)));
+        assert!(exhausted(node(&["bob", "dave"], &["dba"], ApprovalMode::All)));
+        assert!(!exhausted(node(&["dave", "erin"], &["dba"], ApprovalMode::All)));
+        assert!(exhausted(node(&["bob", "carol", "dave"], &[], ApprovalMode::Quorum(2))));
+        assert!(!exhausted(node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2))));
+        // The requester never counts: a node naming only alice can never pass.
+        let alone = request(vec![node(&["alice"], &[], ApprovalMode::All)], 0, &[]);
+        assert!(node_exhausted(&alone, 0));
+        assert!(remaining_users(&alone, 0).is_empty());
+        // Approvals already made at the node count toward its quorum.
+        let half = request(
+            vec![first.clone(), node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2))],
+            1,
+            &[(0, "bob"), (0, "carol"), (1, "dave")],
+        );
+        assert!(!node_exhausted(&half, 1));
+        assert_eq!(remaining_users(&half, 1), ["erin"]);
     }
 
     #[test]

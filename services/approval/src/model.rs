@@ -18,13 +18,17 @@ pub enum ApprovalMode {
     Quorum(u32),
 }
 
-/// Stricter separation of duties than the fixed minimum.
+/// A template's separation-of-duties setting. The fixed minimum, enforced whatever the setting
+/// (`decision::check_may_decide`), is already DESIGN.md §4's rule: the requester never decides
+/// on their own request, and one person's decision counts once per request (at one node only,
+/// for ANY, ALL and QUORUM nodes alike). Both values therefore mean that today; the setting is
+/// kept so stored templates and clients keep working, and as the place for stricter rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SeparationOfDuties {
-    /// The requester is excluded; one decision per person per node.
+    /// The fixed minimum.
     #[default]
     RequesterExcluded,
-    /// One person may decide at only one node of a request.
+    /// One person may decide at only one node of a request (now the minimum as well).
     DistinctPerNode,
 }
 

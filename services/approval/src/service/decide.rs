@@ -6,7 +6,7 @@ use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
 use super::{Service, with_retries};
-use crate::decision::{advance_from, approvers_at, check_may_decide, node_passed};
+use crate::decision::{advance_from, approvers_at, check_may_decide, node_exhausted, node_passed};
 use crate::error::{ApprovalError, Result};
 use crate::events::enqueue_approval_event;
 use crate::model::{
@@ -154,6 +154,9 @@ impl Service {
             enqueue_approval_event(&mut tx, &a, event, Some(&decision), now).await?;
         }
         tx.commit().await?;
+        if event == Some(pb::ApprovalEventType::NodeAdvanced) {
+            warn_if_exhausted(&a);
+        }
         Ok(a)
     }
 
@@ -283,14 +286,28 @@ impl Service {
 
     /// Loads a request the person may see.
     ///
-    /// Fails with `NotFound` when it does not exist or is not visible to them.
+    /// Fails with `NotFound` when it does not exist or is not visible to them: the same error,
+    /// byte for byte ([`approval_not_found`]), so a caller learns nothing about requests they
+    /// may not see, not even that the id exists.
     pub(super) async fn visible(&self, tx: &mut Tx, person: &Person, id: &str) -> Result<Approval> {
-        let approval = load(tx, id).await?;
-        if super::queries::may_see(&approval, person) {
-            Ok(approval)
-        } else {
-            Err(ApprovalError::NotFound(format!("approval {id} not found")))
+        match approvals::approval_in(tx, id).await? {
+            Some(approval) if super::queries::may_see(&approval, person) => Ok(approval),
+            _ => Err(approval_not_found()),
         }
+    }
+}
+
+/// Says in the log when a pending request reached a node that no one left may approve (every
+/// named approver already decided on the request, or is the requester): it will only expire.
+pub(super) fn warn_if_exhausted(a: &Approval) {
+    if a.status == ApprovalStatus::Pending && node_exhausted(a, a.current_node) {
+        tracing::warn!(
+            approval_id = %a.id,
+            node = a.current_node,
+            deadline = a.approval_deadline,
+            "approval node cannot pass: every named approver already decided on this request; \
+             it waits until it expires"
+        );
     }
 }
 
@@ -331,5 +348,12 @@ async fn set_node(
 pub(super) async fn load(tx: &mut Tx, id: &str) -> Result<Approval> {
     approvals::approval_in(tx, id)
         .await?
-        .ok_or_else(|| ApprovalError::NotFound(format!("approval {id} not found")))
+        .ok_or_else(approval_not_found)
+}
+
+/// The one answer for a request that does not exist or that the caller may not see. It names
+/// nothing (not even the id the caller sent, which may be a guess being confirmed, or junk meant
+/// for a log or a terminal).
+pub(super) fn approval_not_found() -> ApprovalError {
+    ApprovalError::NotFound("approval not found".to_string())
 }

@@ -1,5 +1,6 @@
 //! Permission applications, direct grants and revocations, and permission checks.
 
+use shadowsync_common::auth::ServiceIdentity;
 use shadowsync_common::clock::Micros;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
@@ -279,7 +280,9 @@ impl Service {
         caller: &Person,
         r: pb::CheckPermissionRequest,
     ) -> Result<pb::CheckPermissionResponse> {
-        let is_service = caller.subject.starts_with("svc:");
+        // Exactly one of the configured service identities: a person whose subject merely
+        // starts with `svc:` must not ask about others, nor claim roles for them.
+        let is_service = ServiceIdentity::from_subject(&caller.subject).is_some();
         if is_service && r.user.is_empty() {
             return Err(ApprovalError::invalid(
                 "user",

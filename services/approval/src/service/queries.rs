@@ -70,7 +70,7 @@ impl Service {
                     false,
                 )
                 .await?
-                .ok_or_else(|| ApprovalError::NotFound("no approval for this resource".into()))?
+                .ok_or_else(super::decide::approval_not_found)?
             }
             None => {
                 return Err(ApprovalError::invalid(

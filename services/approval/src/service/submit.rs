@@ -1,11 +1,12 @@
 //! Submitting requests: ownership of request types, idempotency, matching and snapshotting,
 //! auto-approve nodes, and what follows an approval (dispatch, grant).
 
+use shadowsync_common::auth::ServiceIdentity;
 use shadowsync_common::clock::{Micros, from_timestamp};
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
-use super::decide::{auto_decision, load};
+use super::decide::{auto_decision, load, warn_if_exhausted};
 use super::{Service, with_retries};
 use crate::convert::attributes_from_proto;
 use crate::decision::advance_from;
@@ -75,7 +76,8 @@ impl Service {
                 "must match [a-z][a-z0-9_]{0,63}",
             ));
         }
-        let is_service = caller.subject.starts_with("svc:");
+        // Exactly one of the configured service identities: `svc:taskx` is a person.
+        let is_service = ServiceIdentity::from_subject(&caller.subject).is_some();
         match request.request_type.as_str() {
             names::REQUEST_TYPE_SHADOW_TABLE_SYNC if caller.subject != names::SVC_TASK => {
                 return Err(ApprovalError::PermissionDenied(
@@ -203,8 +205,16 @@ impl Service {
         .await?;
         if let Some(id) = existing {
             let existing = load(&mut tx, &id).await?;
+            // Name the existing request only to whoever may see it anyway (the same submitter or
+            // requester): to anyone else its id is information about an invisible request.
+            let theirs = existing.submitter == s.submitter
+                || existing.requester.subject == s.requester.subject;
             return same(existing).map_err(|_| {
-                ApprovalError::AlreadyExists(format!("a request exists for this resource: {id}"))
+                ApprovalError::AlreadyExists(if theirs {
+                    format!("a request exists for this resource: {id}")
+                } else {
+                    "a request exists for this resource".to_string()
+                })
             });
         }
         let all = templates::all_templates_in(&mut tx).await?;
@@ -289,6 +299,7 @@ impl Service {
             self.on_approved(&mut tx, &approval, None, now).await?;
         }
         tx.commit().await?;
+        warn_if_exhausted(&approval);
         Ok(approval)
     }
 

@@ -16,7 +16,8 @@ pub enum ListScope {
     /// What this person may see: theirs, submitted by them, or where they are a candidate of a
     /// node reached so far.
     VisibleTo(Person),
-    /// Pending at a node naming this person, excluding their own requests.
+    /// Pending at a node naming this person, excluding their own requests and those they
+    /// already decided on.
     PendingFor(Person),
     /// Requested by this person.
     RequestedBy(String),
@@ -75,8 +76,12 @@ impl Store {
             ListScope::PendingFor(person) => {
                 let subject = q.text(person.subject.clone());
                 let candidate = candidate_clause(&mut q, person, true);
+                // Not what they already decided on: one decision counts once per request, so
+                // such a request no longer waits for them even where a later node names them.
                 conditions.push(format!(
-                    "a.status = 'PENDING' AND a.requester <> {subject} AND {candidate}"
+                    "a.status = 'PENDING' AND a.requester <> {subject} AND {candidate} \
+                     AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.approval_id = a.id \
+                     AND d.actor = {subject})"
                 ));
             }
             ListScope::RequestedBy(subject) => {

@@ -10,7 +10,7 @@ use shadowsync_approval::{ApprovalApi, ApprovalDeps, add_routes, prepare};
 use shadowsync_common::auth::{AuthInterceptor, Authenticator, Identity, TokenIssuer};
 use shadowsync_common::clock::{Clock, ManualClock};
 use shadowsync_common::config::AuthConfig;
-use shadowsync_common::db::Database;
+use shadowsync_common::db::{Backend, Database};
 use shadowsync_common::grpc::{self, AuthenticatedChannel};
 use shadowsync_common::queue::{AmqpQueue, AmqpQueueOptions, Delivery, DeliveryStream, Topology};
 use shadowsync_common::secret::Secret;
@@ -18,6 +18,25 @@ use shadowsync_common::testing::TestDatabase;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use tokio_util::sync::CancellationToken;
+
+/// Runs an `async fn(Backend)` test body once per backend, as `<name>::postgres` and
+/// `<name>::sqlite` (the caller declares `#[macro_use] mod support;`).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(shadowsync_common::db::Backend::Postgres).await;
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(shadowsync_common::db::Backend::Sqlite).await;
+            }
+        }
+    )*};
+}
 
 pub const SECRET: &str = "approval-test-secret-approval-test-secret";
 
@@ -43,7 +62,15 @@ pub struct Harness {
 impl Harness {
     /// A server whose queue talks to `amqp_uri` (the broker, or a proxy in front of it).
     pub async fn start_with(amqp: String) -> Self {
-        let store = TestDatabase::postgres().await;
+        Self::start_over(amqp, TestDatabase::postgres().await).await
+    }
+
+    /// A server whose store is a fresh database of `backend` (PostgreSQL or SQLite).
+    pub async fn start_on(backend: Backend) -> Self {
+        Self::start_over(amqp_uri(), TestDatabase::new(backend).await).await
+    }
+
+    async fn start_over(amqp: String, store: TestDatabase) -> Self {
         let db = Database::connect(&store.url, "approval").await.unwrap();
         let clock = ManualClock::new(1_800_000_000_000_000);
         prepare(&db, &clock).await.unwrap();

@@ -3,7 +3,12 @@
 //!
 //! Tokens are HS256 (a shared secret, what the embedded mode uses) or RS256 (public keys only, so
 //! a production service can verify tokens but never mint a user's). Every token must carry `exp`,
-//! `aud` and `sub`; `name` and `roles` are optional.
+//! `aud` and `sub`; `name` and `roles` are optional. `aud` may be a string or an array; an array
+//! is accepted when it contains the configured audience.
+//!
+//! Only the four configured service identities (`svc:task`, `svc:approval`, `svc:analysis`,
+//! `svc:executor`, compared exactly) are services: [`ServiceIdentity::from_subject`] is the one
+//! test. A subject that merely starts with `svc:` is a person and gets no service privilege.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,6 +64,18 @@ impl Identity {
         self.subject == service.subject()
     }
 
+    /// The service this identity is, when its subject is exactly one of the configured service
+    /// identities; `None` for everyone else, including people whose subject merely starts with
+    /// `svc:` (`svc:taskx`, `SVC:task`, `svc:task ` are people).
+    pub fn service_identity(&self) -> Option<ServiceIdentity> {
+        ServiceIdentity::from_subject(&self.subject)
+    }
+
+    /// True for any of the configured service identities (see [`Self::service_identity`]).
+    pub fn is_any_service(&self) -> bool {
+        self.service_identity().is_some()
+    }
+
     /// `PERMISSION_DENIED` unless the caller is one of `allowed`: how an internal RPC declares
     /// which services may call it.
     pub fn require_service(&self, allowed: &[ServiceIdentity]) -> Result<(), Status> {
@@ -107,6 +124,23 @@ pub enum ServiceIdentity {
 }
 
 impl ServiceIdentity {
+    /// Every service identity: the only subjects trusted as services.
+    pub const ALL: [ServiceIdentity; 4] = [
+        ServiceIdentity::Task,
+        ServiceIdentity::Approval,
+        ServiceIdentity::Analysis,
+        ServiceIdentity::Executor,
+    ];
+
+    /// The service whose subject is exactly `subject` (no case folding, no trimming): anything
+    /// else, however close, is not a service. This is the one place that decides who is a
+    /// service; never test a subject's prefix instead.
+    pub fn from_subject(subject: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|service| service.subject() == subject)
+    }
+
     pub fn subject(self) -> &'static str {
         match self {
             ServiceIdentity::Task => "svc:task",
@@ -127,7 +161,17 @@ struct Claims {
     exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
-    aud: String,
+    aud: Audience,
+}
+
+/// A token's `aud`: one audience, or an array of them (RFC 7519 §4.1.3; identity providers send
+/// arrays). The verifier accepts an array that contains the configured audience; whether it
+/// does is checked by `jsonwebtoken`'s validation, this type only lets the claims deserialize.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Why a verifier could not be built from configuration.
@@ -277,7 +321,7 @@ impl TokenIssuer {
             roles: identity.roles.clone(),
             exp: expires_at,
             iat: Some(issued_at),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
         };
         // Encoding fixed claims with an HMAC key cannot fail; an empty token would be refused by
         // every verifier, so no error path is hidden here.

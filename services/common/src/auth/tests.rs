@@ -178,3 +178,123 @@ fn no_keys_is_a_setup_error() {
         Err(AuthSetupError::NoKeys)
     ));
 }
+
+/// An HS256 token signed with the test secret carrying exactly `claims`, as an attacker holding
+/// a valid signing path (or an identity provider) could shape it.
+fn signed(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn in_a_minute() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 60
+}
+
+#[test]
+fn only_the_exact_service_subjects_are_services() {
+    for service in ServiceIdentity::ALL {
+        let token = issuer().issue(&Identity::service(service), Duration::from_secs(60));
+        let identity = authenticator().verify(token.expose()).expect("valid");
+        assert_eq!(identity.service_identity(), Some(service));
+        assert!(identity.is_any_service());
+    }
+    // What an attacker minting a person's token would try: prefixes, case, padding, a bare
+    // `svc:` with the admin role. Each verifies (the signature is fine) but is a person.
+    for subject in [
+        "svc:",
+        "svc:taskx",
+        "svc:anything",
+        "SVC:task",
+        "Svc:Task",
+        "svc:task ",
+        " svc:task",
+        "svc:task\u{0}",
+        "svc:executor/extra",
+        "svc::task",
+    ] {
+        let token = signed(&serde_json::json!({
+            "sub": subject, "roles": ["admin", "service"], "exp": in_a_minute(), "aud": "shadowsync",
+        }));
+        let identity = authenticator().verify(&token).expect("a valid person's token");
+        assert_eq!(identity.subject, subject, "the subject is kept as sent");
+        assert_eq!(identity.service_identity(), None, "{subject:?} is no service");
+        assert!(!identity.is_any_service(), "{subject:?}");
+        for service in ServiceIdentity::ALL {
+            assert!(!identity.is_service(service), "{subject:?}");
+            assert_eq!(
+                identity
+                    .require_service(&ServiceIdentity::ALL)
+                    .expect_err("no service privilege")
+                    .code(),
+                tonic::Code::PermissionDenied,
+                "{subject:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_audience_array_is_accepted_only_when_it_holds_ours() {
+    let exp = in_a_minute();
+    let accepted = [
+        serde_json::json!(["shadowsync"]),
+        serde_json::json!(["other", "shadowsync", "third"]),
+    ];
+    for aud in accepted {
+        let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
+        let identity = authenticator()
+            .verify(&token)
+            .unwrap_or_else(|e| panic!("aud {aud} refused: {e:?}"));
+        assert_eq!(identity.subject, "alice");
+    }
+    let refused = [
+        serde_json::json!([]),
+        serde_json::json!(["other"]),
+        serde_json::json!(["Shadowsync", "shadowsync "]),
+        serde_json::json!("shadowsync-evil"),
+        serde_json::json!(["shadowsync-evil", "evil"]),
+    ];
+    for aud in refused {
+        let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
+        let error = authenticator().verify(&token).expect_err("foreign audience");
+        assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
+        assert_eq!(error.message(), "token audience not accepted", "aud {aud}");
+    }
+    // Not a string nor an array of strings: refused, never read as "no audience".
+    for aud in [serde_json::json!(7), serde_json::json!([7]), serde_json::json!({"a": 1})] {
+        let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
+        let error = authenticator().verify(&token).expect_err("malformed audience");
+        assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
+    }
+}
+
+#[test]
+fn exp_aud_and_sub_stay_required() {
+    let exp = in_a_minute();
+    let cases = [
+        serde_json::json!({"sub": "alice", "aud": "shadowsync"}),
+        serde_json::json!({"sub": "alice", "exp": exp}),
+        serde_json::json!({"sub": "alice", "exp": exp, "aud": null}),
+        serde_json::json!({"exp": exp, "aud": "shadowsync"}),
+        serde_json::json!({"sub": "alice", "exp": exp, "aud": ["shadowsync"], "roles": "admin"}),
+    ];
+    for claims in cases {
+        let error = authenticator()
+            .verify(&signed(&claims))
+            .expect_err("incomplete claims");
+        assert_eq!(error.code(), tonic::Code::Unauthenticated, "{claims}");
+    }
+    let empty = signed(&serde_json::json!({"sub": "", "exp": exp, "aud": ["shadowsync"]}));
+    assert_eq!(
+        authenticator().verify(&empty).expect_err("empty").message(),
+        "token has an empty subject"
+    );
+}
