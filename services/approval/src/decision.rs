@@ -382,19 +382,41 @@ mod tests {
         };
         assert!(exhausted(node(&["bob"], &[], ApprovalMode::Any)));
         assert!(!exhausted(node(&["bob", "dave"], &[], ApprovalMode::Any)));
-        assert!(!exhausted(node(&["bob"], &["dba"], ApprovalMode::Any)), "roles stay open");
+        assert!(
+            !exhausted(node(&["bob"], &["dba"], ApprovalMode::Any)),
+            "roles stay open"
+        );
         assert!(exhausted(node(&["bob", "dave"], &[], ApprovalMode::All)));
-        assert!(exhausted(node(&["bob", "dave"], &["dba"], ApprovalMode::All)));
-        assert!(!exhausted(node(&["dave", "erin"], &["dba"], ApprovalMode::All)));
-        assert!(exhausted(node(&["bob", "carol", "dave"], &[], ApprovalMode::Quorum(2))));
-        assert!(!exhausted(node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2))));
+        assert!(exhausted(node(
+            &["bob", "dave"],
+            &["dba"],
+            ApprovalMode::All
+        )));
+        assert!(!exhausted(node(
+            &["dave", "erin"],
+            &["dba"],
+            ApprovalMode::All
+        )));
+        assert!(exhausted(node(
+            &["bob", "carol", "dave"],
+            &[],
+            ApprovalMode::Quorum(2)
+        )));
+        assert!(!exhausted(node(
+            &["bob", "dave", "erin"],
+            &[],
+            ApprovalMode::Quorum(2)
+        )));
         // The requester never counts: a node naming only alice can never pass.
         let alone = request(vec![node(&["alice"], &[], ApprovalMode::All)], 0, &[]);
         assert!(node_exhausted(&alone, 0));
         assert!(remaining_users(&alone, 0).is_empty());
         // Approvals already made at the node count toward its quorum.
         let half = request(
-            vec![first.clone(), node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2))],
+            vec![
+                first.clone(),
+                node(&["bob", "dave", "erin"], &[], ApprovalMode::Quorum(2)),
+            ],
             1,
             &[(0, "bob"), (0, "carol"), (1, "dave")],
         );

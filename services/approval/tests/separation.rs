@@ -72,7 +72,11 @@ async fn refused_and_nothing_changed(h: &Harness, who: &mut Client, id: &str) ->
         .await
         .unwrap_err();
     assert_eq!(rejection.code(), Code::FailedPrecondition, "{rejection:?}");
-    assert_eq!(state(h, id).await, before, "a refused decision changes nothing");
+    assert_eq!(
+        state(h, id).await,
+        before,
+        "a refused decision changes nothing"
+    );
     assert_eq!(outbox_rows(h).await, rows, "and publishes nothing");
     refusal
 }
@@ -115,6 +119,12 @@ async fn any_nodes_count_a_person_once_per_request(backend: Backend) {
     let mut bob = h.client("bob", &["dba"]);
     let after_bob = approve(&mut bob, &request.id).await.unwrap();
     assert_eq!(after_bob.current.as_ref().unwrap().node_index, 1);
+    // Before the fix bob approved node 1 too, and the request was approved by him alone.
+    let refusal = refused_and_nothing_changed(&h, &mut bob, &request.id).await;
+    assert!(
+        refusal.message().contains("once per request"),
+        "{refusal:?}"
+    );
     assert!(
         after_bob.allowed_actions.is_empty(),
         "bob may do nothing more: {:?}",
@@ -127,12 +137,6 @@ async fn any_nodes_count_a_person_once_per_request(backend: Backend) {
     );
     assert_eq!(pending_for(&h, "bob", &["dba"]).await, 0);
     assert_eq!(pending_for(&h, "dave", &[]).await, 1);
-
-    let refusal = refused_and_nothing_changed(&h, &mut bob, &request.id).await;
-    assert!(
-        refusal.message().contains("once per request"),
-        "{refusal:?}"
-    );
     // A role member who decided node 0 is just as spent; another member of the role is not.
     let request_two = submit(&mut alice, FLAG, "f2", "").await;
     let mut gina = h.client("gina", &["dba"]);
@@ -164,10 +168,25 @@ async fn all_nodes_count_a_person_once_per_request(backend: Backend) {
     )
     .await;
     let mut alice = h.client("alice", &["dev"]);
-    // carol clears node 0: the ALL node can still pass with bob and dave.
-    let passes = submit(&mut alice, FLAG, "a1", "").await;
     let mut bob = h.client("bob", &[]);
     let mut dave = h.client("dave", &[]);
+    // bob clears node 0: the ALL node needs bob again, which it can never have. It is not
+    // auto-approved, does not let bob through, waits for no one, and expires.
+    let stuck = submit(&mut alice, FLAG, "a2", "").await;
+    let after_bob = approve(&mut bob, &stuck.id).await.unwrap();
+    assert_eq!(after_bob.current.as_ref().unwrap().node_index, 1);
+    // Before the fix bob approved node 1 too, and the request was approved by him alone.
+    let refusal = refused_and_nothing_changed(&h, &mut bob, &stuck.id).await;
+    assert!(
+        refusal.message().contains("no one left may approve node 1"),
+        "{refusal:?}"
+    );
+    assert_eq!(waiting_for(&after_bob), (vec![], vec![]), "nobody left");
+    let after_dave = approve(&mut dave, &stuck.id).await.unwrap();
+    assert_eq!(after_dave.status, pb::ApprovalStatus::Pending as i32);
+    assert_eq!(after_dave.current.as_ref().unwrap().node_index, 1);
+    // carol clears node 0: the ALL node can still pass with bob and dave.
+    let passes = submit(&mut alice, FLAG, "a1", "").await;
     let at_all = approve(&mut h.client("carol", &[]), &passes.id)
         .await
         .unwrap();
@@ -177,21 +196,6 @@ async fn all_nodes_count_a_person_once_per_request(backend: Backend) {
     refused_and_nothing_changed(&h, &mut bob, &passes.id).await;
     let done = approve(&mut dave, &passes.id).await.unwrap();
     assert_eq!(done.status, pb::ApprovalStatus::Approved as i32);
-
-    // bob clears node 0: the ALL node needs bob again, which it can never have. It is not
-    // auto-approved, does not let bob through, waits for no one, and expires.
-    let stuck = submit(&mut alice, FLAG, "a2", "").await;
-    let after_bob = approve(&mut bob, &stuck.id).await.unwrap();
-    assert_eq!(after_bob.current.as_ref().unwrap().node_index, 1);
-    assert_eq!(waiting_for(&after_bob), (vec![], vec![]), "nobody left");
-    let refusal = refused_and_nothing_changed(&h, &mut bob, &stuck.id).await;
-    assert!(
-        refusal.message().contains("no one left may approve node 1"),
-        "{refusal:?}"
-    );
-    let after_dave = approve(&mut dave, &stuck.id).await.unwrap();
-    assert_eq!(after_dave.status, pb::ApprovalStatus::Pending as i32);
-    assert_eq!(after_dave.current.as_ref().unwrap().node_index, 1);
     h.clock.advance(Duration::from_secs(24 * 3600 + 1));
     shadowsync_approval::sweeper::sweep_once(h.api.service())
         .await
@@ -228,10 +232,13 @@ async fn quorum_nodes_count_a_person_once_per_request(backend: Backend) {
     approve(&mut bob, &request.id).await.unwrap();
     let at_second = approve(&mut carol, &request.id).await.unwrap();
     assert_eq!(at_second.current.as_ref().unwrap().node_index, 1);
-    assert_eq!(waiting_for(&at_second), (strings(&["erin", "frank"]), vec![]));
     // Before the fix bob and carol made the second quorum on their own.
     refused_and_nothing_changed(&h, &mut bob, &request.id).await;
     refused_and_nothing_changed(&h, &mut carol, &request.id).await;
+    assert_eq!(
+        waiting_for(&at_second),
+        (strings(&["erin", "frank"]), vec![])
+    );
     approve(&mut h.client("erin", &[]), &request.id)
         .await
         .unwrap();
@@ -242,7 +249,10 @@ async fn quorum_nodes_count_a_person_once_per_request(backend: Backend) {
     assert_eq!(at_third.current.as_ref().unwrap().node_index, 2);
     assert_eq!(waiting_for(&at_third), (vec![], vec![]), "nobody left");
     let refusal = refused_and_nothing_changed(&h, &mut carol, &request.id).await;
-    assert!(refusal.message().contains("waits until it expires"), "{refusal:?}");
+    assert!(
+        refusal.message().contains("waits until it expires"),
+        "{refusal:?}"
+    );
     let after_gina = approve(&mut h.client("gina", &[]), &request.id)
         .await
         .unwrap();

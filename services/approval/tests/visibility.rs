@@ -27,7 +27,11 @@ fn fingerprint(status: &tonic::Status) -> (Code, String, Vec<u8>) {
 }
 
 /// Every RPC that takes an approval id (or finds one by resource), as `client` calls it.
-async fn calls_on(client: &mut Client, id: &str, resource_id: &str) -> Vec<(String, tonic::Status)> {
+async fn calls_on(
+    client: &mut Client,
+    id: &str,
+    resource_id: &str,
+) -> Vec<(String, tonic::Status)> {
     let by_id = || pb::GetApprovalRequest {
         key: Some(pb::get_approval_request::Key::ApprovalId(id.into())),
     };
@@ -40,14 +44,16 @@ async fn calls_on(client: &mut Client, id: &str, resource_id: &str) -> Vec<(Stri
         "GetApproval by resource".to_string(),
         client
             .get_approval(pb::GetApprovalRequest {
-                key: Some(pb::get_approval_request::Key::Resource(pb::ResourceLookup {
-                    request_type: "feature_flag_change".into(),
-                    resource: Some(pb::ResourceRef {
-                        r#type: "thing".into(),
-                        id: resource_id.into(),
-                        display_name: String::new(),
-                    }),
-                })),
+                key: Some(pb::get_approval_request::Key::Resource(
+                    pb::ResourceLookup {
+                        request_type: "feature_flag_change".into(),
+                        resource: Some(pb::ResourceRef {
+                            r#type: "thing".into(),
+                            id: resource_id.into(),
+                            display_name: String::new(),
+                        }),
+                    },
+                )),
             })
             .await
             .unwrap_err(),
@@ -157,8 +163,14 @@ async fn invisible_and_missing_requests_are_the_same_not_found(backend: Backend)
         .into_inner()
         .permission
         .unwrap();
-    let existing = mallory.revoke_permission(revoke(&grant.id)).await.unwrap_err();
-    let absent = mallory.revoke_permission(revoke(&missing)).await.unwrap_err();
+    let existing = mallory
+        .revoke_permission(revoke(&grant.id))
+        .await
+        .unwrap_err();
+    let absent = mallory
+        .revoke_permission(revoke(&missing))
+        .await
+        .unwrap_err();
     assert_eq!(existing.code(), Code::PermissionDenied);
     assert_eq!(fingerprint(&existing), fingerprint(&absent));
     // The requester still sees theirs.
@@ -204,20 +216,18 @@ async fn a_subject_starting_with_svc_is_no_service(backend: Backend) {
         database: "shop".into(),
         roles: vec!["admin".into()],
     };
-    for subject in [
-        "svc:taskx",
-        "svc:anything",
-        "svc:",
-        "SVC:task",
-        "svc:task ",
-    ] {
+    for subject in ["svc:taskx", "svc:anything", "svc:", "SVC:task", "svc:task "] {
         let mut fake = h.client(subject, &["service", "dev"]);
         // Submitting for someone else is a service privilege.
         let forged = fake
             .submit_approval(on_behalf("feature_flag_change"))
             .await
             .unwrap_err();
-        assert_eq!(forged.code(), Code::InvalidArgument, "{subject:?}: {forged:?}");
+        assert_eq!(
+            forged.code(),
+            Code::InvalidArgument,
+            "{subject:?}: {forged:?}"
+        );
         assert!(forged.message().contains("on_behalf_of"), "{forged:?}");
         let sync = fake
             .submit_approval(on_behalf("shadow_table_sync"))
@@ -226,11 +236,12 @@ async fn a_subject_starting_with_svc_is_no_service(backend: Backend) {
         assert_eq!(sync.code(), Code::PermissionDenied, "{subject:?}: {sync:?}");
         // Asking about another person (with roles the caller names) is a service privilege:
         // before the fix a `svc:` prefix got `allowed` with an admin override.
-        let check = fake
-            .check_permission(check_for_victim())
-            .await
-            .unwrap_err();
-        assert_eq!(check.code(), Code::PermissionDenied, "{subject:?}: {check:?}");
+        let check = fake.check_permission(check_for_victim()).await.unwrap_err();
+        assert_eq!(
+            check.code(),
+            Code::PermissionDenied,
+            "{subject:?}: {check:?}"
+        );
     }
     // The real task service keeps both privileges.
     let mut task = h.client("svc:task", &["service"]);

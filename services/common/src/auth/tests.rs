@@ -223,9 +223,15 @@ fn only_the_exact_service_subjects_are_services() {
         let token = signed(&serde_json::json!({
             "sub": subject, "roles": ["admin", "service"], "exp": in_a_minute(), "aud": "shadowsync",
         }));
-        let identity = authenticator().verify(&token).expect("a valid person's token");
+        let identity = authenticator()
+            .verify(&token)
+            .expect("a valid person's token");
         assert_eq!(identity.subject, subject, "the subject is kept as sent");
-        assert_eq!(identity.service_identity(), None, "{subject:?} is no service");
+        assert_eq!(
+            identity.service_identity(),
+            None,
+            "{subject:?} is no service"
+        );
         assert!(!identity.is_any_service(), "{subject:?}");
         for service in ServiceIdentity::ALL {
             assert!(!identity.is_service(service), "{subject:?}");
@@ -264,14 +270,22 @@ fn an_audience_array_is_accepted_only_when_it_holds_ours() {
     ];
     for aud in refused {
         let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
-        let error = authenticator().verify(&token).expect_err("foreign audience");
+        let error = authenticator()
+            .verify(&token)
+            .expect_err("foreign audience");
         assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
         assert_eq!(error.message(), "token audience not accepted", "aud {aud}");
     }
     // Not a string nor an array of strings: refused, never read as "no audience".
-    for aud in [serde_json::json!(7), serde_json::json!([7]), serde_json::json!({"a": 1})] {
+    for aud in [
+        serde_json::json!(7),
+        serde_json::json!([7]),
+        serde_json::json!({"a": 1}),
+    ] {
         let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
-        let error = authenticator().verify(&token).expect_err("malformed audience");
+        let error = authenticator()
+            .verify(&token)
+            .expect_err("malformed audience");
         assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
     }
 }
