@@ -143,7 +143,8 @@ fn rs256_tokens_verify_with_the_public_key_only() {
         roles: vec!["admin".into()],
         exp: now + 60,
         iat: Some(now),
-        aud: "shadowsync".into(),
+        // Identity providers often send an array; ours among others is accepted.
+        aud: Audience::Many(vec!["account".into(), "shadowsync".into()]),
     };
     let key = EncodingKey::from_rsa_pem(&private).expect("encoding key");
     let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).expect("sign");
