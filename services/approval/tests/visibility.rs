@@ -106,6 +106,24 @@ async fn calls_on(
     statuses
 }
 
+/// A `feature_flag_change` for `thing/<resource_id>` unlike the one `submit` makes.
+async fn submit_request(client: &mut Client, resource_id: &str) -> Result<(), tonic::Status> {
+    client
+        .submit_approval(pb::SubmitApprovalRequest {
+            request_type: "feature_flag_change".into(),
+            resource: Some(pb::ResourceRef {
+                r#type: "thing".into(),
+                id: resource_id.into(),
+                display_name: String::new(),
+            }),
+            payload_summary: "something else".into(),
+            request_id: format!("other-{resource_id}"),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+}
+
 async fn invisible_and_missing_requests_are_the_same_not_found(backend: Backend) {
     let h = Harness::start_on(backend).await;
     let mut alice = h.client("alice", &["dev"]);
@@ -145,6 +163,16 @@ async fn invisible_and_missing_requests_are_the_same_not_found(backend: Backend)
             }
         }
     }
+    // Submitting for a resource someone else's request holds says it is taken (one pending
+    // request per resource), but not which request holds it.
+    let taken = submit_request(&mut mallory, "hidden").await.unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+    assert!(!taken.message().contains(hidden.id.as_str()), "{taken:?}");
+    let retried = submit_request(&mut alice, "hidden").await.unwrap_err();
+    assert!(
+        retried.message().contains(hidden.id.as_str()),
+        "{retried:?}"
+    );
     // The permission RPCs: a non-admin cannot probe grants either.
     let revoke = |id: &str| pb::RevokePermissionRequest {
         permission_id: id.into(),
