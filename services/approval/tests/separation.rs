@@ -137,6 +137,50 @@ async fn any_nodes_count_a_person_once_per_request(backend: Backend) {
     );
     assert_eq!(pending_for(&h, "bob", &["dba"]).await, 0);
     assert_eq!(pending_for(&h, "dave", &[]).await, 1);
+    // What bob could try next: a fresh token with more roles, the node guard, replaying the
+    // request id of his node-0 decision. The replay answers as a retry does (the state, no new
+    // decision); everything else is refused; nothing changes.
+    let before = state(&h, &request.id).await;
+    let mut bob_again = h.client("bob", &["dba", "admin"]);
+    refused_and_nothing_changed(&h, &mut bob_again, &request.id).await;
+    let guarded = bob
+        .approve(pb::ApproveRequest {
+            approval_id: request.id.clone(),
+            expected_node_index: Some(1),
+            request_id: "bob-node-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(guarded.code(), Code::FailedPrecondition, "{guarded:?}");
+    let request_three = submit(&mut alice, FLAG, "f3", "").await;
+    let first = bob
+        .approve(pb::ApproveRequest {
+            approval_id: request_three.id.clone(),
+            request_id: "bob-once".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    assert_eq!(first.current.as_ref().unwrap().node_index, 1);
+    let replayed = bob
+        .approve(pb::ApproveRequest {
+            approval_id: request_three.id.clone(),
+            request_id: "bob-once".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .approval
+        .unwrap();
+    assert_eq!(replayed.decisions.len(), 1, "a replay decides nothing");
+    assert_eq!(replayed.current.unwrap().node_index, 1);
+    assert_eq!(replayed.status, pb::ApprovalStatus::Pending as i32);
+    assert_eq!(state(&h, &request.id).await, before);
     // A role member who decided node 0 is just as spent; another member of the role is not.
     let request_two = submit(&mut alice, FLAG, "f2", "").await;
     let mut gina = h.client("gina", &["dba"]);
