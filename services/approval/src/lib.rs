@@ -15,6 +15,22 @@
 //! (`feature_flag_change`, …) any authenticated user or service: the approval service is
 //! general, and the owning service learns the outcome from `approval.*.<type>` events.
 //!
+//! # Separation of duties
+//! Fixed for every template and node mode (ANY, ALL, QUORUM): the requester never decides on
+//! their own request (`PERMISSION_DENIED`), and one person's decision counts once per request:
+//! whoever decided at one node gets `FAILED_PRECONDITION` at every other. When that leaves a
+//! node nobody can pass (every named user left has decided, and no role is named that someone
+//! new could fill), the request is neither auto-approved nor failed: it waits until it expires
+//! (or is rejected or cancelled), its candidates ("waiting for") list nobody, the refusal says
+//! so, and the service logs a WARN when a request reaches such a node. Candidates never list
+//! people who can no longer decide, and `PENDING_FOR_ME` leaves out requests the caller decided.
+//!
+//! # What callers learn
+//! A request the caller may not see answers exactly as one that does not exist (`NOT_FOUND`,
+//! "approval not found", naming nothing). Only the configured service identities (`svc:task`,
+//! `svc:approval`, `svc:analysis`, `svc:executor`, compared exactly) submit on someone's behalf
+//! or check someone else's permission; any other subject starting with `svc:` is a person.
+//!
 //! # Layout
 //! - `model`: domain types; `convert`: proto ↔ domain at the edge;
 //! - `template`: validation, the builtin, matching (globs, AND/OR) and ranks;
