@@ -98,14 +98,13 @@ pub fn remaining_users(approval: &Approval, node_index: u32) -> Vec<String> {
     let Some(node) = node_at(approval, node_index) else {
         return Vec::new();
     };
-    let mut users: Vec<String> = node
-        .approver_users
-        .iter()
-        .filter(|u| may_still_decide(approval, u))
-        .cloned()
-        .collect();
-    users.sort();
-    users.dedup();
+    // In the template's order (what "waiting for" has always shown), each name once.
+    let mut users: Vec<String> = Vec::new();
+    for user in &node.approver_users {
+        if may_still_decide(approval, user) && !users.contains(user) {
+            users.push(user.clone());
+        }
+    }
     users
 }
 
