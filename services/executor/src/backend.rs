@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shadowsync_common::clock::Micros;
+use shadowsync_common::plan_digest::{DigestStatement, DigestTable, ExecutionTerms, PlanDigest};
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::{
     ClaimRefusalReason, ErrorStrategy, ExecutionOutcome, LogLevel, TableExecutionStatus,
@@ -78,14 +79,72 @@ pub struct PlanTable {
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
     pub lease: Lease,
+    /// The task service's id of the target connection (part of the plan digest).
+    pub connection_id: String,
     pub target: DatabaseTarget,
     pub error_strategy: ErrorStrategy,
+    /// When the approved plan was scheduled to run; `None`: immediately.
+    pub scheduled_at: Option<Micros>,
     /// The first page of the plan.
     pub tables: Vec<PlanTable>,
     /// Empty when `tables` is the whole plan.
     pub plan_next_page_token: String,
     pub plan_table_count: u32,
+    /// The approved plan digest ([`shadowsync_common::plan_digest`]).
     pub script_sha256: String,
+}
+
+impl ClaimedTask {
+    /// The plan digest of what this claim carries (`tables` must be the whole plan), computed
+    /// as the task service computed the approved one.
+    pub fn plan_digest(&self) -> String {
+        let mut tables: Vec<&PlanTable> = self.tables.iter().collect();
+        // Plan order, as the task service hashed it and as the engine runs it.
+        tables.sort_by_key(|table| table.ordinal);
+        let mut digest = PlanDigest::new(&self.connection_id, &self.target.database);
+        for table in tables {
+            let statements: Vec<DigestStatement<'_>> = table
+                .statements
+                .iter()
+                .map(|statement| DigestStatement {
+                    script_index: i64::from(statement.script_index),
+                    sql: &statement.sql,
+                    expected_fingerprint_after: &statement.expected_fingerprint_after,
+                })
+                .collect();
+            digest.table(
+                &DigestTable {
+                    source_table: &table.source,
+                    shadow_table: &table.shadow,
+                    source_fingerprint: &table.source_fingerprint,
+                    shadow_fingerprint: &table.shadow_fingerprint,
+                    target_fingerprint: &table.target_fingerprint,
+                    depends_on: &table.depends_on,
+                },
+                &statements,
+            );
+        }
+        digest.finish(Some(ExecutionTerms {
+            error_strategy: self.error_strategy as i32,
+            scheduled_at: self.scheduled_at,
+        }))
+    }
+
+    /// Fails, naming both digests, unless the whole plan received hashes to the approved
+    /// digest: defence in depth behind the task service's check at claim, against a plan
+    /// changed between the store and this executor.
+    pub fn verify_plan(&self) -> Result<(), String> {
+        let received = self.plan_digest();
+        if received == self.script_sha256 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the plan received does not match the approved plan (digest {received}, \
+                 approved {}); nothing was run",
+                self.script_sha256
+            ))
+        }
+    }
 }
 
 /// What a claim returns: a lease, or a normal refusal (ack the message, do nothing).
