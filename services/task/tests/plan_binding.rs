@@ -197,7 +197,11 @@ async fn a_plan_changed_after_approval_is_refused_at_claim() {
             "UPDATE task_statements SET statement_index = statement_index + 1 \
              WHERE task_id = $1 AND ordinal = $2 \
              AND statement_index > $3",
-            &[Bind::Int(id), Bind::Int(ordinal), Bind::Int(statement_index)],
+            &[
+                Bind::Int(id),
+                Bind::Int(ordinal),
+                Bind::Int(statement_index),
+            ],
         )
         .await;
         run(
@@ -324,8 +328,11 @@ async fn a_task_approved_under_the_old_hash_fails_at_claim() {
         TaskStatus::ExecutionFailed
     );
     assert!(
-        detail.timeline.iter().any(|e| e.kind == TimelineEntryKind::Failed as i32
-            && e.comment.contains("older plan format; initiate again")),
+        detail
+            .timeline
+            .iter()
+            .any(|e| e.kind == TimelineEntryKind::Failed as i32
+                && e.comment.contains("older plan format; initiate again")),
         "{:?}",
         detail.timeline
     );

@@ -147,8 +147,14 @@ fn a_statement_moved_to_another_table_changes_the_digest() {
 
 #[test]
 fn table_order_and_names_are_bound() {
-    let base = digest(&[("a", "_test_a", &["s1"]), ("b", "_test_b", &["s2"])], ABORT);
-    let swapped = digest(&[("b", "_test_b", &["s2"]), ("a", "_test_a", &["s1"])], ABORT);
+    let base = digest(
+        &[("a", "_test_a", &["s1"]), ("b", "_test_b", &["s2"])],
+        ABORT,
+    );
+    let swapped = digest(
+        &[("b", "_test_b", &["s2"]), ("a", "_test_a", &["s1"])],
+        ABORT,
+    );
     let renamed = digest(&[("a", "a", &["s1"]), ("b", "_test_b", &["s2"])], ABORT);
     assert_ne!(base, swapped);
     assert_ne!(base, renamed);

@@ -165,7 +165,8 @@ impl TaskExecutionService for ScriptedTaskService {
                 // A statement moved from one table to the other on the way.
                 let mut tampered = granted();
                 let plan = tampered.tables[0].plan.as_mut().unwrap();
-                plan.statements[0].sql = "CREATE TABLE `_test_orders` (id int);\nDROP TABLE orders".into();
+                plan.statements[0].sql =
+                    "CREATE TABLE `_test_orders` (id int);\nDROP TABLE orders".into();
                 pb::claim_execution_response::Outcome::Granted(tampered)
             }
             6 => pb::claim_execution_response::Outcome::Granted(pb::ClaimedExecution {

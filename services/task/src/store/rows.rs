@@ -168,7 +168,7 @@ pub(super) async fn compute_preview(
             size += i64::try_from(sql.len()).unwrap_or(i64::MAX) + 2;
         }
     }
-    let digest = super::plan_digests::analysis_preview_digest(&mut **tx, analysis_id).await?;
+    let digest = super::plan_digests::analysis_preview_digest(tx, analysis_id).await?;
     Ok(PreviewSummary {
         etag: digest.clone(),
         statement_count: count,

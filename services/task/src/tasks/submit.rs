@@ -158,7 +158,11 @@ impl Tasks {
             permission_pending,
             ..TaskRecord::default()
         };
-        let id = match self.store.insert_task(&record, &analysis.preview.sha256, now).await? {
+        let id = match self
+            .store
+            .insert_task(&record, &analysis.preview.sha256, now)
+            .await?
+        {
             Ok(id) => id,
             Err(SubmitRefused::ConnectionGone) => {
                 return Err(TaskError::NotFound(format!(
