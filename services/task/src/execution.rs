@@ -155,8 +155,8 @@ impl Tasks {
         {
             self.fail_before_start(
                 id,
-                "the approval does not match this task's plan (tables, statements, error \
-                 strategy or schedule changed since approval)",
+                "the approval does not match this task's script: its plan (tables, statements, \
+                 error strategy or schedule) changed since approval",
             )
             .await?;
             return Ok(refused(ClaimRefusalReason::ApprovalMismatch));

@@ -102,7 +102,7 @@ where
         .find(|e| e.kind == TimelineEntryKind::Failed as i32)
         .expect("failed entry");
     assert!(
-        failed.comment.contains("does not match this task's plan"),
+        failed.comment.contains("does not match this task's script: its plan"),
         "{what}: {}",
         failed.comment
     );
