@@ -13,6 +13,7 @@ use shadowsync_common::clock::from_timestamp;
 use shadowsync_common::db::Database;
 use shadowsync_common::plan_digest::{DigestStatement, DigestTable, ExecutionTerms, PlanDigest};
 use shadowsync_proto::task::v1::*;
+use shadowsync_task::store::SqlStore;
 use sqlx::Executor as _;
 use sqlx::Row as _;
 use support::fixture::{Fixture, status};
@@ -102,7 +103,9 @@ where
         .find(|e| e.kind == TimelineEntryKind::Failed as i32)
         .expect("failed entry");
     assert!(
-        failed.comment.contains("does not match this task's script: its plan"),
+        failed
+            .comment
+            .contains("does not match this task's script: its plan"),
         "{what}: {}",
         failed.comment
     );
@@ -299,6 +302,29 @@ async fn a_plan_changed_after_approval_is_refused_at_claim() {
             "UPDATE task_tables SET shadow_table = source_table \
              WHERE task_id = $1 AND source_table = 'orders'",
             &[Bind::Int(id)],
+        )
+        .await;
+    })
+    .await;
+    // (g) The strategy flipped and the task's own hash rewritten to match: the approval service
+    // still holds the hash it approved.
+    assert_refused_after(&mut f, "strategy and hash rewritten", |db, id| async move {
+        run(
+            &db,
+            "UPDATE tasks SET error_strategy = $2 WHERE id = $1",
+            &[Bind::Int(id), Bind::Int(ErrorStrategy::Continue as i64)],
+        )
+        .await;
+        let rewritten = SqlStore::new(db.clone())
+            .task_plan_digest(id)
+            .await
+            .expect("digest")
+            .expect("task")
+            .approved();
+        run(
+            &db,
+            "UPDATE tasks SET script_sha256 = $2 WHERE id = $1",
+            &[Bind::Int(id), Bind::Text(&rewritten)],
         )
         .await;
     })
