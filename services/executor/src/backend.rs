@@ -251,3 +251,90 @@ pub trait ExecutionBackend: std::fmt::Debug + Send + Sync + 'static {
         message: &str,
     ) -> BackendResult<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(ordinal: u32, source: &str, sql: &str, script_index: u32) -> PlanTable {
+        PlanTable {
+            ordinal,
+            source: source.into(),
+            shadow: format!("_test_{source}"),
+            source_fingerprint: "s".into(),
+            shadow_fingerprint: String::new(),
+            target_fingerprint: "t".into(),
+            statements: vec![PlanStatement {
+                index: 0,
+                sql: sql.into(),
+                expected_fingerprint_after: "t".into(),
+                script_index,
+            }],
+            depends_on: Vec::new(),
+            recorded_status: TableExecutionStatus::Pending,
+        }
+    }
+
+    fn claim(tables: Vec<PlanTable>, script_sha256: &str) -> ClaimedTask {
+        ClaimedTask {
+            lease: Lease {
+                lease: LeaseRef {
+                    task_id: 1,
+                    attempt: 1,
+                    token: "t".into(),
+                },
+                expire_time: 0,
+                heartbeat_interval: Duration::from_secs(1),
+            },
+            connection_id: "c1".into(),
+            target: DatabaseTarget {
+                host: "h".into(),
+                port: 0,
+                username: "u".into(),
+                password: Secret::new("p".into()),
+                database: "shop".into(),
+                options: Default::default(),
+            },
+            error_strategy: ErrorStrategy::Abort,
+            scheduled_at: None,
+            tables,
+            plan_next_page_token: String::new(),
+            plan_table_count: 2,
+            script_sha256: script_sha256.into(),
+        }
+    }
+
+    #[test]
+    fn the_plan_is_hashed_in_plan_order_whatever_order_the_pages_came_in() {
+        let a = table(0, "a", "CREATE TABLE `_test_a` (id int)", 0);
+        let b = table(1, "b", "CREATE TABLE `_test_b` (id int)", 1);
+        let approved = claim(vec![a.clone(), b.clone()], "").plan_digest();
+        let received = claim(vec![b, a], &approved);
+        assert_eq!(received.verify_plan(), Ok(()));
+    }
+
+    #[test]
+    fn a_plan_that_differs_from_the_approved_digest_is_refused() {
+        let a = table(0, "a", "CREATE TABLE `_test_a` (id int)", 0);
+        let approved = claim(vec![a.clone()], "").plan_digest();
+        let changes: [(&str, Box<dyn Fn(&mut ClaimedTask)>); 5] = [
+            (
+                "strategy",
+                Box::new(|c| c.error_strategy = ErrorStrategy::Continue),
+            ),
+            ("schedule", Box::new(|c| c.scheduled_at = Some(1))),
+            ("database", Box::new(|c| c.target.database = "prod".into())),
+            ("shadow", Box::new(|c| c.tables[0].shadow = "a".into())),
+            (
+                "statement",
+                Box::new(|c| c.tables[0].statements[0].sql.push_str(";\nDROP TABLE a")),
+            ),
+        ];
+        for (what, change) in changes {
+            let mut received = claim(vec![a.clone()], &approved);
+            change(&mut received);
+            let refusal = received.verify_plan().expect_err(what);
+            assert!(refusal.contains(&approved), "{what}: {refusal}");
+        }
+    }
+}
