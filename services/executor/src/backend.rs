@@ -313,11 +313,13 @@ mod tests {
         assert_eq!(received.verify_plan(), Ok(()));
     }
 
+    type Change = Box<dyn Fn(&mut ClaimedTask)>;
+
     #[test]
     fn a_plan_that_differs_from_the_approved_digest_is_refused() {
         let a = table(0, "a", "CREATE TABLE `_test_a` (id int)", 0);
         let approved = claim(vec![a.clone()], "").plan_digest();
-        let changes: [(&str, Box<dyn Fn(&mut ClaimedTask)>); 5] = [
+        let changes: [(&str, Change); 5] = [
             (
                 "strategy",
                 Box::new(|c| c.error_strategy = ErrorStrategy::Continue),
