@@ -183,7 +183,9 @@ impl ExecutionBackend for GrpcExecutionBackend {
                     tracing::error!(task_id, attempt, %message, "plan refused");
                     // Best effort: the task's log says why nothing ran; the lease lapses.
                     let entry = LogEntry {
-                        client_sequence: 0,
+                        // Above any sequence the engine numbers its lines with, so this line
+                        // never hides one of theirs in the (attempt, sequence) deduplication.
+                        client_sequence: u64::MAX,
                         time: SystemClock.now(),
                         level: pb::LogLevel::Error,
                         message: message.clone(),
