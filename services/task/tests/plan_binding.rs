@@ -1,8 +1,10 @@
 //! The approved hash binds the plan (issue 14, defect 3): a task's plan changed in the store
 //! after approval (a statement split at `;\n`, a statement moved to another table, two tables
-//! swapped, the error strategy flipped, the schedule moved, a shadow renamed) is refused at
-//! claim and the task fails; the untouched task is granted, and the grant hashes, as an executor
-//! recomputes it, to the approved digest. Through the real store (SQLite, or PostgreSQL with
+//! swapped, the error strategy flipped, the schedule moved, a shadow renamed, or the strategy
+//! flipped with the task's own hash rewritten to match) is refused at claim and the task fails;
+//! the untouched task is granted, and the grant hashes, as an executor recomputes it, to the
+//! approved digest. A task approved under the old hash fails at claim, and a plan changed after
+//! its preview is not submitted. Through the real store (SQLite, or PostgreSQL with
 //! `SS_TEST_STORE=postgres`), the real approval service and a real MariaDB source.
 
 mod support;
