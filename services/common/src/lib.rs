@@ -8,6 +8,7 @@
 //! - [`error`]: the one mapping from domain errors to `tonic::Status`;
 //! - [`grpc`]: TLS, reflection, serving with graceful shutdown, authenticated channels;
 //! - [`outbox`]: messages written in the state change's transaction, relayed with confirms;
+//! - [`plan_digest`]: the hash that binds an approval to the exact plan that runs;
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 
@@ -18,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod outbox;
+pub mod plan_digest;
 pub mod queue;
 pub mod secret;
 pub mod telemetry;

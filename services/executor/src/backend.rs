@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shadowsync_common::clock::Micros;
+use shadowsync_common::plan_digest::{DigestStatement, DigestTable, ExecutionTerms, PlanDigest};
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::{
     ClaimRefusalReason, ErrorStrategy, ExecutionOutcome, LogLevel, TableExecutionStatus,
@@ -78,14 +79,72 @@ pub struct PlanTable {
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
     pub lease: Lease,
+    /// The task service's id of the target connection (part of the plan digest).
+    pub connection_id: String,
     pub target: DatabaseTarget,
     pub error_strategy: ErrorStrategy,
+    /// When the approved plan was scheduled to run; `None`: immediately.
+    pub scheduled_at: Option<Micros>,
     /// The first page of the plan.
     pub tables: Vec<PlanTable>,
     /// Empty when `tables` is the whole plan.
     pub plan_next_page_token: String,
     pub plan_table_count: u32,
+    /// The approved plan digest ([`shadowsync_common::plan_digest`]).
     pub script_sha256: String,
+}
+
+impl ClaimedTask {
+    /// The plan digest of what this claim carries (`tables` must be the whole plan), computed
+    /// as the task service computed the approved one.
+    pub fn plan_digest(&self) -> String {
+        let mut tables: Vec<&PlanTable> = self.tables.iter().collect();
+        // Plan order, as the task service hashed it and as the engine runs it.
+        tables.sort_by_key(|table| table.ordinal);
+        let mut digest = PlanDigest::new(&self.connection_id, &self.target.database);
+        for table in tables {
+            let statements: Vec<DigestStatement<'_>> = table
+                .statements
+                .iter()
+                .map(|statement| DigestStatement {
+                    script_index: i64::from(statement.script_index),
+                    sql: &statement.sql,
+                    expected_fingerprint_after: &statement.expected_fingerprint_after,
+                })
+                .collect();
+            digest.table(
+                &DigestTable {
+                    source_table: &table.source,
+                    shadow_table: &table.shadow,
+                    source_fingerprint: &table.source_fingerprint,
+                    shadow_fingerprint: &table.shadow_fingerprint,
+                    target_fingerprint: &table.target_fingerprint,
+                    depends_on: &table.depends_on,
+                },
+                &statements,
+            );
+        }
+        digest.finish(Some(ExecutionTerms {
+            error_strategy: self.error_strategy as i32,
+            scheduled_at: self.scheduled_at,
+        }))
+    }
+
+    /// Fails, naming both digests, unless the whole plan received hashes to the approved
+    /// digest: defence in depth behind the task service's check at claim, against a plan
+    /// changed between the store and this executor.
+    pub fn verify_plan(&self) -> Result<(), String> {
+        let received = self.plan_digest();
+        if received == self.script_sha256 {
+            Ok(())
+        } else {
+            Err(format!(
+                "the plan received does not match the approved plan (digest {received}, \
+                 approved {}); nothing was run",
+                self.script_sha256
+            ))
+        }
+    }
 }
 
 /// What a claim returns: a lease, or a normal refusal (ack the message, do nothing).
@@ -191,4 +250,93 @@ pub trait ExecutionBackend: std::fmt::Debug + Send + Sync + 'static {
         outcome: ExecutionOutcome,
         message: &str,
     ) -> BackendResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(ordinal: u32, source: &str, sql: &str, script_index: u32) -> PlanTable {
+        PlanTable {
+            ordinal,
+            source: source.into(),
+            shadow: format!("_test_{source}"),
+            source_fingerprint: "s".into(),
+            shadow_fingerprint: String::new(),
+            target_fingerprint: "t".into(),
+            statements: vec![PlanStatement {
+                index: 0,
+                sql: sql.into(),
+                expected_fingerprint_after: "t".into(),
+                script_index,
+            }],
+            depends_on: Vec::new(),
+            recorded_status: TableExecutionStatus::Pending,
+        }
+    }
+
+    fn claim(tables: Vec<PlanTable>, script_sha256: &str) -> ClaimedTask {
+        ClaimedTask {
+            lease: Lease {
+                lease: LeaseRef {
+                    task_id: 1,
+                    attempt: 1,
+                    token: "t".into(),
+                },
+                expire_time: 0,
+                heartbeat_interval: Duration::from_secs(1),
+            },
+            connection_id: "c1".into(),
+            target: DatabaseTarget {
+                host: "h".into(),
+                port: 0,
+                username: "u".into(),
+                password: Secret::new("p".into()),
+                database: "shop".into(),
+                options: Default::default(),
+            },
+            error_strategy: ErrorStrategy::Abort,
+            scheduled_at: None,
+            tables,
+            plan_next_page_token: String::new(),
+            plan_table_count: 2,
+            script_sha256: script_sha256.into(),
+        }
+    }
+
+    #[test]
+    fn the_plan_is_hashed_in_plan_order_whatever_order_the_pages_came_in() {
+        let a = table(0, "a", "CREATE TABLE `_test_a` (id int)", 0);
+        let b = table(1, "b", "CREATE TABLE `_test_b` (id int)", 1);
+        let approved = claim(vec![a.clone(), b.clone()], "").plan_digest();
+        let received = claim(vec![b, a], &approved);
+        assert_eq!(received.verify_plan(), Ok(()));
+    }
+
+    type Change = Box<dyn Fn(&mut ClaimedTask)>;
+
+    #[test]
+    fn a_plan_that_differs_from_the_approved_digest_is_refused() {
+        let a = table(0, "a", "CREATE TABLE `_test_a` (id int)", 0);
+        let approved = claim(vec![a.clone()], "").plan_digest();
+        let changes: [(&str, Change); 5] = [
+            (
+                "strategy",
+                Box::new(|c| c.error_strategy = ErrorStrategy::Continue),
+            ),
+            ("schedule", Box::new(|c| c.scheduled_at = Some(1))),
+            ("database", Box::new(|c| c.target.database = "prod".into())),
+            ("shadow", Box::new(|c| c.tables[0].shadow = "a".into())),
+            (
+                "statement",
+                Box::new(|c| c.tables[0].statements[0].sql.push_str(";\nDROP TABLE a")),
+            ),
+        ];
+        for (what, change) in changes {
+            let mut received = claim(vec![a.clone()], &approved);
+            change(&mut received);
+            let refusal = received.verify_plan().expect_err(what);
+            assert!(refusal.contains(&approved), "{what}: {refusal}");
+        }
+    }
 }

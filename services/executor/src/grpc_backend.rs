@@ -1,12 +1,14 @@
 //! [`ExecutionBackend`] over gRPC: `TaskExecutionServiceClient` on an authenticated
 //! [`ServiceChannel`] (the executor's own `svc:executor` credentials). Proto types stop here:
 //! responses are converted into the crate's types, and a response missing what the contract
-//! promises is an error naming the field.
+//! promises is an error naming the field. A granted claim comes back with its whole plan, and
+//! only when that plan hashes to the approved digest ([`ClaimedTask::verify_plan`]); otherwise
+//! the claim is rejected and nothing runs.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shadowsync_common::clock::{from_timestamp, to_timestamp};
+use shadowsync_common::clock::{Clock as _, SystemClock, from_timestamp, to_timestamp};
 use shadowsync_common::grpc::ServiceChannel;
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1 as pb;
@@ -119,6 +121,7 @@ fn claimed(
             expire_time,
             heartbeat_interval,
         },
+        connection_id: connection.connection_id,
         target: DatabaseTarget {
             host: connection.host,
             port: u16::try_from(connection.port).map_err(|_| missing("valid connection.port"))?,
@@ -128,11 +131,27 @@ fn claimed(
             options: connection.options.into_iter().collect(),
         },
         error_strategy,
+        scheduled_at: granted.scheduled_time.as_ref().map(from_timestamp),
         tables,
         plan_next_page_token: granted.plan_next_page_token,
         plan_table_count: granted.plan_table_count,
         script_sha256: granted.script_sha256,
     })
+}
+
+impl GrpcExecutionBackend {
+    /// Fetches the rest of a granted plan into `claim`, so the whole plan can be checked
+    /// against the approved digest before anything runs.
+    async fn whole_plan(&self, claim: &mut ClaimedTask) -> BackendResult<()> {
+        while !claim.plan_next_page_token.is_empty() {
+            let page = self
+                .plan_page(&claim.lease.lease, &claim.plan_next_page_token)
+                .await?;
+            claim.tables.extend(page.tables);
+            claim.plan_next_page_token = page.next_page_token;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -157,9 +176,26 @@ impl ExecutionBackend for GrpcExecutionBackend {
             .map_err(map_status)?
             .into_inner();
         match response.outcome {
-            Some(pb::claim_execution_response::Outcome::Granted(granted)) => Ok(
-                ClaimOutcome::Granted(Box::new(claimed(task_id, attempt, granted)?)),
-            ),
+            Some(pb::claim_execution_response::Outcome::Granted(granted)) => {
+                let mut claim = claimed(task_id, attempt, granted)?;
+                self.whole_plan(&mut claim).await?;
+                if let Err(message) = claim.verify_plan() {
+                    tracing::error!(task_id, attempt, %message, "plan refused");
+                    // Best effort: the task's log says why nothing ran; the lease lapses.
+                    let entry = LogEntry {
+                        // Above any sequence the engine numbers its lines with, so this line
+                        // never hides one of theirs in the (attempt, sequence) deduplication.
+                        client_sequence: u64::MAX,
+                        time: SystemClock.now(),
+                        level: pb::LogLevel::Error,
+                        message: message.clone(),
+                        table: String::new(),
+                    };
+                    let _ = self.append_logs(&claim.lease.lease, &[entry]).await;
+                    return Err(BackendError::Rejected(message));
+                }
+                Ok(ClaimOutcome::Granted(Box::new(claim)))
+            }
             Some(pb::claim_execution_response::Outcome::Refused(reason)) => Ok(
                 ClaimOutcome::Refused(pb::ClaimRefusalReason::try_from(reason).unwrap_or_default()),
             ),

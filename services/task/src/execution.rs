@@ -5,6 +5,7 @@
 
 use shadowsync_common::auth::Identity;
 use shadowsync_common::clock::{from_timestamp, micros, to_timestamp};
+use shadowsync_common::plan_digest::PLAN_DIGEST_VERSION;
 use shadowsync_proto::approval::v1::{
     ApprovalStatus, GetApprovalRequest, ResourceLookup, ResourceRef, get_approval_request,
 };
@@ -128,18 +129,36 @@ impl Tasks {
             return Ok(refused(ClaimRefusalReason::NotApproved));
         }
         let approval = approval.unwrap_or_default();
-        let served = self
+        // The plan as it would be served now, hashed as its approval was: any change to the
+        // stored tables, statements, strategy or schedule since approval fails the task here.
+        let stored = self
             .store
-            .served_script_sha256(id)
+            .task_plan_digest(id)
             .await
-            .map_err(TaskError::from)?;
+            .map_err(TaskError::from)?
+            .ok_or_else(|| Status::from(crate::tasks::not_found(id)))?;
+        if stored.version != PLAN_DIGEST_VERSION {
+            // The old hash bound only the statements' text: never accept it, not even by
+            // recomputing it.
+            self.fail_before_start(
+                id,
+                "the task was approved under an older plan format; initiate again",
+            )
+            .await?;
+            return Ok(refused(ClaimRefusalReason::ApprovalMismatch));
+        }
+        let served = stored.approved();
         if !approval::belongs_to(&approval, id)
             || approval.payload_sha256 != task.script_sha256
             || served != approval.payload_sha256
             || (!task.approval_id.is_empty() && approval.id != task.approval_id)
         {
-            self.fail_before_start(id, "the approval does not match this task's script")
-                .await?;
+            self.fail_before_start(
+                id,
+                "the approval does not match this task's script: its plan (tables, statements, \
+                 error strategy or schedule) changed since approval",
+            )
+            .await?;
             return Ok(refused(ClaimRefusalReason::ApprovalMismatch));
         }
         let creator = Identity {
@@ -268,6 +287,7 @@ impl Tasks {
                     plan_next_page_token: next_page_token,
                     plan_table_count: u32::try_from(total).unwrap_or(0),
                     script_sha256: task.script_sha256.clone(),
+                    scheduled_time: task.scheduled_at.map(to_timestamp),
                 },
             )),
         })

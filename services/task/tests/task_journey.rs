@@ -393,9 +393,15 @@ async fn submit_approve_execute_complete() {
         .iter()
         .map(|s| format!("{};\n", s.sql))
         .collect();
+    // The approved hash is the plan digest (tables, order, strategy, schedule), which the
+    // approval bound; no longer the hash of the statements' text (issue 14, defect 3).
     use sha2::Digest as _;
-    assert_eq!(
+    assert_ne!(
         hex::encode(sha2::Sha256::digest(script.as_bytes())),
+        finished.script_sha256
+    );
+    assert_eq!(
+        f.approval_of(&finished).await.payload_sha256,
         finished.script_sha256
     );
     f.database.drop_all().await;

@@ -294,8 +294,9 @@ pub fn table_row(table: &TaskTable) -> Vec<String> {
     ]
 }
 
-/// Each statement followed by `;` and a newline: byte for byte the script the approval bound
-/// (`Task.script_sha256`).
+/// Each statement followed by `;` and a newline: the approved script, as a reader runs it. The
+/// approval binds more than this text (`Task.script_sha256` is the plan digest: tables, order,
+/// strategy and schedule too).
 pub fn script(statements: &[ScriptStatement]) -> String {
     let mut text = String::new();
     for statement in statements {

@@ -14,8 +14,9 @@ use tonic::{Request, Response};
 
 use super::*;
 
-/// A scripted task service: task 1 is granted, 2 refused, 3 unknown, anything else unavailable;
-/// only the lease token `good` is accepted.
+/// A scripted task service: task 1 is granted, 2 refused, 3 unknown, 5 granted with a plan that
+/// is not the approved one (6: with a strategy that is not), anything else unavailable; only the
+/// lease token `good` is accepted.
 struct ScriptedTaskService;
 
 fn authorized<T>(request: &Request<T>) -> Result<(), Status> {
@@ -27,6 +28,75 @@ fn authorized<T>(request: &Request<T>) -> Result<(), Status> {
         Some(value) if value.starts_with("Bearer ") => Ok(()),
         _ => Err(Status::unauthenticated("no bearer token")),
     }
+}
+
+/// The second plan page (token `p2`).
+fn second_page() -> Vec<pb::ExecutionPlanTable> {
+    vec![pb::ExecutionPlanTable {
+        plan: Some(common::TablePlan {
+            ordinal: 1,
+            source_table: "items".into(),
+            shadow_table: "_test_items".into(),
+            fingerprints: Some(common::TableFingerprints {
+                source: "si".into(),
+                shadow: "hi".into(),
+                target: "ti".into(),
+            }),
+            statements: vec![common::PlannedStatement {
+                index: 0,
+                sql: "ALTER TABLE `_test_items` ADD COLUMN b int".into(),
+                expected_fingerprint_after: "ti".into(),
+                script_index: 5,
+            }],
+            depends_on: vec!["orders".into()],
+            ..Default::default()
+        }),
+        recorded_status: pb::TableExecutionStatus::Pending.into(),
+        recorded_statements_done: 0,
+    }]
+}
+
+/// The digest of [`granted`]'s whole plan, computed here from the documented encoding's
+/// builder, independently of the backend's conversion.
+fn approved_digest() -> String {
+    use shadowsync_common::plan_digest::{
+        DigestStatement, DigestTable, ExecutionTerms, PlanDigest,
+    };
+    let mut digest = PlanDigest::new("c-7", "shop");
+    digest.table(
+        &DigestTable {
+            source_table: "orders",
+            shadow_table: "_test_orders",
+            source_fingerprint: "s",
+            shadow_fingerprint: "",
+            target_fingerprint: "t",
+            depends_on: &[],
+        },
+        &[DigestStatement {
+            script_index: 4,
+            sql: "CREATE TABLE `_test_orders` (id int)",
+            expected_fingerprint_after: "t",
+        }],
+    );
+    digest.table(
+        &DigestTable {
+            source_table: "items",
+            shadow_table: "_test_items",
+            source_fingerprint: "si",
+            shadow_fingerprint: "hi",
+            target_fingerprint: "ti",
+            depends_on: &["orders".to_owned()],
+        },
+        &[DigestStatement {
+            script_index: 5,
+            sql: "ALTER TABLE `_test_items` ADD COLUMN b int",
+            expected_fingerprint_after: "ti",
+        }],
+    );
+    digest.finish(Some(ExecutionTerms {
+        error_strategy: pb::ErrorStrategy::Continue as i32,
+        scheduled_at: Some(7_000_000),
+    }))
 }
 
 fn granted() -> pb::ClaimedExecution {
@@ -41,6 +111,7 @@ fn granted() -> pb::ClaimedExecution {
             execution_deadline: None,
         }),
         connection: Some(common::ConnectionDetails {
+            connection_id: "c-7".into(),
             host: "db.internal".into(),
             port: 3307,
             username: "ddl".into(),
@@ -72,7 +143,8 @@ fn granted() -> pb::ClaimedExecution {
         }],
         plan_next_page_token: "p2".into(),
         plan_table_count: 2,
-        script_sha256: "abc".into(),
+        script_sha256: approved_digest(),
+        scheduled_time: Some(to_timestamp(7_000_000)),
     }
 }
 
@@ -89,10 +161,37 @@ impl TaskExecutionService for ScriptedTaskService {
                 pb::ClaimRefusalReason::LeaseHeld.into(),
             ),
             3 => return Err(Status::not_found("task 3")),
+            5 => {
+                // A statement moved from one table to the other on the way.
+                let mut tampered = granted();
+                let plan = tampered.tables[0].plan.as_mut().unwrap();
+                plan.statements[0].sql =
+                    "CREATE TABLE `_test_orders` (id int);\nDROP TABLE orders".into();
+                pb::claim_execution_response::Outcome::Granted(tampered)
+            }
+            6 => pb::claim_execution_response::Outcome::Granted(pb::ClaimedExecution {
+                error_strategy: pb::ErrorStrategy::Abort.into(),
+                ..granted()
+            }),
             _ => return Err(Status::unavailable("approval service down")),
         };
         Ok(Response::new(pb::ClaimExecutionResponse {
             outcome: Some(outcome),
+        }))
+    }
+
+    async fn get_execution_plan(
+        &self,
+        request: Request<pb::GetExecutionPlanRequest>,
+    ) -> Result<Response<pb::GetExecutionPlanResponse>, Status> {
+        authorized(&request)?;
+        if request.get_ref().lease_token != "good" || request.get_ref().page_token != "p2" {
+            return Err(Status::aborted("lease lost"));
+        }
+        Ok(Response::new(pb::GetExecutionPlanResponse {
+            tables: second_page(),
+            next_page_token: String::new(),
+            total_size: 2,
         }))
     }
 
@@ -176,7 +275,13 @@ async fn a_granted_claim_is_converted_into_the_crates_types() {
         "the password never reaches Debug"
     );
     assert_eq!(claim.error_strategy, pb::ErrorStrategy::Continue);
-    assert_eq!(claim.plan_next_page_token, "p2");
+    // The whole plan, fetched page by page, and checked against the approved digest.
+    assert_eq!(claim.plan_next_page_token, "");
+    assert_eq!(claim.tables.len(), 2);
+    assert_eq!(claim.tables[1].source, "items");
+    assert_eq!(claim.connection_id, "c-7");
+    assert_eq!(claim.scheduled_at, Some(7_000_000));
+    assert_eq!(claim.plan_digest(), approved_digest());
     let table = &claim.tables[0];
     assert_eq!(
         (table.source.as_str(), table.shadow.as_str()),
@@ -185,6 +290,23 @@ async fn a_granted_claim_is_converted_into_the_crates_types() {
     assert_eq!(table.recorded_status, pb::TableExecutionStatus::Running);
     assert_eq!(table.statements[0].script_index, 4);
     assert_eq!(table.target_fingerprint, "t");
+}
+
+#[tokio::test]
+async fn a_plan_that_is_not_the_approved_one_is_never_handed_to_the_engine() {
+    let backend = backend().await;
+    for task_id in [5, 6] {
+        match backend.claim(task_id, 1, "executor-a").await {
+            Err(BackendError::Rejected(message)) => {
+                assert!(
+                    message.contains("does not match the approved plan")
+                        && message.contains(&approved_digest()),
+                    "{message}"
+                );
+            }
+            other => panic!("task {task_id}: a tampered plan was accepted: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! - [`connections`]: registered target databases (password as ciphertext only);
 //! - [`analyses`]: analysis headers, the runner's lease, expiry;
 //! - [`rows`]: per-table rows and the change statements in script order;
+//! - [`plan_digests`]: the plan digest of a stored preview or task (what approvals bind);
 //! - [`replan`]: applying a re-plan after skips;
 //! - [`request_ids`]: idempotency keys of retried calls;
 //! - [`tasks`]: tasks (part 1: a connection's unfinished tasks, for the delete check).
@@ -14,6 +15,7 @@
 pub mod analyses;
 pub mod connections;
 pub mod lifecycle;
+pub mod plan_digests;
 pub mod records;
 pub mod replan;
 pub mod request_ids;

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
@@ -147,46 +146,34 @@ const SCRIPT_SQL: &str = "SELECT s.script_index, t.source_table, t.shadow_table,
     WHERE s.analysis_id = $1 AND t.skipped = 0 AND s.script_index >= $2 \
     ORDER BY s.script_index LIMIT $3";
 
-/// The hash that binds a script: SHA-256 over each statement followed by `;\n`, in script
-/// order. The preview shown for approval and the statements a claim serves are hashed alike.
-#[derive(Default)]
-pub(super) struct ScriptHash(Sha256);
-
-impl ScriptHash {
-    pub(super) fn add(&mut self, sql: &str) {
-        self.0.update(sql.as_bytes());
-        self.0.update(b";\n");
-    }
-
-    pub(super) fn finish(self) -> String {
-        hex::encode(self.0.finalize())
-    }
-}
-
-/// The preview's size and hash, read in script order without holding it whole, and a new etag.
+/// The preview's size, read in script order without holding it whole, and its
+/// [`PlanDigest`](shadowsync_common::plan_digest::PlanDigest) (execution terms absent), which
+/// is both its hash and its etag: any change to what would run changes the etag, and the same
+/// plan (a skip undone) has the same etag again.
 pub(super) async fn compute_preview(
     tx: &mut Transaction<'static, Any>,
     analysis_id: &str,
 ) -> Result<PreviewSummary, sqlx::Error> {
-    let mut hasher = ScriptHash::default();
     let mut count = 0i64;
     let mut size = 0i64;
-    let mut rows = sqlx::query(SCRIPT_SQL)
-        .bind(analysis_id)
-        .bind(0i64)
-        .bind(i64::MAX)
-        .fetch(&mut **tx);
-    while let Some(row) = rows.try_next().await? {
-        let sql: String = row.try_get(3)?;
-        hasher.add(&sql);
-        count += 1;
-        size += i64::try_from(sql.len()).unwrap_or(i64::MAX) + 2;
+    {
+        let mut rows = sqlx::query(SCRIPT_SQL)
+            .bind(analysis_id)
+            .bind(0i64)
+            .bind(i64::MAX)
+            .fetch(&mut **tx);
+        while let Some(row) = rows.try_next().await? {
+            let sql: String = row.try_get(3)?;
+            count += 1;
+            size += i64::try_from(sql.len()).unwrap_or(i64::MAX) + 2;
+        }
     }
+    let digest = super::plan_digests::analysis_preview_digest(tx, analysis_id).await?;
     Ok(PreviewSummary {
-        etag: uuid::Uuid::new_v4().simple().to_string(),
+        etag: digest.clone(),
         statement_count: count,
         size_bytes: size,
-        sha256: hasher.finish(),
+        sha256: digest,
     })
 }
 

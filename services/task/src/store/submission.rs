@@ -1,8 +1,9 @@
 //! Freezing an analysis into a task (SubmitTask): one transaction that locks the connection,
-//! inserts the task as hidden `SUBMITTING`, copies the rows and the script, and marks the
-//! analysis submitted, or does nothing.
+//! inserts the task as hidden `SUBMITTING`, copies the rows and the script, hashes the frozen
+//! plan, and marks the analysis submitted, or does nothing.
 
 use shadowsync_common::clock::Micros;
+use shadowsync_common::plan_digest::PLAN_DIGEST_VERSION;
 use shadowsync_proto::task::v1::{TableExecutionStatus, TaskStatus};
 use sqlx::Row;
 
@@ -16,13 +17,20 @@ pub enum SubmitRefused {
     ConnectionGone,
     /// The analysis is no longer SUCCEEDED (submitted concurrently, or expired).
     AnalysisMoved,
+    /// The plan frozen from the analysis is not the one its preview showed (the stored plan
+    /// changed after the preview was computed, or the preview predates the plan digest).
+    PreviewChanged,
 }
 
 impl SqlStore {
-    /// Stores `task` (its id is assigned) from its analysis; returns the new id.
+    /// Stores `task` (its id is assigned) from its analysis; returns the new id. The frozen
+    /// plan must hash to `previewed` (the analysis's preview digest): then the task's
+    /// `script_sha256`, the hash its approval binds, is its plan digest with its strategy and
+    /// schedule (`task.script_sha256` is ignored).
     pub async fn insert_task(
         &self,
         task: &TaskRecord,
+        previewed: &str,
         now: Micros,
     ) -> Result<Result<i64, SubmitRefused>, sqlx::Error> {
         let mut tx = self.database().begin().await?;
@@ -143,6 +151,19 @@ impl SqlStore {
         .bind(counts.try_get::<i64, _>(2)?)
         .execute(&mut *tx)
         .await?;
+        let plan = super::plan_digests::task_plan(&mut tx, id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        if plan.previewed() != previewed {
+            // Dropping the transaction stores nothing.
+            return Ok(Err(SubmitRefused::PreviewChanged));
+        }
+        sqlx::query("UPDATE tasks SET script_sha256 = $2, plan_digest_version = $3 WHERE id = $1")
+            .bind(id)
+            .bind(plan.approved())
+            .bind(PLAN_DIGEST_VERSION)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Ok(id))
     }

@@ -205,7 +205,7 @@ impl SqlStore {
             let statements = sqlx::query(
                 "SELECT statement_index, sql_text, expected_fingerprint_after, script_index \
                  FROM task_statements WHERE task_id = $1 AND ordinal = $2 \
-                 ORDER BY statement_index",
+                 ORDER BY statement_index, script_index",
             )
             .bind(task_id)
             .bind(i64::from(row.view.ordinal))
@@ -326,24 +326,5 @@ impl SqlStore {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok((entries, total))
-    }
-
-    /// The [`ScriptHash`](super::rows::ScriptHash) of the statements this task would serve an
-    /// executor, as the analysis preview is hashed: what a claim checks
-    /// against the approved hash, so a statement changed in the store after approval never
-    /// reaches an executor. Read as a stream, never whole.
-    pub async fn served_script_sha256(&self, task_id: i64) -> Result<String, sqlx::Error> {
-        use futures::TryStreamExt as _;
-        let mut hasher = super::rows::ScriptHash::default();
-        let mut rows = sqlx::query(
-            "SELECT sql_text FROM task_statements WHERE task_id = $1 ORDER BY script_index",
-        )
-        .bind(task_id)
-        .fetch(self.database().pool());
-        while let Some(row) = rows.try_next().await? {
-            let sql: String = row.try_get(0)?;
-            hasher.add(&sql);
-        }
-        Ok(hasher.finish())
     }
 }

@@ -151,18 +151,29 @@ impl Tasks {
             requested_tables: analysis.requested_tables.clone(),
             naming_mode: analysis.naming_mode,
             affix: analysis.affix.clone(),
-            script_sha256: analysis.preview.sha256.clone(),
+            // Set by the store from the frozen plan.
+            script_sha256: String::new(),
             submit_request_id: request.request_id.clone(),
             submit_parameters_sha256: parameters.clone(),
             permission_pending,
             ..TaskRecord::default()
         };
-        let id = match self.store.insert_task(&record, now).await? {
+        let id = match self
+            .store
+            .insert_task(&record, &analysis.preview.sha256, now)
+            .await?
+        {
             Ok(id) => id,
             Err(SubmitRefused::ConnectionGone) => {
                 return Err(TaskError::NotFound(format!(
                     "connection {} not found",
                     analysis.connection_id
+                )));
+            }
+            Err(SubmitRefused::PreviewChanged) => {
+                return Err(TaskError::FailedPrecondition(format!(
+                    "analysis {}'s plan no longer matches its preview; start a new analysis",
+                    analysis.id
                 )));
             }
             Err(SubmitRefused::AnalysisMoved) => {

@@ -278,6 +278,18 @@ pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
             .unwrap()
             .skipped
     );
+
+    // Undo: the same plan again has the same etag and hash (both are its plan digest).
+    let mut undo = store.begin_replan("a1", &[0], false).await.unwrap();
+    for table in planned_tables() {
+        undo.apply(&table).await.unwrap();
+    }
+    let undone = undo.commit(&after.etag, 4).await.unwrap().unwrap();
+    assert_eq!(
+        (&undone.etag, &undone.sha256),
+        (&before.etag, &before.sha256)
+    );
+    assert_eq!(undone.etag, undone.sha256);
 }
 
 pub(super) async fn lost_runners_fail_and_failed_analyses_retry(db: Database) {
