@@ -1,5 +1,13 @@
 //! The safety guard (DESIGN.md §6): the last check before a statement reaches the database.
 //!
+//! # API (the executor and `shadowctl guard` use exactly this)
+//! - [`SafetyGuard::new`]`(database, shadow_tables)`: the task's database and shadow tables;
+//! - [`SafetyGuard::with_naming`]`(ShadowNaming)`: optional, the task's naming rule (foreign keys
+//!   may then also reference any table the rule names a shadow);
+//! - [`SafetyGuard::check`]`(sql) -> Result<(), GuardRefusal>`, [`GuardRefusal::reason`];
+//! - [`SESSION_SQL_MODE`]: the `sql_mode` the guard lexes under, which the executor pins on its
+//!   session (re-exported from `shadowsync_schema`).
+//!
 //! The plan was approved by people, but it travelled through the task service's store and over
 //! the network; the guard makes sure that whatever arrives can only change this task's shadow
 //! tables. A statement passes only if it is exactly one `CREATE TABLE` or `ALTER TABLE` whose
@@ -21,6 +29,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+
+pub use shadowsync_schema::SESSION_SQL_MODE;
+use shadowsync_schema::ShadowNaming;
 
 use crate::tokens::{Escapes, Token, tokenize_with};
 
@@ -69,6 +80,8 @@ impl std::error::Error for GuardRefusal {}
 pub struct SafetyGuard {
     database: String,
     shadow_tables: BTreeSet<String>,
+    /// The task's naming rule: a foreign key may also reference any table it names a shadow.
+    naming: Option<ShadowNaming>,
 }
 
 impl SafetyGuard {
@@ -85,7 +98,16 @@ impl SafetyGuard {
                 .into_iter()
                 .filter(|name| !name.is_empty())
                 .collect(),
+            naming: None,
         }
+    }
+
+    /// The same guard, also letting foreign keys reference any table whose name `naming` makes
+    /// a shadow's (prefix + source or source + suffix, with a non-empty source part; DESIGN.md
+    /// §5: a table matching the naming rule is a shadow). The targets stay the shadow tables.
+    pub fn with_naming(mut self, naming: ShadowNaming) -> Self {
+        self.naming = Some(naming);
+        self
     }
 
     /// Checks one statement. Fails with the reason when it may not run.

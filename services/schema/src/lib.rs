@@ -73,6 +73,7 @@ pub mod normalize;
 mod parse;
 pub mod plan;
 pub mod render;
+pub mod session;
 
 pub use catalog::{Catalog, CatalogTable, SyncRange};
 pub use error::{Result, SchemaError};
@@ -86,3 +87,4 @@ pub use plan::{
     AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan, plan,
 };
 pub use render::Flavor;
+pub use session::{SESSION_SQL_MODE, pin_session, pinned_pool, without_driver_sql_mode};
