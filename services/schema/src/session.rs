@@ -60,9 +60,11 @@ pub async fn pin_session(connection: &mut MySqlConnection) -> Result<(), sqlx::E
 
 /// `pool` with every new connection pinned by [`pin_session`] before first use.
 pub fn pinned_pool(pool: MySqlPoolOptions) -> MySqlPoolOptions {
-    pool.after_connect(|connection, _metadata| -> BoxFuture<'_, Result<(), sqlx::Error>> {
-        Box::pin(pin_session(connection))
-    })
+    pool.after_connect(
+        |connection, _metadata| -> BoxFuture<'_, Result<(), sqlx::Error>> {
+            Box::pin(pin_session(connection))
+        },
+    )
 }
 
 /// The server prints modes in its own order and may expand combination modes.
