@@ -114,7 +114,9 @@ fn validate(args: &GuardArgs) -> Result<Option<ShadowNaming>, String> {
         return Err("--database: must not be empty".into());
     }
     if args.shadows.iter().any(|name| name.trim().is_empty()) {
-        return Err("--shadows: every name must be non-empty (e.g. _test_orders,_test_items)".into());
+        return Err(
+            "--shadows: every name must be non-empty (e.g. _test_orders,_test_items)".into(),
+        );
     }
     match (&args.prefix, &args.suffix) {
         (Some(prefix), _) => ShadowNaming::prefix(Some(prefix))
@@ -223,6 +225,9 @@ mod tests {
 
     #[test]
     fn an_empty_array_is_accepted_with_no_lines() {
-        assert_eq!(question(&args(&["_test_o"]), "[]"), (0, String::new(), String::new()));
+        assert_eq!(
+            question(&args(&["_test_o"]), "[]"),
+            (0, String::new(), String::new())
+        );
     }
 }

@@ -42,11 +42,19 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-const SHOP: [&str; 4] = ["--database", "shop", "--shadows", "_test_orders,_test_customers"];
+const SHOP: [&str; 4] = [
+    "--database",
+    "shop",
+    "--shadows",
+    "_test_orders,_test_customers",
+];
 
 #[test]
 fn every_statement_accepted_exits_0_with_one_line_each_and_no_reason() {
-    let input = serde_json::json!([ACCEPTED, "ALTER TABLE `shop`.`_test_customers` ENGINE=InnoDB"]);
+    let input = serde_json::json!([
+        ACCEPTED,
+        "ALTER TABLE `shop`.`_test_customers` ENGINE=InnoDB"
+    ]);
     let output = guard(&SHOP, &input.to_string());
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(
@@ -98,12 +106,24 @@ fn bad_input_exits_2_naming_what_is_wrong_and_prints_no_verdict() {
     for (stdin, expected) in [
         ("ALTER TABLE `_test_orders` ENGINE=InnoDB", "not JSON"),
         ("{\"statements\": []}", "array of strings"),
-        ("[\"ALTER TABLE `_test_orders` ENGINE=InnoDB\", null]", "element 1 is null"),
+        (
+            "[\"ALTER TABLE `_test_orders` ENGINE=InnoDB\", null]",
+            "element 1 is null",
+        ),
     ] {
         let output = guard(&SHOP, stdin);
-        assert_eq!(output.status.code(), Some(2), "{stdin}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{stdin}: {}",
+            stderr(&output)
+        );
         assert!(output.stdout.is_empty(), "{stdin}");
-        assert!(stderr(&output).contains(expected), "{stdin}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{stdin}: {}",
+            stderr(&output)
+        );
     }
     // Missing flags are clap's usage errors, also exit status 2.
     for args in [
@@ -112,7 +132,12 @@ fn bad_input_exits_2_naming_what_is_wrong_and_prints_no_verdict() {
         &["--database", "", "--shadows", "_test_orders"][..],
     ] {
         let output = guard(args, "[]");
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         assert!(output.stdout.is_empty(), "{args:?}");
     }
 }
@@ -125,7 +150,12 @@ fn the_help_shows_the_format_the_exit_statuses_and_an_example() {
         .expect("run shadowctl");
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for expected in ["\"verdict\":\"ACCEPT\"", "no \"reason\"", "Exit status", "Example"] {
+    for expected in [
+        "\"verdict\":\"ACCEPT\"",
+        "no \"reason\"",
+        "Exit status",
+        "Example",
+    ] {
         assert!(help.contains(expected), "{expected}: {help}");
     }
 }
