@@ -11,6 +11,7 @@ use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::{
     ClaimRefusalReason, ErrorStrategy, ExecutionOutcome, LogLevel, TableExecutionStatus,
 };
+use shadowsync_schema::ShadowNaming;
 
 /// Which attempt of which task, with the lease token every call after the claim carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub struct ClaimedTask {
     pub plan_next_page_token: String,
     pub plan_table_count: u32,
     pub script_sha256: String,
+    /// The task's shadow naming rule, for the safety guard's foreign-key check (`None` from a
+    /// task service that does not send it: the plan's shadow tables only).
+    pub naming: Option<ShadowNaming>,
 }
 
 /// What a claim returns: a lease, or a normal refusal (ack the message, do nothing).

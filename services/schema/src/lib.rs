@@ -60,6 +60,7 @@
 //! - [`plan`](mod@plan): per-table results, constraint names, dependency order, skips.
 //! - [`introspect`]: batched, counted reads over sqlx; [`catalog`]: what it returns.
 //! - [`cli`]: the `shadowctl plan` command as a library.
+//! - [`session`]: the one `sql_mode` every session on a target runs under, pinned and verified.
 
 pub mod catalog;
 pub mod cli;
@@ -87,4 +88,6 @@ pub use plan::{
     AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan, plan,
 };
 pub use render::Flavor;
-pub use session::{SESSION_SQL_MODE, pin_session, pinned_pool, without_driver_sql_mode};
+pub use session::{
+    SESSION_CHARACTER_SET, SESSION_SQL_MODE, pin_session, pinned_pool, without_driver_sql_mode,
+};

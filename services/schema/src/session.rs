@@ -36,26 +36,42 @@ pub fn without_driver_sql_mode(options: MySqlConnectOptions) -> MySqlConnectOpti
     options.pipes_as_concat(false).no_engine_substitution(false)
 }
 
-/// Sets the session's `sql_mode` to [`SESSION_SQL_MODE`] and reads it back.
+/// The client character set the guard's reading assumes: in `utf8mb4` no byte of a multi-byte
+/// character is an ASCII quote or backslash (in `gbk` or `sjis` a trailing byte can be `\`
+/// and swallow the quote after it). sqlx sets it (`SET NAMES utf8mb4`) on every connection.
+pub const SESSION_CHARACTER_SET: &str = "utf8mb4";
+
+/// Sets the session's `sql_mode` to [`SESSION_SQL_MODE`] and reads it back, with the client
+/// character set.
 ///
-/// Fails when the server refuses the mode or reports another one afterwards (a proxy or a
-/// server that rewrites it): statements must then not run on this session.
+/// Fails when the server refuses the mode, or reports another mode or a character set other
+/// than [`SESSION_CHARACTER_SET`] afterwards (a proxy or a server that rewrites them):
+/// statements must then not run on this session.
 pub async fn pin_session(connection: &mut MySqlConnection) -> Result<(), sqlx::Error> {
     connection
         .execute(AssertSqlSafe(format!(
             "SET SESSION sql_mode = '{SESSION_SQL_MODE}'"
         )))
         .await?;
-    let (mode,): (String,) = sqlx::query_as("SELECT @@SESSION.sql_mode")
-        .fetch_one(&mut *connection)
-        .await?;
-    if same_modes(&mode, SESSION_SQL_MODE) {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Configuration(
+    let (mode, charset): (String, String) = sqlx::query_as(
+        "SELECT CAST(@@SESSION.sql_mode AS CHAR), CAST(@@SESSION.character_set_client AS CHAR)",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    if !same_modes(&mode, SESSION_SQL_MODE) {
+        return Err(sqlx::Error::Configuration(
             format!("the session sql_mode is `{mode}` after setting `{SESSION_SQL_MODE}`").into(),
-        ))
+        ));
     }
+    if !charset.eq_ignore_ascii_case(SESSION_CHARACTER_SET) {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "the session's client character set is `{charset}`, not `{SESSION_CHARACTER_SET}`"
+            )
+            .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `pool` with every new connection pinned by [`pin_session`] before first use.

@@ -268,6 +268,10 @@ impl Tasks {
                     plan_next_page_token: next_page_token,
                     plan_table_count: u32::try_from(total).unwrap_or(0),
                     script_sha256: task.script_sha256.clone(),
+                    naming: Some(shadowsync_proto::common::v1::ShadowNaming {
+                        mode: i32::try_from(task.naming_mode).unwrap_or(0),
+                        affix: task.affix.clone(),
+                    }),
                 },
             )),
         })
