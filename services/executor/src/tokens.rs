@@ -333,11 +333,10 @@ impl Tokenizer {
     /// `/* … */`, ended by the first `*/` (MariaDB does not nest plain comments).
     fn block_comment(&mut self) -> Result<(), TokenizeError> {
         let at = self.position;
-        let executable = match (self.peek(2), self.peek(3)) {
-            (Some('!' | '+'), _) => true,
-            (Some('M'), Some('!')) => true,
-            _ => false,
-        };
+        let executable = matches!(
+            (self.peek(2), self.peek(3)),
+            (Some('!' | '+'), _) | (Some('M'), Some('!'))
+        );
         if executable {
             return Err(TokenizeError::ExecutableComment { at });
         }
