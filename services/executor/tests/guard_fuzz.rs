@@ -258,10 +258,10 @@ fn literal(rng: &mut StdRng) -> String {
     let length = rng.random_range(0..6);
     let body = noise(rng, length);
     let body = match rng.random_range(0..10) {
-        0..=3 => body
+        0..=4 => body
             .replace('\\', "\\\\")
             .replace(quote, &format!("{quote}{quote}")),
-        4..=6 => body
+        5..=8 => body
             .replace('\\', "\\\\")
             .replace(quote, &format!("\\{quote}")),
         _ => body,
@@ -284,7 +284,7 @@ fn column(rng: &mut StdRng, index: usize) -> String {
 
 /// What goes between two tokens: whitespace, or a comment of any kind.
 fn gap(rng: &mut StdRng) -> String {
-    match rng.random_range(0..20) {
+    match rng.random_range(0..50) {
         0 => format!("/*{}*/", noise(rng, 2)),
         1 => format!("-- {}\n", noise(rng, 2)),
         2 => format!("#{}\n", noise(rng, 2)),
@@ -304,6 +304,9 @@ fn gap(rng: &mut StdRng) -> String {
             &["\n", "\t", "\r\n", "\u{b}", "\u{c}", "\u{a0}", "\u{1}"],
         )
         .to_string(),
+        7 => "/* plain */".to_string(),
+        8 => "-- plain\n".to_string(),
+        9 => "\n".to_string(),
         _ => " ".to_string(),
     }
 }

@@ -124,12 +124,11 @@ fn every_candidate_gets_its_expected_verdict() {
 #[tokio::test]
 async fn accepted_candidates_change_only_the_shadows() {
     let mut scratch = Scratch::create("accept").await;
-    let guard = guard(&scratch.database);
     let mut failures = Vec::new();
     let mut executed = 0;
     for (index, candidate) in candidates().iter().enumerate() {
         let sql = scratch.fill(&candidate.sql);
-        if guard.check(&sql).is_err() {
+        if guard(&scratch.database).check(&sql).is_err() {
             continue;
         }
         executed += 1;
@@ -141,6 +140,9 @@ async fn accepted_candidates_change_only_the_shadows() {
                 shown(&sql),
                 problems.join("\n    ")
             ));
+            // What it damaged could hide what the next candidate does: start a new world.
+            scratch.drop_all().await;
+            scratch = Scratch::create("accept").await;
         }
     }
     scratch.drop_all().await;
@@ -155,22 +157,23 @@ async fn accepted_candidates_change_only_the_shadows() {
 
 #[tokio::test]
 async fn the_canaries_see_what_the_attacks_do() {
-    let mut scratch = Scratch::create("oracle").await;
-    let mut unseen = Vec::new();
     let harmful: Vec<Candidate> = candidates().into_iter().filter(|c| c.harms).collect();
     assert!(
         harmful.len() >= 10,
         "only {} harmful candidates",
         harmful.len()
     );
+    let mut unseen = Vec::new();
     for candidate in &harmful {
+        // Each attack gets an intact world: an earlier one may have dropped its canary.
+        let mut scratch = Scratch::create("oracle").await;
         let sql = scratch.fill(&candidate.sql);
         let (outcome, problems) = run_and_judge(&mut scratch, &sql, false).await;
         if problems.is_empty() {
             unseen.push(format!("{}\n    ({outcome:?})", shown(&sql)));
         }
+        scratch.drop_all().await;
     }
-    scratch.drop_all().await;
     assert!(
         unseen.is_empty(),
         "run without the guard, these attacks left no trace the suite could see:\n{}",

@@ -140,6 +140,32 @@ async fn rows(connection: &mut MySqlConnection, sql: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `expression` with its string literals and quoted names blanked out, so that only code
+/// remains (`'nextval(s)'` is text, `nextval(s)` a call).
+fn without_quoted(expression: &str) -> String {
+    let mut code = String::new();
+    let mut chars = expression.chars().peekable();
+    while let Some(c) = chars.next() {
+        if !matches!(c, '\'' | '"' | '`') {
+            code.push(c);
+            continue;
+        }
+        code.push(' ');
+        while let Some(inner) = chars.next() {
+            if inner == '\\' && c != '`' {
+                chars.next();
+            } else if inner == c {
+                if chars.peek() == Some(&c) {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    code
+}
+
 /// `name` as a backtick-quoted identifier.
 pub fn quoted(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -426,7 +452,8 @@ impl Scratch {
         )
         .await;
         for expression in expressions {
-            let text = format!("{} {}", expression[1], expression[2]).to_lowercase();
+            let text =
+                without_quoted(&format!("{} {}", expression[1], expression[2])).to_lowercase();
             for function in [
                 "nextval",
                 "lastval",
