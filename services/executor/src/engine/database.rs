@@ -1,8 +1,9 @@
 //! The target database as the engine sees it: one dedicated connection for the DDL (so every
 //! statement of a task runs in one session, one after another) and the schema engine's
 //! introspector for fingerprints. Every connection, the introspector's included, is pinned to
-//! [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE) and verified before use, whatever the server's global mode: the guard
-//! read the statements under that mode, so the session must read them the same way.
+//! [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE) and verified before use, whatever
+//! the server's global mode: the guard read the statements under that mode, so the session must
+//! read them the same way.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -58,7 +59,8 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     .map_err(|_| invalid())
 }
 
-/// A session pinned to [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE), the mode the guard read the statements under.
+/// A session pinned to [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE), the mode the
+/// guard read the statements under.
 async fn open(options: &MySqlConnectOptions, timeout: Duration) -> Result<MySqlConnection, String> {
     let mut connection = tokio::time::timeout(timeout, options.connect())
         .await
