@@ -18,8 +18,9 @@
 //! the plan's database, pinned to [`SESSION_SQL_MODE`] (as the introspection's sessions are, so
 //! the DDL means there what it meant when read), with `foreign_key_checks` **on**: parents are
 //! created before children, foreign keys closing a cycle are added by trailing `ALTER TABLE`s,
-//! so no statement needs checks off (MariaDB 10.11 can read an FK added with checks off back differently). Never run
-//! two tables' statements in parallel: MariaDB can livelock dropping FK-linked tables at once.
+//! so no statement needs checks off (MariaDB 10.11 can read an FK added with checks off back
+//! differently). Never run two tables' statements in parallel: MariaDB can livelock dropping
+//! FK-linked tables at once.
 //! Statements never use `CREATE TABLE ... LIKE`, never copy the `AUTO_INCREMENT` counter and
 //! quote every identifier.
 //!
