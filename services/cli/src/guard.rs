@@ -23,6 +23,15 @@ const SOME_REFUSED: u8 = 1;
 /// Exit status when the input cannot be questioned at all (clap uses 2 for bad flags too).
 const BAD_INPUT: u8 = 2;
 
+/// One output line, its fields in the documented order.
+#[derive(Debug, serde::Serialize)]
+struct VerdictLine<'a> {
+    index: usize,
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
 /// Flags of `shadowctl guard`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "\
@@ -86,18 +95,20 @@ pub fn run(
     let mut refused = false;
     let mut lines = String::new();
     for (index, statement) in statements.iter().enumerate() {
-        let verdict = match guard.check(statement) {
-            Ok(()) => serde_json::json!({ "index": index, "verdict": "ACCEPT" }),
-            Err(refusal) => {
-                refused = true;
-                serde_json::json!({
-                    "index": index,
-                    "verdict": "REFUSE",
-                    "reason": refusal.reason(),
-                })
-            }
+        let refusal = guard.check(statement).err();
+        refused |= refusal.is_some();
+        let line = VerdictLine {
+            index,
+            verdict: if refusal.is_some() {
+                "REFUSE"
+            } else {
+                "ACCEPT"
+            },
+            reason: refusal.as_ref().map(|refusal| refusal.reason()),
         };
-        lines.push_str(&verdict.to_string());
+        let json = serde_json::to_string(&line)
+            .map_err(|error| CliError::Usage(format!("cannot encode a verdict: {error}")))?;
+        lines.push_str(&json);
         lines.push('\n');
     }
     output::write_all(out, lines.as_bytes())?;

@@ -102,6 +102,33 @@ fn one_refusal_exits_1_and_the_verdicts_are_the_executors_own() {
 }
 
 #[test]
+fn the_lines_keep_the_documented_field_order() {
+    let output = guard(&SHOP, &serde_json::json!([PRODUCTION]).to_string());
+    let line = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        line.starts_with("{\"index\":0,\"verdict\":\"REFUSE\",\"reason\":\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_naming_rule_lets_foreign_keys_reference_any_shadow() {
+    let statement = serde_json::json!([
+        "ALTER TABLE `_test_orders` ADD CONSTRAINT `_test_fk` FOREIGN KEY (`item`) REFERENCES `_test_items` (`id`)"
+    ])
+    .to_string();
+    let without = guard(&SHOP, &statement);
+    assert_eq!(without.status.code(), Some(1), "{}", stderr(&without));
+    let mut with_prefix = SHOP.to_vec();
+    with_prefix.extend(["--prefix", "_test_"]);
+    let with = guard(&with_prefix, &statement);
+    assert_eq!(with.status.code(), Some(0), "{}", stderr(&with));
+    let mut with_suffix = SHOP.to_vec();
+    with_suffix.extend(["--suffix", "_t"]);
+    assert_eq!(guard(&with_suffix, &statement).status.code(), Some(1));
+}
+
+#[test]
 fn bad_input_exits_2_naming_what_is_wrong_and_prints_no_verdict() {
     for (stdin, expected) in [
         ("ALTER TABLE `_test_orders` ENGINE=InnoDB", "not JSON"),
