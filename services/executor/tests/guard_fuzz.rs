@@ -106,6 +106,15 @@ async fn fuzz(seed: u64, cases: u64) -> Figures {
     };
     let mut rng = StdRng::seed_from_u64(seed);
     for case in 0..cases {
+        if case > 0 && case % 2_000 == 0 {
+            // The long run takes minutes: show it is alive.
+            println!(
+                "guard fuzz: {case} cases, {} accepted, {} violations, {:.0} s",
+                figures.accepted,
+                figures.violations.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         let sql = scratch.fill(&statement(&mut rng));
         figures.cases += 1;
         if guard.check(&sql).is_err() {
