@@ -75,7 +75,10 @@ pub fn connect(
             }
         }
     }
-    let pool = MySqlPoolOptions::new()
+    // Every connection runs under the executor's sql_mode: `SHOW CREATE TABLE` then prints what
+    // the executor's guard and session read (`'it\'s'`, backticked names).
+    let connect = shadowsync_schema::without_driver_sql_mode(connect);
+    let pool = shadowsync_schema::pinned_pool(MySqlPoolOptions::new())
         .max_connections(u32::try_from(options.parallelism.max(1)).unwrap_or(1))
         .acquire_timeout(timeout)
         // A ping before every acquire would be a hidden round trip per batch.

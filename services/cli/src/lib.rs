@@ -13,6 +13,7 @@ mod analysis;
 mod approval;
 pub mod client;
 mod connection;
+mod guard;
 mod health;
 pub mod output;
 mod permission;
@@ -64,6 +65,8 @@ pub enum Command {
     /// Manage database connections.
     #[command(subcommand)]
     Connection(connection::ConnectionCommand),
+    /// Ask the executor's safety guard about statements (JSON array on stdin), offline.
+    Guard(guard::GuardArgs),
     /// Report the health of every service at the endpoint.
     Health,
     /// Show who the server thinks you are.
@@ -133,6 +136,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             template::run(&cli.client, &command, cli.output, &mut stdout).await
         }
         Command::Token(args) => token::run(&cli.client, &args, &mut stdout),
+        Command::Guard(args) => guard::run(
+            &args,
+            &mut std::io::stdin().lock(),
+            &mut stdout,
+            &mut std::io::stderr().lock(),
+        ),
         Command::Plan(args) => {
             let password = std::env::var("SHADOWSYNC_DB_PASSWORD").ok();
             // The plan is rendered whole before anything is printed, so a failure leaves no

@@ -12,6 +12,7 @@ use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::{
     ClaimRefusalReason, ErrorStrategy, ExecutionOutcome, LogLevel, TableExecutionStatus,
 };
+use shadowsync_schema::ShadowNaming;
 
 /// Which attempt of which task, with the lease token every call after the claim carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,9 @@ pub struct ClaimedTask {
     pub plan_table_count: u32,
     /// The approved plan digest ([`shadowsync_common::plan_digest`]).
     pub script_sha256: String,
+    /// The task's shadow naming rule, for the safety guard's foreign-key check (`None` from a
+    /// task service that does not send it: the plan's shadow tables only).
+    pub naming: Option<ShadowNaming>,
 }
 
 impl ClaimedTask {
@@ -301,6 +305,7 @@ mod tests {
             plan_next_page_token: String::new(),
             plan_table_count: 2,
             script_sha256: script_sha256.into(),
+            naming: None,
         }
     }
 

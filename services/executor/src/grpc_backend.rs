@@ -13,6 +13,7 @@ use shadowsync_common::grpc::ServiceChannel;
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1 as pb;
 use shadowsync_proto::task::v1::task_execution_service_client::TaskExecutionServiceClient;
+use shadowsync_schema::ShadowNaming;
 use tonic::{Code, Status};
 
 use crate::backend::{
@@ -136,6 +137,7 @@ fn claimed(
         plan_next_page_token: granted.plan_next_page_token,
         plan_table_count: granted.plan_table_count,
         script_sha256: granted.script_sha256,
+        naming: granted.naming.map(naming).transpose()?,
     })
 }
 
@@ -152,6 +154,18 @@ impl GrpcExecutionBackend {
         }
         Ok(())
     }
+}
+
+/// The task's naming rule; an affix the schema engine would refuse is a broken response.
+fn naming(naming: shadowsync_proto::common::v1::ShadowNaming) -> BackendResult<ShadowNaming> {
+    use shadowsync_proto::common::v1::ShadowNamingMode;
+    let affix = Some(naming.affix.as_str()).filter(|affix| !affix.is_empty());
+    match ShadowNamingMode::try_from(naming.mode) {
+        Ok(ShadowNamingMode::Suffix) => ShadowNaming::suffix(affix),
+        Ok(ShadowNamingMode::Prefix | ShadowNamingMode::Unspecified) => ShadowNaming::prefix(affix),
+        Err(_) => return Err(missing("valid naming.mode")),
+    }
+    .map_err(|_| missing("valid naming.affix"))
 }
 
 #[async_trait]

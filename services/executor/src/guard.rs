@@ -1,5 +1,13 @@
 //! The safety guard (DESIGN.md §6): the last check before a statement reaches the database.
 //!
+//! # API (the executor and `shadowctl guard` use exactly this)
+//! - [`SafetyGuard::new`]`(database, shadow_tables)`: the task's database and shadow tables;
+//! - [`SafetyGuard::with_naming`]`(ShadowNaming)`: optional, the task's naming rule (foreign keys
+//!   may then also reference any table the rule names a shadow);
+//! - [`SafetyGuard::check`]`(sql) -> Result<(), GuardRefusal>`, [`GuardRefusal::reason`];
+//! - [`SESSION_SQL_MODE`]: the `sql_mode` the guard lexes under, which the executor pins on its
+//!   session (re-exported from `shadowsync_schema`).
+//!
 //! The plan was approved by people, but it travelled through the task service's store and over
 //! the network; the guard makes sure that whatever arrives can only change this task's shadow
 //! tables. A statement passes only if it is exactly one `CREATE TABLE` or `ALTER TABLE` whose
@@ -9,32 +17,53 @@
 //!   the target (`EXCHANGE PARTITION … WITH TABLE`, `CONVERT PARTITION … TO TABLE`), no
 //!   `UNION=(…)` (MERGE tables);
 //! - no `IF [NOT] EXISTS` on the target, no `CREATE OR REPLACE`, no `TEMPORARY`;
-//! - no engine that reads another server or table (`CONNECT`, `FEDERATED`, `FEDERATEDX`,
-//!   `SPIDER`, `MERGE`, `MRG_MYISAM`), no `CONNECTION=`, no `DATA DIRECTORY`/`INDEX DIRECTORY`;
-//! - foreign keys may reference tables of the task's database only (a shadow child may
-//!   reference a source parent; the reference does not change the parent);
+//! - no engine but the local ones that keep their data in the table itself ([`LOCAL_ENGINES`]:
+//!   `CONNECT`, `FEDERATED`, `SPIDER`, `MERGE`, `OQGRAPH`, `S3`… reach another server, table or
+//!   file), no `CONNECTION=`, no `DATA DIRECTORY`/`INDEX DIRECTORY`;
+//! - foreign keys reference shadow tables only (DESIGN.md §5: a shadow never references a
+//!   non-shadow object): the task's shadow tables, or with [`SafetyGuard::with_naming`] any table
+//!   of the task's database the naming rule makes a shadow; never a source table, never
+//!   another database;
+//! - no sequence (`NEXTVAL`, `NEXT VALUE FOR`, `LASTVAL`, `PREVIOUS VALUE FOR`, `SETVAL`): a
+//!   shadow's default must not advance a production sequence;
 //! - no `;`: one statement per call.
 //!
-//! It works on tokens ([`crate::tokens`]), so keywords inside strings, quoted names and comments
-//! are ignored, and code inside executable comments (`/*! … */`) is checked like any code.
-//! It errs on the side of refusing: the schema engine's renderer never needs what it refuses.
+//! It works on tokens ([`crate::tokens`]) read exactly as the executor's session reads them, once,
+//! under [`SESSION_SQL_MODE`] (which the executor pins on every connection and verifies):
+//! keywords inside strings, quoted names and comments are ignored, and whatever the server could
+//! read differently from the tokenizer (executable comments, control and non-ASCII characters
+//! outside quotes, `--` before such a character, NUL) is refused before any keyword is looked
+//! at. MariaDB's own `'it\'s'` in CHECK, DEFAULT and generated-column expressions is one
+//! string, as it is for the session. The guard errs on the side of refusing: the schema
+//! engine's renderer never needs what it refuses.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::tokens::{Escapes, Token, tokenize_with};
+pub use shadowsync_schema::SESSION_SQL_MODE;
+use shadowsync_schema::ShadowNaming;
+
+use crate::tokens::{Token, tokenize};
 
 /// The error code reported for a refused statement (`ReportTableResultRequest.error_code`).
 pub const GUARD_REFUSED_CODE: &str = "guard_refused";
 
-/// Engines whose tables live in another server, another table or a file outside the database.
-const OUTSIDE_ENGINES: &[&str] = &[
-    "CONNECT",
-    "FEDERATED",
-    "FEDERATEDX",
-    "SPIDER",
-    "MERGE",
-    "MRG_MYISAM",
+/// Engines whose data lives in the table itself, in the server's data directory. Any other
+/// (`CONNECT`, `FEDERATED`, `SPIDER`, `MERGE`, `OQGRAPH`'s `data_table`, `S3`, `SEQUENCE`, a
+/// plugin installed tomorrow) is refused: an allow-list cannot miss one.
+pub const LOCAL_ENGINES: &[&str] = &[
+    "InnoDB",
+    "XtraDB",
+    "Aria",
+    "MyISAM",
+    "MEMORY",
+    "HEAP",
+    "ARCHIVE",
+    "BLACKHOLE",
+    "CSV",
+    "RocksDB",
+    "TokuDB",
+    "ColumnStore",
 ];
 
 /// Why a statement was refused; the message names the reason.
@@ -69,6 +98,8 @@ impl std::error::Error for GuardRefusal {}
 pub struct SafetyGuard {
     database: String,
     shadow_tables: BTreeSet<String>,
+    /// The task's naming rule: a foreign key may also reference any table it names a shadow.
+    naming: Option<ShadowNaming>,
 }
 
 impl SafetyGuard {
@@ -85,20 +116,23 @@ impl SafetyGuard {
                 .into_iter()
                 .filter(|name| !name.is_empty())
                 .collect(),
+            naming: None,
         }
+    }
+
+    /// The same guard, also letting foreign keys reference any table whose name `naming` makes
+    /// a shadow's (prefix + source or source + suffix, with a non-empty source part; DESIGN.md
+    /// §5: a table matching the naming rule is a shadow). The targets stay the shadow tables.
+    pub fn with_naming(mut self, naming: ShadowNaming) -> Self {
+        self.naming = Some(naming);
+        self
     }
 
     /// Checks one statement. Fails with the reason when it may not run.
     ///
-    /// Both readings of backslashes in strings must pass: whether the server honours them
-    /// depends on the session's `sql_mode`, which a statement could not be trusted to state.
+    /// The statement is read once, as a session under [`SESSION_SQL_MODE`] reads it.
     pub fn check(&self, sql: &str) -> Result<(), GuardRefusal> {
-        self.check_read_as(sql, Escapes::Backslash)?;
-        self.check_read_as(sql, Escapes::None)
-    }
-
-    fn check_read_as(&self, sql: &str, escapes: Escapes) -> Result<(), GuardRefusal> {
-        let tokens = tokenize_with(sql, escapes)
+        let tokens = tokenize(sql)
             .map_err(|error| GuardRefusal::new(format!("cannot be read safely: {error}")))?;
         if tokens.contains(&Token::Semicolon) {
             return Err(GuardRefusal::new(
@@ -214,6 +248,14 @@ impl SafetyGuard {
                                 "CREATE TABLE … AS copies another query's result",
                             ));
                         }
+                        "NEXTVAL" | "LASTVAL" | "SETVAL" => {
+                            return Err(sequence_refusal());
+                        }
+                        "NEXT" | "PREVIOUS"
+                            if cursor.peek().is_some_and(|t| t.is_keyword("VALUE")) =>
+                        {
+                            return Err(sequence_refusal());
+                        }
                         "ENGINE" => self.check_engine(&mut cursor)?,
                         "REFERENCES" => self.check_reference(&mut cursor)?,
                         _ => {}
@@ -233,19 +275,20 @@ impl SafetyGuard {
             Some(Token::Word(name) | Token::QuotedIdentifier(name) | Token::String(name)) => name,
             _ => return Err(GuardRefusal::new("ENGINE without an engine name")),
         };
-        if OUTSIDE_ENGINES
+        if LOCAL_ENGINES
             .iter()
-            .any(|outside| outside.eq_ignore_ascii_case(engine))
+            .any(|local| local.eq_ignore_ascii_case(engine))
         {
-            return Err(GuardRefusal::new(format!(
-                "ENGINE={engine} reaches outside the database"
-            )));
+            Ok(())
+        } else {
+            Err(GuardRefusal::new(format!(
+                "ENGINE={engine} is not a local engine and may reach outside the database"
+            )))
         }
-        Ok(())
     }
 
     fn check_reference(&self, cursor: &mut Cursor<'_>) -> Result<(), GuardRefusal> {
-        let (database, _table) = read_name(cursor)
+        let (database, table) = read_name(cursor)
             .ok_or_else(|| GuardRefusal::new("REFERENCES without a table name"))?;
         if let Some(database) = database
             && database != self.database
@@ -255,7 +298,23 @@ impl SafetyGuard {
                 self.database
             )));
         }
-        Ok(())
+        if self.is_shadow(&table) {
+            Ok(())
+        } else {
+            Err(GuardRefusal::new(format!(
+                "a foreign key references `{table}`, which is not a shadow table: a shadow never references production"
+            )))
+        }
+    }
+
+    /// One of the task's shadows, or a name the naming rule makes a shadow's (compared exactly:
+    /// a name spelt in another case is refused, the safe side).
+    fn is_shadow(&self, table: &str) -> bool {
+        self.shadow_tables.contains(table)
+            || self
+                .naming
+                .as_ref()
+                .is_some_and(|naming| naming.source_of(table, str::to_owned).is_some())
     }
 }
 
@@ -291,6 +350,10 @@ fn read_name(cursor: &mut Cursor<'_>) -> Option<(Option<String>, String)> {
         return Some((Some(first), second));
     }
     Some((None, first))
+}
+
+fn sequence_refusal() -> GuardRefusal {
+    GuardRefusal::new("a sequence is used: a shadow must not advance or read a production sequence")
 }
 
 fn describe(token: &Token) -> String {

@@ -105,11 +105,12 @@ pub async fn run_plan(
     }
     let connect = args.connect_options(env_password)?;
     let options = IntrospectOptions::default();
-    let pool = MySqlPoolOptions::new()
+    // The executor's sql_mode, so the printed plan is what the executor's guard reads.
+    let pool = crate::session::pinned_pool(MySqlPoolOptions::new())
         .max_connections(options.parallelism as u32)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
-        .connect_lazy_with(connect);
+        .connect_lazy_with(crate::session::without_driver_sql_mode(connect));
     let introspector = Introspector::with_pool(pool.clone(), options);
     let range = if args.tables.is_empty() {
         SyncRange::All

@@ -69,17 +69,20 @@ pub struct Introspector {
 }
 
 impl Introspector {
-    /// Opens a small pool (no connection is made until the first query).
+    /// Opens a small pool (no connection is made until the first query), every connection
+    /// pinned to [`crate::SESSION_SQL_MODE`] so `SHOW CREATE TABLE` prints what the executor's
+    /// session and guard read.
     pub fn connect_lazy(connect: MySqlConnectOptions, options: IntrospectOptions) -> Self {
-        let pool = MySqlPoolOptions::new()
+        let pool = crate::session::pinned_pool(MySqlPoolOptions::new())
             .max_connections(options.parallelism.max(1) as u32)
             // A ping before every acquire would be a hidden round trip per batch.
             .test_before_acquire(false)
-            .connect_lazy_with(connect);
+            .connect_lazy_with(crate::session::without_driver_sql_mode(connect));
         Self::with_pool(pool, options)
     }
 
-    /// Uses an existing pool.
+    /// Uses an existing pool (whose connections the caller pins with
+    /// [`crate::session::pinned_pool`]).
     pub fn with_pool(pool: MySqlPool, options: IntrospectOptions) -> Self {
         Self {
             pool,

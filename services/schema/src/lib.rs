@@ -15,10 +15,12 @@
 //!
 //! # Contract for whoever runs a plan
 //! Statements run one at a time, in [`Plan::order`], in one session whose default database is
-//! the plan's database, with `foreign_key_checks` **on**: parents are created before children,
-//! foreign keys closing a cycle are added by trailing `ALTER TABLE`s, so no statement needs
-//! checks off (MariaDB 10.11 can read an FK added with checks off back differently). Never run
-//! two tables' statements in parallel: MariaDB can livelock dropping FK-linked tables at once.
+//! the plan's database, pinned to [`SESSION_SQL_MODE`] (as the introspection's sessions are, so
+//! the DDL means there what it meant when read), with `foreign_key_checks` **on**: parents are
+//! created before children, foreign keys closing a cycle are added by trailing `ALTER TABLE`s,
+//! so no statement needs checks off (MariaDB 10.11 can read an FK added with checks off back
+//! differently). Never run two tables' statements in parallel: MariaDB can livelock dropping
+//! FK-linked tables at once.
 //! Statements never use `CREATE TABLE ... LIKE`, never copy the `AUTO_INCREMENT` counter and
 //! quote every identifier.
 //!
@@ -60,6 +62,7 @@
 //! - [`plan`](mod@plan): per-table results, constraint names, dependency order, skips.
 //! - [`introspect`]: batched, counted reads over sqlx; [`catalog`]: what it returns.
 //! - [`cli`]: the `shadowctl plan` command as a library.
+//! - [`session`]: the one `sql_mode` every session on a target runs under, pinned and verified.
 
 pub mod catalog;
 pub mod cli;
@@ -73,6 +76,7 @@ pub mod normalize;
 mod parse;
 pub mod plan;
 pub mod render;
+pub mod session;
 
 pub use catalog::{Catalog, CatalogTable, SyncRange};
 pub use error::{Result, SchemaError};
@@ -86,3 +90,6 @@ pub use plan::{
     AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan, plan,
 };
 pub use render::Flavor;
+pub use session::{
+    SESSION_CHARACTER_SET, SESSION_SQL_MODE, pin_session, pinned_pool, without_driver_sql_mode,
+};

@@ -24,7 +24,9 @@ pub fn quote_identifier(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// A single-quoted string literal that reads back as `value` under the default `sql_mode`.
+/// A single-quoted string literal that reads back as `value` under the default `sql_mode`, which
+/// is what every session on a target runs under ([`crate::SESSION_SQL_MODE`]: backslash escapes
+/// on).
 pub fn quote_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');

@@ -288,6 +288,10 @@ impl Tasks {
                     plan_table_count: u32::try_from(total).unwrap_or(0),
                     script_sha256: task.script_sha256.clone(),
                     scheduled_time: task.scheduled_at.map(to_timestamp),
+                    naming: Some(shadowsync_proto::common::v1::ShadowNaming {
+                        mode: i32::try_from(task.naming_mode).unwrap_or(0),
+                        affix: task.affix.clone(),
+                    }),
                 },
             )),
         })

@@ -146,6 +146,18 @@ async fn submit_approve_execute_complete() {
     assert_eq!(granted.tables.len(), 1);
     assert!(!granted.plan_next_page_token.is_empty());
     assert_eq!(granted.database, f.database.database);
+    // The task's naming rule, for the executor's guard (foreign keys to shadows only).
+    let naming = granted
+        .naming
+        .clone()
+        .expect("the claim carries the naming rule");
+    assert_eq!(
+        (naming.mode, naming.affix.as_str()),
+        (
+            shadowsync_proto::common::v1::ShadowNamingMode::Prefix as i32,
+            "_test_"
+        )
+    );
     let lease = granted.lease.expect("lease");
     let other = executor
         .claim_execution(claim("e2"))

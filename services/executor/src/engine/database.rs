@@ -1,11 +1,17 @@
 //! The target database as the engine sees it: one dedicated connection for the DDL (so every
 //! statement of a task runs in one session, one after another) and the schema engine's
-//! introspector for fingerprints.
+//! introspector for fingerprints. Every connection, the introspector's included, is pinned to
+//! [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE) and verified before use, whatever
+//! the server's global mode: the guard read the statements under that mode, so the session must
+//! read them the same way.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use shadowsync_schema::{IntrospectOptions, Introspector, TableObservation};
+use shadowsync_schema::{
+    IntrospectOptions, Introspector, TableObservation, pin_session, pinned_pool,
+    without_driver_sql_mode,
+};
 use sqlx::mysql::{
     MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPoolOptions, MySqlSslMode,
 };
@@ -53,11 +59,18 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     .map_err(|_| invalid())
 }
 
+/// A session pinned to [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE), the mode the
+/// guard read the statements under.
 async fn open(options: &MySqlConnectOptions, timeout: Duration) -> Result<MySqlConnection, String> {
-    tokio::time::timeout(timeout, options.connect())
+    let mut connection = tokio::time::timeout(timeout, options.connect())
         .await
         .map_err(|_| format!("cannot connect to the target database within {timeout:?}"))?
-        .map_err(|error| format!("cannot connect to the target database: {error}"))
+        .map_err(|error| format!("cannot connect to the target database: {error}"))?;
+    if let Err(error) = pin_session(&mut connection).await {
+        let _ = connection.close().await;
+        return Err(format!("cannot pin the session's sql_mode: {error}"));
+    }
+    Ok(connection)
 }
 
 /// A connection to the task's database.
@@ -86,7 +99,8 @@ impl TargetDatabase {
         } else {
             target.port
         };
-        let mut options = MySqlConnectOptions::new()
+        // sqlx's own sql_mode additions are off: `open` and the pool pin the whole mode.
+        let mut options = without_driver_sql_mode(MySqlConnectOptions::new())
             .host(&target.host)
             .port(port)
             .username(&target.username)
@@ -108,7 +122,7 @@ impl TargetDatabase {
         let connection = open(&options, timeout).await?;
         // A target that went away must fail a read as soon as a connection attempt would, not
         // after the pool's default 30 s of retries: the run then stops and hands the task on.
-        let pool = MySqlPoolOptions::new()
+        let pool = pinned_pool(MySqlPoolOptions::new())
             .max_connections(1)
             .acquire_timeout(timeout)
             .test_before_acquire(false)
@@ -186,6 +200,12 @@ impl TargetDatabase {
             .observe(&self.database, names)
             .await
             .map_err(|error| format!("cannot read the tables: {error}"))
+    }
+
+    /// The DDL session, for tests that question it.
+    #[cfg(test)]
+    pub fn connection(&mut self) -> &mut MySqlConnection {
+        &mut self.connection
     }
 
     /// Closes the connection politely.

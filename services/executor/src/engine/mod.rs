@@ -170,6 +170,10 @@ impl Run {
             claim.target.database.clone(),
             plan.iter().map(|table| table.shadow.clone()),
         );
+        if let Some(naming) = claim.naming.clone() {
+            // A shadow child may reference a parent's shadow that this plan does not touch.
+            self.guard = self.guard.clone().with_naming(naming);
+        }
         let tables: Vec<TableRun> = plan
             .into_iter()
             .map(|plan| TableRun {
@@ -353,3 +357,6 @@ mod cut_tests;
 
 #[cfg(test)]
 mod parallel_tests;
+
+#[cfg(test)]
+mod session_tests;

@@ -145,6 +145,10 @@ fn granted() -> pb::ClaimedExecution {
         plan_table_count: 2,
         script_sha256: approved_digest(),
         scheduled_time: Some(to_timestamp(7_000_000)),
+        naming: Some(common::ShadowNaming {
+            mode: common::ShadowNamingMode::Suffix.into(),
+            affix: "_s".into(),
+        }),
     }
 }
 
@@ -290,6 +294,37 @@ async fn a_granted_claim_is_converted_into_the_crates_types() {
     assert_eq!(table.recorded_status, pb::TableExecutionStatus::Running);
     assert_eq!(table.statements[0].script_index, 4);
     assert_eq!(table.target_fingerprint, "t");
+    assert_eq!(
+        claim.naming,
+        Some(ShadowNaming::suffix(Some("_s")).unwrap())
+    );
+}
+
+#[test]
+fn the_naming_rule_is_read_with_its_defaults_and_checked() {
+    let rule = |mode: common::ShadowNamingMode, affix: &str| common::ShadowNaming {
+        mode: mode.into(),
+        affix: affix.into(),
+    };
+    assert_eq!(
+        naming(rule(common::ShadowNamingMode::Unspecified, "")).unwrap(),
+        ShadowNaming::default()
+    );
+    assert_eq!(
+        naming(rule(common::ShadowNamingMode::Suffix, "")).unwrap(),
+        ShadowNaming::suffix(None).unwrap()
+    );
+    // An affix that would make the guard accept odd names is a broken response.
+    for affix in ["a`b", "x; DROP", &"a".repeat(33)] {
+        let error = naming(rule(common::ShadowNamingMode::Prefix, affix)).unwrap_err();
+        assert!(error.to_string().contains("naming.affix"), "{error}");
+    }
+    let error = naming(common::ShadowNaming {
+        mode: 9,
+        affix: String::new(),
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("naming.mode"), "{error}");
 }
 
 #[tokio::test]

@@ -92,7 +92,6 @@ fn hand_written_shadow_statements_are_accepted() {
         "ALTER TABLE `_test_customers` ADD COLUMN `x` int DEFAULT 0 COMMENT 'DROP TABLE orders; SELECT'",
         "ALTER TABLE `_test_customers` DROP COLUMN `legacy`",
         "ALTER TABLE `_test_customers` ADD COLUMN `t` int AS (`id` + 1) VIRTUAL",
-        "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)",
         "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `shop`.`_test_customers` (`id`)",
         "ALTER TABLE `_test_customers` ENGINE=Aria -- RENAME; DROP\n",
         "ALTER TABLE `_test_customers` /* ; DROP TABLE orders */ ADD KEY `k` (`id`)",
@@ -135,21 +134,24 @@ fn tampered_statements_are_refused_with_a_reason() {
             "`;`",
         ),
         ("CREATE TABLE `_test_orders` (id int);", "`;`"),
+        // Executable comments are refused outright (issue 14), whatever they hold.
         (
             "CREATE TABLE `_test_orders` (id int) /*! ; DROP TABLE orders */",
-            "`;`",
+            "executable comment",
         ),
         (
             "CREATE TABLE `_test_orders` (id int) /*!50100 , ENGINE=FEDERATED */",
-            "FEDERATED",
+            "executable comment",
         ),
-        (
-            "/*! DROP TABLE orders */",
-            "only CREATE TABLE and ALTER TABLE",
-        ),
+        ("/*! DROP TABLE orders */", "executable comment"),
         (
             "CREATE TABLE /*!`orders`*/ /* `_test_orders` */ (id int)",
-            "not one of this task's",
+            "executable comment",
+        ),
+        // A shadow never references production (issue 14).
+        (
+            "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)",
+            "`customers`, which is not a shadow table",
         ),
         (
             "CREATE TABLE `other`.`_test_orders` (id int)",
@@ -255,5 +257,224 @@ fn tampered_statements_are_refused_with_a_reason() {
             "{statement}: {} does not mention {reason}",
             refusal.reason()
         );
+    }
+}
+
+fn assert_refused(guard: &SafetyGuard, statement: &str, reason: &str) {
+    let refusal = guard
+        .check(statement)
+        .expect_err(&format!("should be refused: {statement:?}"));
+    assert!(
+        refusal.reason().contains(reason),
+        "{statement:?}: {} does not mention {reason}",
+        refusal.reason()
+    );
+}
+
+#[test]
+fn the_reproduced_lexer_bypasses_are_refused() {
+    // Each of these passed the guard as one harmless ALTER and ran as more on MariaDB 10.11.
+    let guard = guard();
+    // The server ends the executable comment at the first `*/`: `; DROP TABLE orders;` ran.
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` COMMENT 'c' /*!80000 'x */ ; DROP TABLE orders; -- ' */",
+        "executable comment",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` COMMENT 'c' /*M!100000 'x */ , RENAME TO orders -- ' */",
+        "executable comment",
+    );
+    // `--\x01` starts a comment for the server: the quote opening the guard's string is
+    // commented out and `RENAME` on the next line runs.
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` COMMENT 'c' --\u{1} '\n, RENAME TO orders -- '",
+        "U+0001",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` COMMENT 'c' --\u{7f} '\n, RENAME TO orders -- '",
+        "U+007F",
+    );
+    // `--\u{a0}` is a comment for Rust's `is_whitespace`, two minus signs and a name for the
+    // server: what the guard skipped ran.
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` ADD COLUMN `g` int AS (`id` --\u{a0}) , RENAME TO orders\n)",
+        "U+00A0",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` ENGINE=InnoDB --\u{2003}\n",
+        "U+2003",
+    );
+    // Whitespace the renderer never writes, and non-ASCII outside quotes, anywhere.
+    assert_refused(&guard, "ALTER\u{a0}TABLE `_test_customers` FORCE", "U+00A0");
+    assert_refused(&guard, "ALTER TABLE `_test_customers`\u{b}FORCE", "U+000B");
+    assert_refused(&guard, "ALTER TABLE `_test_customers`\u{c}FORCE", "U+000C");
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` FORCE\0; DROP TABLE orders",
+        "NUL",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` COMMENT 'a\0b'",
+        "NUL",
+    );
+    // `1.5TABLE` is `1.5` then `TABLE` for the server.
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` EXCHANGE PARTITION p WITH 1.5TABLE orders",
+        "neither a number nor a word",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` /* a /* b */ FORCE",
+        "inside a comment",
+    );
+    assert_refused(
+        &guard,
+        "ALTER TABLE `_test_customers` FORCE --",
+        "end of the statement",
+    );
+}
+
+#[test]
+fn literals_as_mariadb_prints_them_are_accepted() {
+    // MariaDB prints `'it''s'` in CHECK, DEFAULT and generated-column expressions as `'it\'s'`;
+    // the guard demanded the same reading without backslash escapes and refused them all.
+    let guard = guard();
+    for statement in [
+        r"CREATE TABLE `_test_orders` (`v` varchar(10) DEFAULT NULL, CONSTRAINT `c` CHECK (`v` <> 'it\'s'))",
+        r"ALTER TABLE `_test_customers` ADD CONSTRAINT `c` CHECK (`name` <> 'it\'s' and `name` <> 'C:\\dir\\')",
+        r"ALTER TABLE `_test_customers` ADD COLUMN `d` varchar(20) DEFAULT (concat('it\'s',`id`))",
+        r"ALTER TABLE `_test_customers` ADD COLUMN `g` varchar(20) GENERATED ALWAYS AS (concat(`name`,'\'; DROP TABLE orders; -- ')) VIRTUAL",
+        r"ALTER TABLE `_test_customers` ADD COLUMN `e` int GENERATED ALWAYS AS (--`id`) VIRTUAL",
+        "ALTER TABLE `_test_customers` COMMENT 'multi\u{a0}lingual: caf\u{e9} \u{4e2d}\u{6587}'",
+        "CREATE TABLE `_test_orders` (`n\u{e9}` int COMMENT 'tab\there')",
+    ] {
+        assert_eq!(guard.check(statement), Ok(()), "{statement}");
+    }
+}
+
+#[test]
+fn a_plan_with_escaped_literals_is_accepted() {
+    let source = r"CREATE TABLE `quotes` (
+  `id` int(11) NOT NULL,
+  `v` varchar(20) DEFAULT 'it\'s',
+  `w` varchar(40) GENERATED ALWAYS AS (concat(`v`,'\'s \\ end')) VIRTUAL,
+  `d` varchar(40) DEFAULT (concat('a\'b',`id`)),
+  PRIMARY KEY (`id`),
+  CONSTRAINT `v_ok` CHECK (`v` <> 'it\'s; DROP TABLE orders; -- ')
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci";
+    let server = ServerContext::mariadb_default();
+    let name = parse_create_table(source).unwrap().name;
+    let catalog = Catalog {
+        database: "shop".into(),
+        tables: BTreeMap::from([(
+            server.table_key(&name),
+            CatalogTable::read(name.clone(), source.to_owned(), &server),
+        )]),
+        server,
+        base_tables: vec![name],
+    };
+    let request = AnalysisRequest {
+        range: SyncRange::All,
+        naming: ShadowNaming::default(),
+        skipped: BTreeSet::new(),
+    };
+    let plan = plan(&catalog, &request).unwrap();
+    let statements: Vec<String> = plan.statements().map(|(_, s)| s.sql.clone()).collect();
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert!(statements[0].contains(r"'it\'s"), "{}", statements[0]);
+    let guard = SafetyGuard::new("shop", ["_test_quotes".to_owned()]);
+    assert_eq!(guard.check(&statements[0]), Ok(()), "{}", statements[0]);
+}
+
+#[test]
+fn foreign_keys_reference_shadow_tables_only() {
+    let plain = guard();
+    let naming = guard().with_naming(ShadowNaming::default());
+    let fk = |table: &str| {
+        format!(
+            "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`c`) REFERENCES {table} (`id`)"
+        )
+    };
+    // The task's own shadows, with or without the task's database.
+    for guard in [&plain, &naming] {
+        assert_eq!(guard.check(&fk("`_test_customers`")), Ok(()));
+        assert_eq!(guard.check(&fk("`shop`.`_test_customers`")), Ok(()));
+        assert_eq!(guard.check(&fk("_test_lines")), Ok(()));
+        for production in ["`customers`", "customers", "`shop`.`customers`", "`orders`"] {
+            assert_refused(guard, &fk(production), "not a shadow table");
+        }
+        assert_refused(guard, &fk("`other`.`_test_customers`"), "database `other`");
+    }
+    // A shadow outside the task (its parent is in sync) only through the naming rule.
+    assert_refused(&plain, &fk("`_test_parents`"), "not a shadow table");
+    assert_eq!(naming.check(&fk("`_test_parents`")), Ok(()));
+    // The affix alone has no source part; another spelling is another name to the guard.
+    assert_refused(&naming, &fk("`_test_`"), "not a shadow table");
+    assert_refused(&naming, &fk("`_TEST_parents`"), "not a shadow table");
+    assert_refused(&naming, &fk("`x_test_parents`"), "not a shadow table");
+    // Inline column references are foreign keys too.
+    assert_refused(
+        &naming,
+        "CREATE TABLE `_test_orders` (`c` int REFERENCES `customers` (`id`))",
+        "not a shadow table",
+    );
+    let suffix = SafetyGuard::new("shop", ["orders_t".to_owned()])
+        .with_naming(ShadowNaming::suffix(None).unwrap());
+    assert_eq!(
+        suffix
+            .check("ALTER TABLE `orders_t` ADD FOREIGN KEY (`c`) REFERENCES `customers_t` (`id`)"),
+        Ok(())
+    );
+    assert_refused(
+        &suffix,
+        "ALTER TABLE `orders_t` ADD FOREIGN KEY (`c`) REFERENCES `_t` (`id`)",
+        "not a shadow table",
+    );
+    // The naming rule never widens the targets.
+    assert_refused(
+        &naming,
+        "ALTER TABLE `_test_parents` ADD COLUMN `x` int",
+        "not one of this task's shadow tables",
+    );
+}
+
+#[test]
+fn sequences_and_non_local_engines_are_refused() {
+    let guard = guard();
+    for statement in [
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT (NEXTVAL(`seq`))",
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT nextval(seq)",
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT (NEXT VALUE FOR `seq`)",
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT (previous value for `seq`)",
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT (LASTVAL(`seq`))",
+        "ALTER TABLE `_test_customers` ADD COLUMN `n` int DEFAULT (SETVAL(`seq`, 1))",
+    ] {
+        assert_refused(&guard, statement, "sequence");
+    }
+    for engine in [
+        "OQGRAPH",
+        "S3",
+        "SEQUENCE",
+        "`Spider`",
+        "'CONNECT'",
+        "FederatedX",
+    ] {
+        assert_refused(
+            &guard,
+            &format!("CREATE TABLE `_test_orders` (`id` int) ENGINE={engine}"),
+            "not a local engine",
+        );
+    }
+    for engine in ["InnoDB", "innodb", "Aria", "MyISAM", "MEMORY", "`InnoDB`"] {
+        let statement = format!("CREATE TABLE `_test_orders` (`id` int) ENGINE = {engine}");
+        assert_eq!(guard.check(&statement), Ok(()), "{statement}");
     }
 }

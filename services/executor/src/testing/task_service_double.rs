@@ -289,6 +289,7 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
             tables: first,
             plan_next_page_token: next,
             script_sha256: "0123abcd".into(),
+            naming: Some(shadowsync_schema::ShadowNaming::default()),
         })))
     }
 
