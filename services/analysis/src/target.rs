@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use shadowsync_common::cleartext_gate::gated_lazy_pool;
 use shadowsync_proto::common::v1::{AnalysisFailureReason, ConnectionDetails, Dialect};
 use shadowsync_schema::{IntrospectOptions, Introspector, SchemaError};
 use sqlx::mysql::{
@@ -75,12 +76,13 @@ pub fn connect(
             }
         }
     }
-    let pool = MySqlPoolOptions::new()
+    let pool_options = MySqlPoolOptions::new()
         .max_connections(u32::try_from(options.parallelism.max(1)).unwrap_or(1))
         .acquire_timeout(timeout)
         // A ping before every acquire would be a hidden round trip per batch.
-        .test_before_acquire(false)
-        .connect_lazy_with(connect);
+        .test_before_acquire(false);
+    let pool = gated_lazy_pool(pool_options, connect)
+        .map_err(|e| AnalysisError::Internal(format!("cleartext gate: {e}")))?;
     let introspector = Introspector::with_pool(pool.clone(), options);
     Ok((pool, introspector))
 }
@@ -172,5 +174,48 @@ pub fn error_code(error: &sqlx::Error) -> String {
                 |e| e.number().to_string(),
             ),
         _ => "connect".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shadowsync_common::testing::{CleartextAsk, FakeMySql};
+
+    use super::*;
+
+    /// A server that asks for the password in clear, up front or by a switch, never gets it.
+    #[tokio::test]
+    async fn the_analysis_never_sends_a_password_in_clear() {
+        for ask in [CleartextAsk::Greeting, CleartextAsk::AuthSwitch] {
+            let fake = FakeMySql::start(ask).await;
+            let details = ConnectionDetails {
+                dialect: Dialect::Mariadb as i32,
+                host: fake.addr.ip().to_string(),
+                port: u32::from(fake.addr.port()),
+                username: "app".into(),
+                password: "analysis-Secret-41".into(),
+                options: [("ssl-mode".to_string(), "DISABLED".to_string())].into(),
+                ..Default::default()
+            };
+            let (pool, _) = connect(Some(&details), IntrospectOptions::default()).expect("pool");
+            let error = pool
+                .acquire()
+                .await
+                .expect_err("a cleartext server is refused");
+            // Through a switch the client gets as far as its first answer; a greeting that asks is
+            // refused before the client says anything.
+            if let CleartextAsk::AuthSwitch = ask {
+                assert!(
+                    !fake.received().is_empty(),
+                    "{ask:?}: the client never answered"
+                );
+            }
+            assert!(
+                !fake.saw("analysis-Secret-41"),
+                "{ask:?}: password sent in clear"
+            );
+            assert!(error.to_string().contains("cleartext"), "{ask:?}: {error}");
+            pool.close().await;
+        }
     }
 }

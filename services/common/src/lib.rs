@@ -9,14 +9,18 @@
 //! - [`grpc`]: TLS, reflection, serving with graceful shutdown, authenticated channels;
 //! - [`outbox`]: messages written in the state change's transaction, relayed with confirms;
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
-//! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`secret`]: a wrapper that keeps secrets out of logs;
+//! - [`logged`]: caller-supplied values escaped and truncated for log lines;
+//! - [`cleartext_gate`]: a relay that keeps MySQL passwords from going out in clear.
 
 pub mod auth;
+pub mod cleartext_gate;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod logged;
 pub mod outbox;
 pub mod queue;
 pub mod secret;

@@ -5,6 +5,7 @@
 mod probe;
 pub mod spec;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shadowsync_common::auth::Identity;
@@ -222,6 +223,7 @@ impl Connections {
         mut record: ConnectionRecord,
         request: &UpdateConnectionRequest,
     ) -> Result<ConnectionRecord> {
+        require_password_for_new_destination(&record, request)?;
         if let Some(name) = &request.name {
             record.name = spec::name(name, "name")?;
         }
@@ -353,6 +355,65 @@ impl Connections {
             options: record.options.clone().into_iter().collect(),
         };
         Ok((record, details))
+    }
+}
+
+/// The stored password may only ever go where it went when it was entered: an update that changes
+/// where or how it is sent (dialect, host, port, user, options: the TLS settings live there) must
+/// carry the password again. Otherwise an admin could point a stored connection at a server they
+/// control and read the password it is sent. Name and environment are labels and keep it. A field
+/// set to its current value is no change (a client that sends the whole form back is not refused).
+fn require_password_for_new_destination(
+    record: &ConnectionRecord,
+    request: &UpdateConnectionRequest,
+) -> Result<()> {
+    if request.password.is_some() {
+        return Ok(());
+    }
+    let changed = |field: &'static str, differs: bool| differs.then_some(field);
+    let options_differ = request.replace_options
+        && request
+            .options
+            .clone()
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
+            != record.options;
+    let first = [
+        changed(
+            "dialect",
+            request.dialect.is_some_and(|d| d != record.dialect),
+        ),
+        changed(
+            "host",
+            request.host.as_ref().is_some_and(|h| *h != record.host),
+        ),
+        changed(
+            "port",
+            request
+                .port
+                .is_some_and(|p| spec::port(p, "port").ok() != Some(record.port)),
+        ),
+        changed(
+            "username",
+            request
+                .username
+                .as_ref()
+                .is_some_and(|u| *u != record.username),
+        ),
+        changed("options", options_differ),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    match first {
+        Some(field) if record.password_ciphertext.is_some() => Err(TaskError::invalid(
+            "password",
+            format!(
+                "is required when {field} changes: the stored password is only sent \
+                 to the server it was entered for"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use shadowsync_common::cleartext_gate::CleartextGate;
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::TestConnectionResponse;
 use sqlx::Connection as _;
@@ -42,6 +43,8 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
         });
     }
     let attempt = async {
+        // Held until the probe ends; see `CleartextGate` for why the password needs it.
+        let (options, _gate) = CleartextGate::protect(options)?;
         let mut connection = MySqlConnection::connect_with(&options).await?;
         let version: String = sqlx::query_scalar("SELECT VERSION()")
             .fetch_one(&mut connection)

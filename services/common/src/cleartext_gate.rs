@@ -1,0 +1,154 @@
+//! A loopback relay that keeps passwords from going out in clear.
+//!
+//! sqlx refuses a *switch* to `mysql_clear_password` (its `enable_cleartext_plugin` is off by
+//! default and nothing here turns it on), but when a server names that plugin in its greeting,
+//! sqlx 0.9 answers with the password in clear before any check. So a server we did not choose
+//! (a spoofed host, a man in the middle on plain TCP) could read it. The gate sits between the
+//! driver and the server, reads the server's greeting (always plain text, before any TLS), and
+//! answers the driver with an error instead when the greeting asks for the cleartext plugin.
+//! Everything after the greeting is relayed untouched (TLS included).
+//!
+//! Only verified TLS (`VERIFY_CA`, `VERIFY_IDENTITY`) goes straight to the server: there the
+//! password can only reach the server whose certificate was checked, and a relay would break
+//! the host name check. `REQUIRED` does not verify who is at the other end, so it is gated.
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+/// The plugin that carries the password in clear.
+const CLEARTEXT_PLUGIN: &[u8] = b"mysql_clear_password";
+
+/// The largest greeting the gate reads (a real one is under 128 bytes).
+const MAX_GREETING: usize = 1024;
+
+/// The error the driver reports when the server asks for the cleartext plugin.
+pub const REFUSAL: &str = "the server asked for the password in cleartext (mysql_clear_password); \
+     refused: it is only sent over TLS with ssl-mode VERIFY_CA or VERIFY_IDENTITY";
+
+/// A running gate; connections opened through it are refused while it is dropped.
+pub struct CleartextGate {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CleartextGate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CleartextGate {
+    /// Returns options that reach `options`' server through a new gate, and the gate, which the
+    /// caller keeps as long as it opens connections (a pool: as long as the pool). With verified
+    /// TLS or a Unix socket, returns the options unchanged and no gate. Cleartext is refused
+    /// either way. Must run inside a Tokio runtime; fails when no loopback port can be bound.
+    pub fn protect(
+        options: MySqlConnectOptions,
+    ) -> std::io::Result<(MySqlConnectOptions, Option<CleartextGate>)> {
+        let options = options.enable_cleartext_plugin(false);
+        let verified = matches!(
+            options.get_ssl_mode(),
+            MySqlSslMode::VerifyCa | MySqlSslMode::VerifyIdentity
+        );
+        if verified || options.get_socket().is_some() {
+            return Ok((options, None));
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let local = listener.local_addr()?;
+        let upstream = (options.get_host().to_owned(), options.get_port());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, upstream.clone()));
+            }
+        });
+        let gated = options.host(&local.ip().to_string()).port(local.port());
+        Ok((gated, Some(CleartextGate { task })))
+    }
+}
+
+/// `pool_options.connect_lazy_with(options)` through a gate that lives as long as the pool (it
+/// ends when the pool is closed or dropped). Fails as [`CleartextGate::protect`] does.
+pub fn gated_lazy_pool(
+    pool_options: MySqlPoolOptions,
+    options: MySqlConnectOptions,
+) -> std::io::Result<MySqlPool> {
+    let (options, gate) = CleartextGate::protect(options)?;
+    let pool = pool_options.connect_lazy_with(options);
+    if let Some(gate) = gate {
+        // The close event holds no reference to the pool, so this task does not keep it alive.
+        let closed = pool.close_event();
+        tokio::spawn(async move {
+            closed.await;
+            drop(gate);
+        });
+    }
+    Ok(pool)
+}
+
+async fn relay(mut client: TcpStream, (host, port): (String, u16)) {
+    let mut server = match TcpStream::connect((host.as_str(), port)).await {
+        Ok(server) => server,
+        // Dropping the client makes the driver report a closed connection.
+        Err(error) => {
+            debug!(%error, "cleartext gate: server unreachable");
+            return;
+        }
+    };
+    let greeting = match read_packet(&mut server).await {
+        Ok(greeting) => greeting,
+        Err(error) => {
+            debug!(%error, "cleartext gate: no greeting");
+            return;
+        }
+    };
+    if asks_for_cleartext(&greeting[4..]) {
+        warn!(
+            host = %crate::logged::logged(&host),
+            port,
+            "server asked for the cleartext auth plugin; refused"
+        );
+        let _ = client.write_all(&refusal(greeting[3])).await;
+        return;
+    }
+    if client.write_all(&greeting).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}
+
+/// Whether a greeting names the cleartext plugin anywhere (its plugin name field, or the nonce by
+/// a 1 in 2^160 chance: a refused connection, never a leak).
+fn asks_for_cleartext(payload: &[u8]) -> bool {
+    payload
+        .windows(CLEARTEXT_PLUGIN.len())
+        .any(|window| window == CLEARTEXT_PLUGIN)
+}
+
+/// An ERR packet (error 2059, "authentication plugin cannot be loaded") with the same sequence
+/// number as the greeting it replaces.
+fn refusal(sequence: u8) -> Vec<u8> {
+    let mut payload = vec![0xff];
+    payload.extend_from_slice(&2059u16.to_le_bytes());
+    payload.extend_from_slice(b"#HY000");
+    payload.extend_from_slice(REFUSAL.as_bytes());
+    let length = u32::try_from(payload.len()).unwrap_or(0).to_le_bytes();
+    [vec![length[0], length[1], length[2], sequence], payload].concat()
+}
+
+/// One whole packet, header included.
+async fn read_packet(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let length =
+        usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    if length > MAX_GREETING {
+        return Err(std::io::Error::other("greeting too long"));
+    }
+    let mut packet = vec![0u8; 4 + length];
+    packet[..4].copy_from_slice(&header);
+    stream.read_exact(&mut packet[4..]).await?;
+    Ok(packet)
+}
