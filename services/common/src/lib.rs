@@ -7,6 +7,7 @@
 //! - [`auth`]: bearer-token identity, service identities, the server interceptor;
 //! - [`error`]: the one mapping from domain errors to `tonic::Status`;
 //! - [`grpc`]: TLS, reflection, serving with graceful shutdown, authenticated channels;
+//! - [`grpc_body`]: an undecodable request body answered with `INVALID_ARGUMENT`;
 //! - [`outbox`]: messages written in the state change's transaction, relayed with confirms;
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
 //! - [`secret`]: a wrapper that keeps secrets out of logs;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod grpc_body;
 pub mod logged;
 pub mod outbox;
 pub mod queue;
