@@ -11,6 +11,7 @@
 //! - [`outbox`]: messages written in the state change's transaction, relayed with confirms;
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
 //! - [`secret`]: a wrapper that keeps secrets out of logs;
+//! - [`limits`]: bounds on requests' free-text fields, INVALID_ARGUMENT past them;
 //! - [`logged`]: caller-supplied values escaped and truncated for log lines;
 //! - [`cleartext_gate`]: a relay that keeps MySQL passwords from going out in clear.
 
@@ -22,6 +23,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod grpc_body;
+pub mod limits;
 pub mod logged;
 pub mod outbox;
 pub mod queue;
