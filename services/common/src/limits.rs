@@ -12,8 +12,11 @@ pub const PAGE_TOKEN: usize = 512;
 pub const NAME: usize = 256;
 /// Search strings (`*_contains`, `search`).
 pub const SEARCH: usize = 256;
-/// Free text people write: remarks, comments, reasons, descriptions, summaries.
+/// Free text people write: remarks, reasons, descriptions, summaries. (A use case may hold a
+/// field to less: task remarks 2,000.)
 pub const TEXT: usize = 4096;
+/// A decision's comment (the approval service's own bound, so both services agree).
+pub const COMMENT: usize = 1024;
 /// Messages a database or an executor reports (error messages, log lines).
 pub const MESSAGE: usize = 64 * 1024;
 /// Entries of a repeated field (table lists, id lists, roles).

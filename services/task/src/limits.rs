@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use shadowsync_common::error::ApiError;
 use shadowsync_common::limits::{
-    ID, MESSAGE, NAME, PAGE_TOKEN, SEARCH, TEXT, bounded, each_bounded,
+    COMMENT, ID, MESSAGE, NAME, PAGE_TOKEN, SEARCH, TEXT, bounded, each_bounded,
 };
 use shadowsync_proto::common::v1::ShadowNaming;
 use shadowsync_proto::task::v1::*;
@@ -227,7 +227,7 @@ macro_rules! comment_and_request_id {
     ($($request:ty),* $(,)?) => {
         $(impl Bounded for $request {
             fn bounded(&self) -> Result<(), ApiError> {
-                bounded(&self.comment, "comment", TEXT)?;
+                bounded(&self.comment, "comment", COMMENT)?;
                 bounded(&self.request_id, "request_id", ID)
             }
         })*
