@@ -12,6 +12,7 @@
 //! - [`queue`]: the execute queue and event exchange, over RabbitMQ or in-process;
 //! - [`secret`]: a wrapper that keeps secrets out of logs;
 //! - [`limits`]: bounds on requests' free-text fields, INVALID_ARGUMENT past them;
+//! - [`log_line`]: one event, one escaped line, whatever its fields hold;
 //! - [`logged`]: caller-supplied values escaped and truncated for log lines;
 //! - [`cleartext_gate`]: a relay that keeps MySQL passwords from going out in clear.
 
@@ -24,6 +25,7 @@ pub mod error;
 pub mod grpc;
 pub mod grpc_body;
 pub mod limits;
+pub mod log_line;
 pub mod logged;
 pub mod outbox;
 pub mod queue;

@@ -5,6 +5,7 @@
 mod probe;
 pub mod spec;
 
+use shadowsync_common::logged::logged;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -108,7 +109,7 @@ impl Connections {
     /// Registers a connection (admin only).
     ///
     /// Fails with PERMISSION_DENIED, INVALID_ARGUMENT naming the field, ALREADY_EXISTS.
-    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject)), err(Display, level = "info"))]
     pub async fn create(
         &self,
         caller: &Identity,
@@ -139,7 +140,7 @@ impl Connections {
             }
             return Err(write_error(error));
         }
-        info!(connection_id = %record.id, name = %record.name, "connection created");
+        info!(connection_id = %record.id, name = %logged(&record.name), "connection created");
         Ok(view(&record))
     }
 
@@ -183,7 +184,7 @@ impl Connections {
     /// removed.
     ///
     /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS.
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), connection_id = %logged(&request.connection_id)), err(Display, level = "info"))]
     pub async fn update(
         &self,
         caller: &Identity,
@@ -266,7 +267,7 @@ impl Connections {
 
     /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND, and
     /// FAILED_PRECONDITION naming how many unfinished tasks use it.
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), connection_id = %logged(&id)), err(Display, level = "info"))]
     pub async fn delete(&self, caller: &Identity, id: &str) -> Result<()> {
         require_admin(caller)?;
         match self.store.delete_connection(id).await? {
@@ -290,7 +291,7 @@ impl Connections {
     ///
     /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT; a refusing database is a
     /// normal answer.
-    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject)), err(Display, level = "info"))]
     pub async fn test(
         &self,
         caller: &Identity,
