@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shadowsync_common::cleartext_gate::gated_lazy_pool;
+use shadowsync_common::cleartext_gate::{UNREACHABLE, gated_lazy_pool};
 use shadowsync_proto::common::v1::{AnalysisFailureReason, ConnectionDetails, Dialect};
 use shadowsync_schema::{IntrospectOptions, Introspector, SchemaError};
 use sqlx::mysql::{
@@ -144,6 +144,11 @@ pub fn classify_sqlx(error: &sqlx::Error) -> (AnalysisFailureReason, String) {
                 .try_downcast_ref::<MySqlDatabaseError>()
                 .map(MySqlDatabaseError::number);
             match number {
+                // The cleartext gate could not reach the server.
+                Some(UNREACHABLE) => (
+                    AnalysisFailureReason::Unreachable,
+                    format!("the database cannot be reached: {}", database.message()),
+                ),
                 // Access denied (credentials, database, command, table).
                 Some(1044 | 1045 | 1142 | 1143 | 1227 | 1698) => (
                     AnalysisFailureReason::AccessDenied,
@@ -167,6 +172,13 @@ pub fn classify_sqlx(error: &sqlx::Error) -> (AnalysisFailureReason, String) {
 /// `connect` when the server was not reached.
 pub fn error_code(error: &sqlx::Error) -> String {
     match error {
+        sqlx::Error::Database(database)
+            if database
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .is_some_and(|e| e.number() == UNREACHABLE) =>
+        {
+            "connect".into()
+        }
         sqlx::Error::Database(database) => database
             .try_downcast_ref::<MySqlDatabaseError>()
             .map_or_else(

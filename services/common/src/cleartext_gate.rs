@@ -23,6 +23,14 @@ const CLEARTEXT_PLUGIN: &[u8] = b"mysql_clear_password";
 /// The largest greeting the gate reads (a real one is under 128 bytes).
 const MAX_GREETING: usize = 1024;
 
+/// The error number of a refused cleartext request (the client's "authentication plugin cannot
+/// be loaded").
+pub const REFUSED: u16 = 2059;
+
+/// The error number when the gate cannot reach the server (the client's "can't connect to
+/// server"): callers report it as a network failure, as they would without the gate.
+pub const UNREACHABLE: u16 = 2003;
+
 /// The error the driver reports when the server asks for the cleartext plugin.
 pub const REFUSAL: &str = "the server asked for the password in cleartext (mysql_clear_password); \
      refused: it is only sent over TLS with ssl-mode VERIFY_CA or VERIFY_IDENTITY";
@@ -91,9 +99,12 @@ pub fn gated_lazy_pool(
 async fn relay(mut client: TcpStream, (host, port): (String, u16)) {
     let mut server = match TcpStream::connect((host.as_str(), port)).await {
         Ok(server) => server,
-        // Dropping the client makes the driver report a closed connection.
         Err(error) => {
             debug!(%error, "cleartext gate: server unreachable");
+            let message = format!("can't connect to server on '{host}:{port}': {error}");
+            let _ = client
+                .write_all(&error_packet(0, UNREACHABLE, &message))
+                .await;
             return;
         }
     };
@@ -110,7 +121,9 @@ async fn relay(mut client: TcpStream, (host, port): (String, u16)) {
             port,
             "server asked for the cleartext auth plugin; refused"
         );
-        let _ = client.write_all(&refusal(greeting[3])).await;
+        let _ = client
+            .write_all(&error_packet(greeting[3], REFUSED, REFUSAL))
+            .await;
         return;
     }
     if client.write_all(&greeting).await.is_err() {
@@ -127,13 +140,13 @@ fn asks_for_cleartext(payload: &[u8]) -> bool {
         .any(|window| window == CLEARTEXT_PLUGIN)
 }
 
-/// An ERR packet (error 2059, "authentication plugin cannot be loaded") with the same sequence
-/// number as the greeting it replaces.
-fn refusal(sequence: u8) -> Vec<u8> {
+/// An ERR packet with a client-side error number (the 2000s are never sent by a server, so the
+/// driver's caller can tell the gate's answers from the server's).
+fn error_packet(sequence: u8, number: u16, message: &str) -> Vec<u8> {
     let mut payload = vec![0xff];
-    payload.extend_from_slice(&2059u16.to_le_bytes());
+    payload.extend_from_slice(&number.to_le_bytes());
     payload.extend_from_slice(b"#HY000");
-    payload.extend_from_slice(REFUSAL.as_bytes());
+    payload.extend_from_slice(message.as_bytes());
     let length = u32::try_from(payload.len()).unwrap_or(0).to_le_bytes();
     [vec![length[0], length[1], length[2], sequence], payload].concat()
 }

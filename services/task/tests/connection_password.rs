@@ -227,3 +227,27 @@ async fn no_probe_sends_a_password_in_clear() {
         }
     }
 }
+
+/// Behind the gate, an unreachable server is still a network failure with its reason.
+#[tokio::test]
+async fn an_unreachable_server_is_still_a_connect_error() {
+    let services = Services::start(TaskConfig::default()).await;
+    let mut admin = services.client("root", &["admin"]).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let response = admin
+        .test_connection(TestConnectionRequest {
+            target: Some(test_connection_request::Target::Spec(spec(closed, "pw"))),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(!response.ok);
+    assert_eq!(response.error_code, "connect", "{response:?}");
+    assert!(
+        response.error_message.to_lowercase().contains("refused"),
+        "{response:?}"
+    );
+}
