@@ -152,7 +152,11 @@ async fn moving_a_connection_needs_its_password_again() {
             host: Some("127.0.0.1".into()),
             port: Some(3306),
             replace_options: true,
-            options: [("ssl-mode".to_string(), "DISABLED".to_string())].into(),
+            options: [
+                ("ssl-mode".to_string(), "DISABLED".to_string()),
+                ("connect-timeout".to_string(), "5s".to_string()),
+            ]
+            .into(),
             ..update(&id)
         })
         .await

@@ -360,8 +360,8 @@ impl Connections {
 }
 
 /// The stored password may only ever go where it went when it was entered: an update that changes
-/// where or how it is sent (dialect, host, port, user, options: the TLS settings live there) must
-/// carry the password again. Otherwise an admin could point a stored connection at a server they
+/// where or how it is sent (dialect, host, port, user, options but `connect-timeout`: the TLS
+/// settings live there) must carry the password again. Otherwise an admin could point a stored connection at a server they
 /// control and read the password it is sent. Name and environment are labels and keep it. A field
 /// set to its current value is no change (a client that sends the whole form back is not refused).
 fn require_password_for_new_destination(
@@ -372,13 +372,17 @@ fn require_password_for_new_destination(
         return Ok(());
     }
     let changed = |field: &'static str, differs: bool| differs.then_some(field);
-    let options_differ = request.replace_options
-        && request
-            .options
-            .clone()
+    // `connect-timeout` only decides how long to wait; every other option (the TLS settings)
+    // decides how the password travels.
+    let sending = |options: BTreeMap<String, String>| {
+        options
             .into_iter()
+            .filter(|(key, _)| key != "connect-timeout")
             .collect::<BTreeMap<_, _>>()
-            != record.options;
+    };
+    let options_differ = request.replace_options
+        && sending(request.options.clone().into_iter().collect())
+            != sending(record.options.clone());
     let first = [
         changed(
             "dialect",
