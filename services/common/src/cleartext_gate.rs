@@ -6,7 +6,10 @@
 //! (a spoofed host, a man in the middle on plain TCP) could read it. The gate sits between the
 //! driver and the server, reads the server's greeting (always plain text, before any TLS), and
 //! answers the driver with an error instead when the greeting asks for the cleartext plugin.
-//! Everything after the greeting is relayed untouched (TLS included).
+//! Over plain text it also watches the rest of the authentication exchange and refuses a server
+//! that wants the password encrypted with a public key of its own (`caching_sha2_password` full
+//! authentication, `sha256_password`), which amounts to the same leak. Everything after that is
+//! relayed untouched (and a TLS session is opaque from its SSLRequest on).
 //!
 //! Only verified TLS (`VERIFY_CA`, `VERIFY_IDENTITY`) goes straight to the server: there the
 //! password can only reach the server whose certificate was checked, and a relay would break
@@ -30,6 +33,18 @@ pub const REFUSED: u16 = 2059;
 /// The error number when the gate cannot reach the server (the client's "can't connect to
 /// server"): callers report it as a network failure, as they would without the gate.
 pub const UNREACHABLE: u16 = 2003;
+
+/// The error number when the server wants the password under its own key in plain text (the
+/// client's "authentication requires secure connection").
+pub const INSECURE: u16 = 2061;
+
+/// The error the driver reports then.
+pub const INSECURE_REFUSAL: &str = "the server asked for the password encrypted with a key it \
+     sent over an unencrypted connection; refused: use ssl-mode VERIFY_CA or VERIFY_IDENTITY";
+
+/// The largest authentication packet the gate relays while it watches (a handshake response,
+/// an auth switch, a public key).
+const MAX_AUTH_PACKET: usize = 64 * 1024;
 
 /// The error the driver reports when the server asks for the cleartext plugin.
 pub const REFUSAL: &str = "the server asked for the password in cleartext (mysql_clear_password); \
@@ -129,7 +144,58 @@ async fn relay(mut client: TcpStream, (host, port): (String, u16)) {
     if client.write_all(&greeting).await.is_err() {
         return;
     }
+    if let Err(error) = watch_plaintext_auth(&mut client, &mut server).await {
+        debug!(%error, "cleartext gate: connection ended during authentication");
+        return;
+    }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}
+
+/// Relays the authentication exchange after the greeting. Over TLS (the client's first packet is
+/// an SSLRequest) it is opaque and passed on. In plain text, the server may not ask for "more
+/// data" beyond a fast-auth success: `caching_sha2_password`'s full authentication and
+/// `sha256_password` make the driver encrypt the password with a public key *the server sends*,
+/// which a server we did not choose can decrypt. Like the `mysql` client without
+/// `--get-server-public-key`, the gate refuses (error 2061). Ends after the server's OK or error.
+async fn watch_plaintext_auth(
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+) -> std::io::Result<()> {
+    let response = read_limited(client, MAX_AUTH_PACKET).await?;
+    server.write_all(&response).await?;
+    if is_ssl_request(&response[4..]) {
+        return Ok(());
+    }
+    loop {
+        let packet = read_limited(server, MAX_AUTH_PACKET).await?;
+        let payload = &packet[4..];
+        match payload.first() {
+            // More data, but only "fast authentication succeeded" (the OK follows).
+            Some(0x01) if payload == [0x01, 0x03] => client.write_all(&packet).await?,
+            Some(0x01) => {
+                warn!("server asked for the password under its own key over plain text; refused");
+                let refusal = error_packet(packet[3], INSECURE, INSECURE_REFUSAL);
+                client.write_all(&refusal).await?;
+                return Err(std::io::Error::other("refused"));
+            }
+            // An auth switch (sqlx refuses one to the cleartext plugin): the client answers.
+            Some(0xfe) => {
+                client.write_all(&packet).await?;
+                let answer = read_limited(client, MAX_AUTH_PACKET).await?;
+                server.write_all(&answer).await?;
+            }
+            // OK, error, or anything else: authentication is over.
+            _ => {
+                client.write_all(&packet).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// An SSLRequest: the 32-byte start of a HandshakeResponse with CLIENT_SSL set.
+fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32 && payload[1] & 0x08 != 0
 }
 
 /// Whether a greeting names the cleartext plugin anywhere (its plugin name field, or the nonce by
@@ -151,14 +217,19 @@ fn error_packet(sequence: u8, number: u16, message: &str) -> Vec<u8> {
     [vec![length[0], length[1], length[2], sequence], payload].concat()
 }
 
-/// One whole packet, header included.
+/// One whole greeting, header included.
 async fn read_packet(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    read_limited(stream, MAX_GREETING).await
+}
+
+/// One whole packet of at most `max` bytes, header included.
+async fn read_limited(stream: &mut TcpStream, max: usize) -> std::io::Result<Vec<u8>> {
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).await?;
     let length =
         usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-    if length > MAX_GREETING {
-        return Err(std::io::Error::other("greeting too long"));
+    if length > max {
+        return Err(std::io::Error::other("authentication packet too long"));
     }
     let mut packet = vec![0u8; 4 + length];
     packet[..4].copy_from_slice(&header);

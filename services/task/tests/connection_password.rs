@@ -182,6 +182,37 @@ async fn moving_a_connection_needs_its_password_again() {
     assert_eq!(moved.host, "db2.internal");
 }
 
+/// A server that wants the password under a key it sends, over plain text, never gets it: the
+/// probe does not even ask for the key.
+#[tokio::test]
+async fn no_probe_sends_a_password_under_the_servers_own_key() {
+    let services = Services::start(TaskConfig::default()).await;
+    let mut admin = services.client("root", &["admin"]).await;
+    let fake = FakeMySql::start(CleartextAsk::FullAuth).await;
+    let response = admin
+        .test_connection(TestConnectionRequest {
+            target: Some(test_connection_request::Target::Spec(spec(
+                fake.addr.port(),
+                PASSWORD,
+            ))),
+        })
+        .await
+        .expect("test")
+        .into_inner();
+    assert!(!response.ok, "{response:?}");
+    // Only the handshake response: no request for the public key followed.
+    assert_eq!(
+        fake.packets(),
+        1,
+        "the client went on: {:?}",
+        fake.received()
+    );
+    assert!(
+        response.error_message.contains("unencrypted"),
+        "{response:?}"
+    );
+}
+
 /// An admin who cannot move the stored password tries the next thing: a server of their own that
 /// asks for it in clear. The probe must refuse, with an error that says why.
 #[tokio::test]

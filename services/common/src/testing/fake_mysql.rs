@@ -17,12 +17,15 @@ pub enum CleartextAsk {
     AuthSwitch,
     /// Name `mysql_clear_password` in the greeting itself.
     Greeting,
+    /// Offer `caching_sha2_password`, then ask for full authentication over plain text: the
+    /// client would fetch the server's public key and send the password encrypted with it.
+    FullAuth,
 }
 
 /// A listening fake server; it serves every connection until dropped.
 pub struct FakeMySql {
     pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<u8>>>,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,7 +49,12 @@ impl FakeMySql {
 
     /// Every byte any client sent so far.
     pub fn received(&self) -> Vec<u8> {
-        self.received.lock().unwrap().clone()
+        self.received.lock().unwrap().concat()
+    }
+
+    /// How many packets clients sent so far.
+    pub fn packets(&self) -> usize {
+        self.received.lock().unwrap().len()
     }
 
     /// Whether `secret` appears anywhere in what clients sent.
@@ -63,10 +71,11 @@ impl Drop for FakeMySql {
     }
 }
 
-async fn serve(mut stream: TcpStream, ask: CleartextAsk, sink: Arc<Mutex<Vec<u8>>>) {
+async fn serve(mut stream: TcpStream, ask: CleartextAsk, sink: Arc<Mutex<Vec<Vec<u8>>>>) {
     let plugin: &[u8] = match ask {
         CleartextAsk::AuthSwitch => b"mysql_native_password",
         CleartextAsk::Greeting => b"mysql_clear_password",
+        CleartextAsk::FullAuth => b"caching_sha2_password",
     };
     if write_packet(&mut stream, 0, &greeting(plugin))
         .await
@@ -78,10 +87,14 @@ async fn serve(mut stream: TcpStream, ask: CleartextAsk, sink: Arc<Mutex<Vec<u8>
     if !record_packet(&mut stream, &sink).await {
         return;
     }
-    if let CleartextAsk::AuthSwitch = ask {
-        let mut switch = vec![0xfe];
-        switch.extend_from_slice(b"mysql_clear_password\0");
-        if write_packet(&mut stream, 2, &switch).await.is_err() {
+    let next: Option<Vec<u8>> = match ask {
+        CleartextAsk::AuthSwitch => Some([&[0xfe][..], b"mysql_clear_password\0"].concat()),
+        // "Perform full authentication": the client asks for the public key next.
+        CleartextAsk::FullAuth => Some(vec![0x01, 0x04]),
+        CleartextAsk::Greeting => None,
+    };
+    if let Some(next) = next {
+        if write_packet(&mut stream, 2, &next).await.is_err() {
             return;
         }
         if !record_packet(&mut stream, &sink).await {
@@ -123,7 +136,7 @@ async fn write_packet(stream: &mut TcpStream, sequence: u8, payload: &[u8]) -> s
 }
 
 /// Reads one packet (header and payload) into `sink`; false when the client is gone or silent.
-async fn record_packet(stream: &mut TcpStream, sink: &Mutex<Vec<u8>>) -> bool {
+async fn record_packet(stream: &mut TcpStream, sink: &Mutex<Vec<Vec<u8>>>) -> bool {
     let read = async {
         let mut header = [0u8; 4];
         stream.read_exact(&mut header).await?;
@@ -135,7 +148,7 @@ async fn record_packet(stream: &mut TcpStream, sink: &Mutex<Vec<u8>>) -> bool {
     };
     match tokio::time::timeout(Duration::from_secs(5), read).await {
         Ok(Ok(bytes)) => {
-            sink.lock().unwrap().extend_from_slice(&bytes);
+            sink.lock().unwrap().push(bytes);
             true
         }
         _ => false,
