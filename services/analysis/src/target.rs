@@ -195,10 +195,15 @@ mod tests {
 
     use super::*;
 
-    /// A server that asks for the password in clear, up front or by a switch, never gets it.
+    /// A server that asks for the password in clear (up front or by a switch) or under its own key
+    /// over plain text never gets it.
     #[tokio::test]
     async fn the_analysis_never_sends_a_password_in_clear() {
-        for ask in [CleartextAsk::Greeting, CleartextAsk::AuthSwitch] {
+        for ask in [
+            CleartextAsk::Greeting,
+            CleartextAsk::AuthSwitch,
+            CleartextAsk::FullAuth,
+        ] {
             let fake = FakeMySql::start(ask).await;
             let details = ConnectionDetails {
                 dialect: Dialect::Mariadb as i32,
@@ -226,7 +231,11 @@ mod tests {
                 !fake.saw("analysis-Secret-41"),
                 "{ask:?}: password sent in clear"
             );
-            assert!(error.to_string().contains("cleartext"), "{ask:?}: {error}");
+            let refused = ["cleartext", "unencrypted"];
+            assert!(
+                refused.iter().any(|why| error.to_string().contains(why)),
+                "{ask:?}: {error}"
+            );
             pool.close().await;
         }
     }
