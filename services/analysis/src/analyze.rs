@@ -34,7 +34,7 @@ pub async fn run(config: AnalysisConfig, request: AnalyzeRequest, out: Sender) {
             event: Some(Event::Summary(summary)),
         }),
         Err(AnalysisError::Target { reason, message }) => {
-            warn!(analysis_id = %analysis_id, ?reason, "analysis failed");
+            warn!(analysis_id = %shadowsync_common::logged::logged(&analysis_id), ?reason, "analysis failed");
             Ok(AnalyzeResponse {
                 event: Some(Event::Failure(AnalyzeFailure {
                     reason: reason as i32,

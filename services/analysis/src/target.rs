@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use shadowsync_common::cleartext_gate::{UNREACHABLE, gated_lazy_pool};
 use shadowsync_proto::common::v1::{AnalysisFailureReason, ConnectionDetails, Dialect};
 use shadowsync_schema::{IntrospectOptions, Introspector, SchemaError};
 use sqlx::mysql::{
@@ -78,12 +79,13 @@ pub fn connect(
     // Every connection runs under the executor's sql_mode: `SHOW CREATE TABLE` then prints what
     // the executor's guard and session read (`'it\'s'`, backticked names).
     let connect = shadowsync_schema::without_driver_sql_mode(connect);
-    let pool = shadowsync_schema::pinned_pool(MySqlPoolOptions::new())
+    let pool_options = shadowsync_schema::pinned_pool(MySqlPoolOptions::new())
         .max_connections(u32::try_from(options.parallelism.max(1)).unwrap_or(1))
         .acquire_timeout(timeout)
         // A ping before every acquire would be a hidden round trip per batch.
-        .test_before_acquire(false)
-        .connect_lazy_with(connect);
+        .test_before_acquire(false);
+    let pool = gated_lazy_pool(pool_options, connect)
+        .map_err(|e| AnalysisError::Internal(format!("cleartext gate: {e}")))?;
     let introspector = Introspector::with_pool(pool.clone(), options);
     Ok((pool, introspector))
 }
@@ -145,6 +147,11 @@ pub fn classify_sqlx(error: &sqlx::Error) -> (AnalysisFailureReason, String) {
                 .try_downcast_ref::<MySqlDatabaseError>()
                 .map(MySqlDatabaseError::number);
             match number {
+                // The cleartext gate could not reach the server.
+                Some(UNREACHABLE) => (
+                    AnalysisFailureReason::Unreachable,
+                    format!("the database cannot be reached: {}", database.message()),
+                ),
                 // Access denied (credentials, database, command, table).
                 Some(1044 | 1045 | 1142 | 1143 | 1227 | 1698) => (
                     AnalysisFailureReason::AccessDenied,
@@ -168,6 +175,13 @@ pub fn classify_sqlx(error: &sqlx::Error) -> (AnalysisFailureReason, String) {
 /// `connect` when the server was not reached.
 pub fn error_code(error: &sqlx::Error) -> String {
     match error {
+        sqlx::Error::Database(database)
+            if database
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .is_some_and(|e| e.number() == UNREACHABLE) =>
+        {
+            "connect".into()
+        }
         sqlx::Error::Database(database) => database
             .try_downcast_ref::<MySqlDatabaseError>()
             .map_or_else(
@@ -175,5 +189,57 @@ pub fn error_code(error: &sqlx::Error) -> String {
                 |e| e.number().to_string(),
             ),
         _ => "connect".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shadowsync_common::testing::{CleartextAsk, FakeMySql};
+
+    use super::*;
+
+    /// A server that asks for the password in clear (up front or by a switch) or under its own key
+    /// over plain text never gets it.
+    #[tokio::test]
+    async fn the_analysis_never_sends_a_password_in_clear() {
+        for ask in [
+            CleartextAsk::Greeting,
+            CleartextAsk::AuthSwitch,
+            CleartextAsk::FullAuth,
+        ] {
+            let fake = FakeMySql::start(ask).await;
+            let details = ConnectionDetails {
+                dialect: Dialect::Mariadb as i32,
+                host: fake.addr.ip().to_string(),
+                port: u32::from(fake.addr.port()),
+                username: "app".into(),
+                password: "analysis-Secret-41".into(),
+                options: [("ssl-mode".to_string(), "DISABLED".to_string())].into(),
+                ..Default::default()
+            };
+            let (pool, _) = connect(Some(&details), IntrospectOptions::default()).expect("pool");
+            let error = pool
+                .acquire()
+                .await
+                .expect_err("a cleartext server is refused");
+            // Through a switch the client gets as far as its first answer; a greeting that asks is
+            // refused before the client says anything.
+            if let CleartextAsk::AuthSwitch = ask {
+                assert!(
+                    !fake.received().is_empty(),
+                    "{ask:?}: the client never answered"
+                );
+            }
+            assert!(
+                !fake.saw("analysis-Secret-41"),
+                "{ask:?}: password sent in clear"
+            );
+            let refused = ["cleartext", "unencrypted"];
+            assert!(
+                refused.iter().any(|why| error.to_string().contains(why)),
+                "{ask:?}: {error}"
+            );
+            pool.close().await;
+        }
     }
 }

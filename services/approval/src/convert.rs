@@ -342,3 +342,147 @@ pub fn permission_to_proto(p: &Permission, now: Micros) -> pb::Permission {
         revoked_by: p.revoked_by.clone(),
     }
 }
+
+/// Every string an approval-service request carries, bounded before the use case sees it (issue
+/// 14): a longer value is INVALID_ARGUMENT naming the field. The bounds are
+/// `shadowsync_common::limits`' and are listed in `approval_service.proto`. The adapters check
+/// it when they identify the caller, so a request type without an impl does not compile there.
+pub mod bounds {
+    use shadowsync_common::error::ApiError;
+    use shadowsync_common::limits::{COMMENT, ID, NAME, PAGE_TOKEN, TEXT, bounded, each_bounded};
+    use shadowsync_proto::approval::v1 as pb;
+    use shadowsync_proto::common::v1::Actor;
+
+    /// A request whose string fields are within their bounds.
+    pub trait Bounded {
+        /// Fails with INVALID_ARGUMENT naming the first field past its bound.
+        fn bounded(&self) -> Result<(), ApiError>;
+    }
+
+    fn resource(r: Option<&pb::ResourceRef>, field: &str) -> Result<(), ApiError> {
+        let Some(r) = r else { return Ok(()) };
+        bounded(&r.r#type, &format!("{field}.type"), NAME)?;
+        bounded(&r.id, &format!("{field}.id"), ID)?;
+        bounded(&r.display_name, &format!("{field}.display_name"), NAME)
+    }
+
+    fn actor(a: Option<&Actor>, field: &str) -> Result<(), ApiError> {
+        let Some(a) = a else { return Ok(()) };
+        bounded(&a.subject, &format!("{field}.subject"), NAME)?;
+        bounded(&a.display_name, &format!("{field}.display_name"), NAME)?;
+        each_bounded(&a.roles, &format!("{field}.roles"), NAME)
+    }
+
+    fn template(t: Option<&pb::Template>) -> Result<(), ApiError> {
+        let Some(t) = t else { return Ok(()) };
+        bounded(&t.id, "template.id", ID)?;
+        bounded(&t.name, "template.name", NAME)?;
+        bounded(&t.description, "template.description", TEXT)?;
+        bounded(&t.creator, "template.creator", NAME)?;
+        if let Some(rule) = &t.match_rule {
+            let lists = [
+                (&rule.request_types, "request_types"),
+                (&rule.connection_ids, "connection_ids"),
+                (&rule.environments, "environments"),
+                (&rule.database_globs, "database_globs"),
+                (&rule.requester_roles, "requester_roles"),
+            ];
+            for (values, name) in lists {
+                each_bounded(values, &format!("template.match_rule.{name}"), NAME)?;
+            }
+        }
+        for (index, node) in t.nodes.iter().enumerate() {
+            let field = format!("template.nodes[{index}]");
+            bounded(&node.name, &format!("{field}.name"), NAME)?;
+            each_bounded(
+                &node.approver_users,
+                &format!("{field}.approver_users"),
+                NAME,
+            )?;
+            each_bounded(
+                &node.approver_roles,
+                &format!("{field}.approver_roles"),
+                NAME,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Each request type and the checks of its fields, as `field: bound` (strings) or
+    /// `field: [bound]` (repeated strings); `with f` adds a check of nested messages.
+    macro_rules! bounded_fields {
+        ($($request:ty { $($field:ident: $bound:tt),* $(; with $extra:expr)? })*) => {
+            $(impl Bounded for $request {
+                #[allow(unused_variables)]
+                fn bounded(&self) -> Result<(), ApiError> {
+                    $(bounded_fields!(@check self, $field, $bound);)*
+                    $(($extra)(self)?;)?
+                    Ok(())
+                }
+            })*
+        };
+        (@check $self:ident, $field:ident, [$bound:expr]) => {
+            each_bounded(&$self.$field, stringify!($field), $bound)?
+        };
+        (@check $self:ident, $field:ident, $bound:expr) => {
+            bounded(&$self.$field, stringify!($field), $bound)?
+        };
+    }
+
+    bounded_fields! {
+        pb::CreateTemplateRequest { request_id: ID; with |r: &Self| template(r.template.as_ref()) }
+        pb::UpdateTemplateRequest { request_id: ID; with |r: &Self| template(r.template.as_ref()) }
+        pb::GetTemplateRequest { template_id: ID }
+        pb::DeleteTemplateRequest { template_id: ID }
+        pb::ListTemplatesRequest { page_token: PAGE_TOKEN }
+        pb::GetPriorityRequest {}
+        pb::SetPriorityRequest { template_ids: [ID] }
+        pb::SubmitApprovalRequest {
+            request_type: NAME, payload_summary: TEXT, payload_sha256: ID, request_id: ID;
+            with |r: &Self| -> Result<(), ApiError> {
+                resource(r.resource.as_ref(), "resource")?;
+                actor(r.on_behalf_of.as_ref(), "on_behalf_of")?;
+                let Some(a) = &r.attributes else { return Ok(()) };
+                bounded(&a.connection_id, "attributes.connection_id", ID)?;
+                bounded(&a.environment, "attributes.environment", NAME)?;
+                bounded(&a.database, "attributes.database", NAME)?;
+                for (key, value) in &a.extra {
+                    bounded(key, "attributes.extra", NAME)?;
+                    bounded(value, &format!("attributes.extra.{key}"), NAME)?;
+                }
+                Ok(())
+            }
+        }
+        pb::ApproveRequest { approval_id: ID, comment: COMMENT, request_id: ID }
+        pb::RejectRequest { approval_id: ID, comment: COMMENT, request_id: ID }
+        pb::CancelApprovalRequest { approval_id: ID, reason: TEXT, request_id: ID }
+        pb::GetApprovalRequest {;
+            with |r: &Self| match &r.key {
+                Some(pb::get_approval_request::Key::ApprovalId(id)) => {
+                    bounded(id, "approval_id", ID)
+                }
+                Some(pb::get_approval_request::Key::Resource(lookup)) => {
+                    bounded(&lookup.request_type, "resource.request_type", NAME)?;
+                    resource(lookup.resource.as_ref(), "resource.resource")
+                }
+                None => Ok(()),
+            }
+        }
+        pb::ListApprovalsRequest { request_types: [NAME], page_token: PAGE_TOKEN }
+        pb::WatchApprovalRequest { approval_id: ID }
+        pb::ApplyPermissionRequest {
+            task_type: NAME, connection_id: ID, database: NAME, reason: TEXT, request_id: ID
+        }
+        pb::GrantPermissionRequest {
+            user: NAME, task_type: NAME, connection_id: ID, database: NAME, reason: TEXT,
+            request_id: ID
+        }
+        pb::RevokePermissionRequest { permission_id: ID, reason: TEXT }
+        pb::ListPermissionsRequest {
+            user: NAME, connection_id: ID, task_type: NAME, page_token: PAGE_TOKEN
+        }
+        pb::CheckPermissionRequest {
+            user: NAME, task_type: NAME, connection_id: ID, database: NAME, roles: [NAME]
+        }
+    }
+}

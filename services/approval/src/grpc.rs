@@ -10,6 +10,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::ApprovalApi;
+use crate::convert::bounds::Bounded;
 use crate::convert::permission_to_proto;
 use crate::model::Person;
 use crate::service::queries::view;
@@ -17,8 +18,11 @@ use crate::service::{Service, person};
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn caller<T>(request: &Request<T>) -> Result<Person, Status> {
-    Identity::of(request).map(person)
+/// The caller, once its request's strings are within their bounds (`convert::bounds`).
+fn caller<T: Bounded>(request: &Request<T>) -> Result<Person, Status> {
+    let person = Identity::of(request).map(person)?;
+    request.get_ref().bounded()?;
+    Ok(person)
 }
 
 /// How often a watch re-reads the store, to see changes made by other replicas.

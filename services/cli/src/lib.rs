@@ -147,7 +147,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             // The plan is rendered whole before anything is printed, so a failure leaves no
             // partial output on stdout.
             let mut buffer = Vec::new();
-            shadowsync_schema::cli::run_plan(&args, password, &mut buffer).await?;
+            // Through the cleartext gate: the password never goes out in clear.
+            shadowsync_schema::cli::run_plan_with(
+                &args,
+                password,
+                shadowsync_common::cleartext_gate::gated_lazy_pool,
+                &mut buffer,
+            )
+            .await?;
             output::write_all(&mut stdout, &buffer)?;
             Ok(ExitCode::SUCCESS)
         }

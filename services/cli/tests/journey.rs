@@ -261,3 +261,29 @@ fn plan_prints_only_the_change_sql_and_fails_cleanly() {
     assert!(!both.status.success());
     mariadb(&format!("DROP DATABASE `{database}`"));
 }
+
+/// `shadowctl plan` never sends the password in clear, even to a server that asks for it.
+#[test]
+fn plan_never_sends_the_password_in_clear() {
+    use shadowsync_common::testing::{CleartextAsk, FakeMySql};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for ask in [CleartextAsk::Greeting, CleartextAsk::AuthSwitch] {
+        let fake = runtime.block_on(FakeMySql::start(ask));
+        let nowhere = tempfile::tempdir().expect("tempdir");
+        let url = format!("mysql://app@127.0.0.1:{}", fake.addr.port());
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shadowctl"))
+            .arg("--data-dir")
+            .arg(nowhere.path())
+            .args(["plan", "--url", &url, "--database", "shop"])
+            .env("SHADOWSYNC_DB_PASSWORD", "plan-Secret-77")
+            .output()
+            .expect("run shadowctl");
+        assert!(!output.status.success(), "{ask:?}");
+        assert!(
+            !fake.saw("plan-Secret-77"),
+            "{ask:?}: password sent in clear"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cleartext"), "{ask:?}: {stderr}");
+    }
+}

@@ -11,9 +11,11 @@ use tonic::transport::{
     Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity, Server,
     ServerTlsConfig,
 };
+use tower::layer::util::{Identity, Stack};
 
 use crate::auth::{BearerToken, ServiceCredentials};
 use crate::config::TlsConfig;
+use crate::grpc_body::InvalidBodyLayer;
 use crate::secret::Secret;
 
 /// Why a server or client could not be set up.
@@ -45,13 +47,21 @@ fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, GrpcError> {
     })
 }
 
-/// A server builder, with TLS (and client-certificate checks) when configured.
+/// Every shadowsync server: tonic's, with [`InvalidBodyLayer`] around its routes.
+pub type ShadowServer = Server<Stack<InvalidBodyLayer, Identity>>;
+
+/// The routes of a [`ShadowServer`], ready for [`serve`].
+pub type ShadowRouter = tonic::transport::server::Router<Stack<InvalidBodyLayer, Identity>>;
+
+/// A server builder, with TLS (and client-certificate checks) when configured, that answers an
+/// undecodable request with `INVALID_ARGUMENT`.
 ///
 /// Fails when a certificate, key or CA file cannot be read or is not valid PEM.
-pub fn server_builder(tls: Option<&TlsConfig>) -> Result<Server, GrpcError> {
+pub fn server_builder(tls: Option<&TlsConfig>) -> Result<ShadowServer, GrpcError> {
     let builder = Server::builder()
         .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(InvalidBodyLayer);
     let Some(tls) = tls else {
         return Ok(builder);
     };
@@ -103,7 +113,7 @@ pub fn reflection(
 ///
 /// Fails if the transport fails while serving.
 pub async fn serve(
-    router: tonic::transport::server::Router,
+    router: ShadowRouter,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GrpcError> {

@@ -14,6 +14,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::LogFormat;
+use crate::log_line::OneLinePerEvent;
 
 /// What [`init`] needs; a subset of the process configuration.
 #[derive(Debug, Clone)]
@@ -67,14 +68,16 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     let filter = EnvFilter::try_new(&config.log_filter)
         .map_err(|e| TelemetryError::Filter(e.to_string()))?;
     let fmt_layer = match config.log_format {
+        // One event, one line, whatever a field holds (see `log_line`).
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_writer(OneLinePerEvent(std::io::stderr))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_writer(std::io::stderr)
+            .with_writer(OneLinePerEvent(std::io::stderr))
             .boxed(),
     };
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 use crate::catalog::SyncRange;
 use crate::error::{Result, SchemaError};
@@ -96,6 +96,22 @@ pub async fn run_plan(
     env_password: Option<String>,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
+    let open: PoolOpener = |pool, connect| Ok(pool.connect_lazy_with(connect));
+    run_plan_with(args, env_password, open, out).await
+}
+
+/// How [`run_plan_with`] opens its pool on the server (`shadowctl` passes one that refuses to
+/// send the password in clear; the engine itself does not know about that gate).
+pub type PoolOpener = fn(MySqlPoolOptions, MySqlConnectOptions) -> std::io::Result<MySqlPool>;
+
+/// [`run_plan`] with the pool opened by `open`. Fails as [`run_plan`] does, and when `open`
+/// fails.
+pub async fn run_plan_with(
+    args: &PlanArgs,
+    env_password: Option<String>,
+    open: PoolOpener,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     let naming = args.naming()?;
     if args.database.is_empty() {
         return Err(SchemaError::InvalidArgument {
@@ -106,11 +122,13 @@ pub async fn run_plan(
     let connect = args.connect_options(env_password)?;
     let options = IntrospectOptions::default();
     // The executor's sql_mode, so the printed plan is what the executor's guard reads.
-    let pool = crate::session::pinned_pool(MySqlPoolOptions::new())
-        .max_connections(options.parallelism as u32)
-        .acquire_timeout(Duration::from_secs(10))
-        .test_before_acquire(false)
-        .connect_lazy_with(crate::session::without_driver_sql_mode(connect));
+    let pool = open(
+        crate::session::pinned_pool(MySqlPoolOptions::new())
+            .max_connections(options.parallelism as u32)
+            .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false),
+        crate::session::without_driver_sql_mode(connect),
+    )?;
     let introspector = Introspector::with_pool(pool.clone(), options);
     let range = if args.tables.is_empty() {
         SyncRange::All

@@ -7,6 +7,7 @@ use shadowsync_proto::task::v1::*;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::limits::Bounded as _;
 use crate::{TaskApi, actor};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -17,6 +18,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<GetIdentityRequest>,
     ) -> Reply<GetIdentityResponse> {
+        request.get_ref().bounded()?;
         let identity = Identity::of(&request)?;
         Ok(Response::new(GetIdentityResponse {
             caller: Some(actor(identity)),
@@ -32,6 +34,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<CreateConnectionRequest>,
     ) -> Reply<CreateConnectionResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let request = request.into_inner();
         let connection = self
@@ -48,6 +51,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListConnectionsRequest>,
     ) -> Reply<ListConnectionsResponse> {
+        request.get_ref().bounded()?;
         Identity::of(&request)?;
         Ok(Response::new(
             self.core()?.connections.list(request.get_ref()).await?,
@@ -58,6 +62,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<GetConnectionRequest>,
     ) -> Reply<GetConnectionResponse> {
+        request.get_ref().bounded()?;
         Identity::of(&request)?;
         let connection = self
             .core()?
@@ -73,6 +78,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<UpdateConnectionRequest>,
     ) -> Reply<UpdateConnectionResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let connection = self
             .core()?
@@ -88,6 +94,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<DeleteConnectionRequest>,
     ) -> Reply<DeleteConnectionResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         self.core()?
             .connections
@@ -100,6 +107,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<TestConnectionRequest>,
     ) -> Reply<TestConnectionResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         Ok(Response::new(
             self.core()?
@@ -113,6 +121,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListDatabasesRequest>,
     ) -> Reply<ListDatabasesResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -123,6 +132,7 @@ impl TaskService for TaskApi {
     }
 
     async fn list_tables(&self, request: Request<ListTablesRequest>) -> Reply<ListTablesResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -136,6 +146,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<StartAnalysisRequest>,
     ) -> Reply<StartAnalysisResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let analysis = self
             .core()?
@@ -151,6 +162,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<GetAnalysisRequest>,
     ) -> Reply<GetAnalysisResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?.analyses.get(caller, request.get_ref()).await?,
@@ -161,6 +173,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<GetAnalysisTableRequest>,
     ) -> Reply<GetAnalysisTableResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -174,6 +187,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<SetTablesSkippedRequest>,
     ) -> Reply<SetTablesSkippedResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -187,6 +201,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<GetSqlPreviewRequest>,
     ) -> Reply<GetSqlPreviewResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -200,6 +215,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<RetryAnalysisRequest>,
     ) -> Reply<RetryAnalysisResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         let analysis = self
             .core()?
@@ -212,6 +228,7 @@ impl TaskService for TaskApi {
     }
 
     async fn submit_task(&self, request: Request<SubmitTaskRequest>) -> Reply<SubmitTaskResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let task = self
             .core()?
@@ -222,6 +239,7 @@ impl TaskService for TaskApi {
     }
 
     async fn list_tasks(&self, request: Request<ListTasksRequest>) -> Reply<ListTasksResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?.tasks.list(caller, request.get_ref()).await?,
@@ -229,6 +247,7 @@ impl TaskService for TaskApi {
     }
 
     async fn get_task(&self, request: Request<GetTaskRequest>) -> Reply<GetTaskResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -242,6 +261,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListTaskTablesRequest>,
     ) -> Reply<ListTaskTablesResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -255,6 +275,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListTaskStatementsRequest>,
     ) -> Reply<ListTaskStatementsResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -268,6 +289,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListTaskTimelineRequest>,
     ) -> Reply<ListTaskTimelineResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -278,6 +300,7 @@ impl TaskService for TaskApi {
     }
 
     async fn abort_task(&self, request: Request<AbortTaskRequest>) -> Reply<AbortTaskResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         let request_ref = request.get_ref();
         let task = self
@@ -292,6 +315,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ApproveTaskRequest>,
     ) -> Reply<ApproveTaskResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let authorization = request.metadata().get("authorization").cloned();
         let request = request.into_inner();
@@ -311,6 +335,7 @@ impl TaskService for TaskApi {
     }
 
     async fn reject_task(&self, request: Request<RejectTaskRequest>) -> Reply<RejectTaskResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let authorization = request.metadata().get("authorization").cloned();
         let request = request.into_inner();
@@ -333,6 +358,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<InitiateAgainRequest>,
     ) -> Reply<InitiateAgainResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let analysis = self
             .core()?
@@ -348,6 +374,7 @@ impl TaskService for TaskApi {
         &self,
         request: Request<ListTaskLogsRequest>,
     ) -> Reply<ListTaskLogsResponse> {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?;
         Ok(Response::new(
             self.core()?
@@ -365,6 +392,7 @@ impl TaskService for TaskApi {
             Box<dyn tokio_stream::Stream<Item = Result<DownloadTaskLogsResponse, Status>> + Send>,
         >,
     > {
+        request.get_ref().bounded()?;
         let caller = Identity::of(&request)?.clone();
         let receiver = self
             .core()?
@@ -388,6 +416,7 @@ impl TaskExecutionService for TaskApi {
         &self,
         request: Request<ClaimExecutionRequest>,
     ) -> Reply<ClaimExecutionResponse> {
+        request.get_ref().bounded()?;
         let caller = executor(&request)?;
         Ok(Response::new(
             self.core()?
@@ -401,6 +430,7 @@ impl TaskExecutionService for TaskApi {
         &self,
         request: Request<GetExecutionPlanRequest>,
     ) -> Reply<GetExecutionPlanResponse> {
+        request.get_ref().bounded()?;
         executor(&request)?;
         Ok(Response::new(
             self.core()?
@@ -411,6 +441,7 @@ impl TaskExecutionService for TaskApi {
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        request.get_ref().bounded()?;
         executor(&request)?;
         Ok(Response::new(
             self.core()?.tasks.heartbeat(request.into_inner()).await?,
@@ -421,6 +452,7 @@ impl TaskExecutionService for TaskApi {
         &self,
         request: Request<ReportTableResultRequest>,
     ) -> Reply<ReportTableResultResponse> {
+        request.get_ref().bounded()?;
         executor(&request)?;
         Ok(Response::new(
             self.core()?
@@ -431,6 +463,7 @@ impl TaskExecutionService for TaskApi {
     }
 
     async fn append_logs(&self, request: Request<AppendLogsRequest>) -> Reply<AppendLogsResponse> {
+        request.get_ref().bounded()?;
         executor(&request)?;
         Ok(Response::new(
             self.core()?.tasks.append_logs(request.into_inner()).await?,
@@ -441,6 +474,7 @@ impl TaskExecutionService for TaskApi {
         &self,
         request: Request<CompleteExecutionRequest>,
     ) -> Reply<CompleteExecutionResponse> {
+        request.get_ref().bounded()?;
         let caller = executor(&request)?;
         Ok(Response::new(
             self.core()?

@@ -28,6 +28,7 @@ pub mod error;
 pub mod execution;
 pub mod grpc;
 pub mod idempotency;
+pub mod limits;
 pub mod page;
 pub mod peers;
 pub mod store;

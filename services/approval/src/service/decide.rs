@@ -2,6 +2,7 @@
 //! inside one transaction with its node states, decisions and events.
 
 use shadowsync_common::clock::Micros;
+use shadowsync_common::logged::logged;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
@@ -21,7 +22,7 @@ impl Service {
     /// `Approve` / `Reject` by `person`.
     ///
     /// Fails as [`check_may_decide`] does, and with `InvalidArgument` for an over-long comment.
-    #[tracing::instrument(skip_all, fields(approver = %person.subject, approval_id = %approval_id, approve), err(Display))]
+    #[tracing::instrument(skip_all, fields(approver = %logged(&person.subject), approval_id = %logged(approval_id), approve), err(Display, level = "info"))]
     pub async fn decide(
         &self,
         person: &Person,
@@ -164,7 +165,7 @@ impl Service {
     /// cancelled request again succeeds without change.
     ///
     /// Fails with `PermissionDenied` for anyone else, `FailedPrecondition` when already final.
-    #[tracing::instrument(skip_all, fields(by = %person.subject, approval_id = %approval_id), err(Display))]
+    #[tracing::instrument(skip_all, fields(by = %logged(&person.subject), approval_id = %logged(approval_id)), err(Display, level = "info"))]
     pub async fn cancel(
         &self,
         person: &Person,

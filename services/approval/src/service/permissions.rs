@@ -2,6 +2,7 @@
 
 use shadowsync_common::auth::ServiceIdentity;
 use shadowsync_common::clock::Micros;
+use shadowsync_common::logged::logged;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
@@ -29,7 +30,7 @@ impl Service {
     /// database and the caller's roles.
     ///
     /// Fails with `InvalidArgument` for a missing field.
-    #[tracing::instrument(skip_all, fields(caller = %person.subject), err(Display))]
+    #[tracing::instrument(skip_all, fields(caller = %logged(&person.subject)), err(Display, level = "info"))]
     pub async fn apply_permission(
         &self,
         person: &Person,
@@ -116,7 +117,7 @@ impl Service {
     /// `GrantPermission` (admin).
     ///
     /// Fails with `PermissionDenied` for others, `InvalidArgument` for a missing field.
-    #[tracing::instrument(skip_all, fields(admin = %admin.subject, user = %r.user), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&admin.subject), user = %logged(&r.user)), err(Display, level = "info"))]
     pub async fn grant(&self, admin: &Person, r: pb::GrantPermissionRequest) -> Result<Permission> {
         if !admin.has_role(names::ROLE_ADMIN) {
             return Err(ApprovalError::PermissionDenied(
@@ -190,7 +191,7 @@ impl Service {
     /// `RevokePermission` (admin).
     ///
     /// Fails with `NotFound`, `FailedPrecondition` when already revoked, `PermissionDenied`.
-    #[tracing::instrument(skip_all, fields(admin = %admin.subject, permission_id = %id), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&admin.subject), permission_id = %logged(&id)), err(Display, level = "info"))]
     pub async fn revoke(&self, admin: &Person, id: &str, reason: &str) -> Result<Permission> {
         if !admin.has_role(names::ROLE_ADMIN) {
             return Err(ApprovalError::PermissionDenied(

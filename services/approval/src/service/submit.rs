@@ -3,6 +3,7 @@
 
 use shadowsync_common::auth::ServiceIdentity;
 use shadowsync_common::clock::{Micros, from_timestamp};
+use shadowsync_common::logged::logged;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
@@ -64,7 +65,7 @@ impl Service {
     /// Fails with `PermissionDenied` when the caller may not submit this type (only `svc:task`
     /// submits `shadow_table_sync`; `permission_apply` only through `ApplyPermission`), and
     /// `InvalidArgument` for malformed input.
-    #[tracing::instrument(skip_all, fields(caller = %caller.subject, request_type = %request.request_type), err(Display))]
+    #[tracing::instrument(skip_all, fields(caller = %logged(&caller.subject), request_type = %logged(&request.request_type)), err(Display, level = "info"))]
     pub async fn submit(
         &self,
         caller: &Person,

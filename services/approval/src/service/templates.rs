@@ -1,5 +1,6 @@
 //! Template administration and the priority order (admin only).
 
+use shadowsync_common::logged::logged;
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
@@ -59,7 +60,7 @@ impl Service {
     /// `CreateTemplate`: validated, placed just before the builtin in the priority order.
     ///
     /// Fails with `InvalidArgument` (including a duplicate name) or `PermissionDenied`.
-    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&person.subject)), err(Display, level = "info"))]
     pub async fn create_template(
         &self,
         person: &Person,
@@ -170,7 +171,7 @@ impl Service {
     /// stays enabled.
     ///
     /// Fails with `FailedPrecondition` for a stale version or disabling the builtin.
-    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&person.subject)), err(Display, level = "info"))]
     pub async fn update_template(
         &self,
         person: &Person,
@@ -239,7 +240,7 @@ impl Service {
     /// `DeleteTemplate` at `expected_version`; it leaves the priority order.
     ///
     /// Fails with `FailedPrecondition` for the builtin or a stale version.
-    #[tracing::instrument(skip_all, fields(admin = %person.subject, template_id = %id), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&person.subject), template_id = %logged(&id)), err(Display, level = "info"))]
     pub async fn delete_template(
         &self,
         person: &Person,
@@ -296,7 +297,7 @@ impl Service {
     ///
     /// Fails with `FailedPrecondition` for a stale version, a partial list or an unknown id,
     /// `InvalidArgument` for a duplicate or a builtin that is not last.
-    #[tracing::instrument(skip_all, fields(admin = %person.subject), err(Display))]
+    #[tracing::instrument(skip_all, fields(admin = %logged(&person.subject)), err(Display, level = "info"))]
     pub async fn set_priority(
         &self,
         person: &Person,

@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod db;
+pub mod fake_mysql;
 pub mod mariadb;
 pub mod proxy;
 
 pub use db::TestDatabase;
+pub use fake_mysql::{CleartextAsk, FakeMySql};
 pub use mariadb::MariaDb;
 pub use proxy::TcpProxy;

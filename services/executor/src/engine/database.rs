@@ -6,7 +6,10 @@
 //! read them the same way.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use shadowsync_common::cleartext_gate::CleartextGate;
 
 use shadowsync_schema::{
     IntrospectOptions, Introspector, TableObservation, pin_session, pinned_pool,
@@ -80,6 +83,9 @@ pub struct TargetDatabase {
     introspector: Introspector,
     options: MySqlConnectOptions,
     timeout: Duration,
+    /// Every connection (the DDL sessions', the introspector's) goes through it, so a server
+    /// asking for the password in clear never gets it; it lives as long as any session does.
+    _gate: Arc<Option<CleartextGate>>,
 }
 
 impl std::fmt::Debug for TargetDatabase {
@@ -119,6 +125,8 @@ impl TargetDatabase {
                 other => return Err(format!("unknown connection option `{other}`")),
             }
         }
+        let (options, gate) = CleartextGate::protect(options)
+            .map_err(|error| format!("cannot open the cleartext gate: {error}"))?;
         let connection = open(&options, timeout).await?;
         // A target that went away must fail a read as soon as a connection attempt would, not
         // after the pool's default 30 s of retries: the run then stops and hands the task on.
@@ -140,6 +148,7 @@ impl TargetDatabase {
             introspector,
             options,
             timeout,
+            _gate: Arc::new(gate),
         })
     }
 
@@ -152,6 +161,7 @@ impl TargetDatabase {
             introspector: self.introspector.clone(),
             options: self.options.clone(),
             timeout: self.timeout,
+            _gate: Arc::clone(&self._gate),
         })
     }
 
@@ -226,5 +236,41 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(matches!(ssl_mode("required"), Ok(MySqlSslMode::Required)));
         assert!(ssl_mode("sometimes").is_err());
+    }
+
+    /// A server that asks for the password in clear (up front or by a switch), or under its own
+    /// key over plain text, never gets it from an executor: the connection fails instead.
+    #[tokio::test]
+    async fn the_executor_never_sends_a_password_in_clear() {
+        use shadowsync_common::secret::Secret;
+        use shadowsync_common::testing::fake_mysql::{CleartextAsk, FakeMySql};
+        for ask in [
+            CleartextAsk::Greeting,
+            CleartextAsk::AuthSwitch,
+            CleartextAsk::FullAuth,
+        ] {
+            let fake = FakeMySql::start(ask).await;
+            let target = DatabaseTarget {
+                host: fake.addr.ip().to_string(),
+                port: fake.addr.port(),
+                username: "app".into(),
+                password: Secret::new("executor-Secret-17".into()),
+                database: "shop".into(),
+                options: [("ssl-mode".to_string(), "DISABLED".to_string())].into(),
+            };
+            let error = TargetDatabase::connect(&target)
+                .await
+                .expect_err("a server asking for the password in clear is refused");
+            assert!(
+                !fake.saw("executor-Secret-17"),
+                "{ask:?}: password sent in clear"
+            );
+            assert!(
+                ["cleartext", "unencrypted"]
+                    .iter()
+                    .any(|why| error.contains(why)),
+                "{ask:?}: {error}"
+            );
+        }
     }
 }

@@ -13,6 +13,13 @@ use crate::backend::{BackendError, ExecutionBackend, LeaseRef, LogEntry};
 
 /// Lines per `AppendLogs` call (the service accepts at most 1,000).
 const BATCH: usize = 500;
+/// Pauses before each try of [`TaskLog::flush_durably`]: about 5 s before it gives up.
+const DURABLE_RETRY_PAUSES: &[std::time::Duration] = &[
+    std::time::Duration::ZERO,
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(4),
+];
 /// Longer messages are cut (the service accepts at most 64 KiB).
 const MAX_MESSAGE_BYTES: usize = 60 * 1024;
 
@@ -94,6 +101,27 @@ impl TaskLog {
     /// Appends what is buffered. Lines that could not be sent stay buffered for the next flush
     /// unless the lease is lost (then nothing more may be written).
     pub async fn flush(&self) -> Result<(), BackendError> {
+        self.send().await.map(|_| ())
+    }
+
+    /// Appends what is buffered and fails unless every line reached the task service, retrying
+    /// a refused append a few times first. For a line that must be durable before the executor
+    /// acts (a statement's start: if the executor dies mid-statement, the log still says what
+    /// was running).
+    pub async fn flush_durably(&self) -> Result<(), BackendError> {
+        let mut last = None;
+        for pause in DURABLE_RETRY_PAUSES {
+            tokio::time::sleep(*pause).await;
+            match self.send().await? {
+                None => return Ok(()),
+                Some(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| BackendError::Unavailable("task log not appended".into())))
+    }
+
+    /// Sends the buffer; `Ok(Some(error))` when an append failed and lines remain buffered.
+    async fn send(&self) -> Result<Option<BackendError>, BackendError> {
         let _sending = self.sending.lock().await;
         loop {
             let batch: Vec<LogEntry> = {
@@ -101,7 +129,7 @@ impl TaskLog {
                 buffer.pending[..buffer.pending.len().min(BATCH)].to_vec()
             };
             if batch.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             match self.backend.append_logs(&self.lease, &batch).await {
                 Ok(()) => {
@@ -110,7 +138,7 @@ impl TaskLog {
                 Err(BackendError::LeaseLost) => return Err(BackendError::LeaseLost),
                 Err(error) => {
                     tracing::warn!(task_id = self.lease.task_id, %error, "task log not appended yet");
-                    return Ok(());
+                    return Ok(Some(error));
                 }
             }
         }

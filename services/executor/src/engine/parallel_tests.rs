@@ -440,3 +440,31 @@ async fn a_connection_cut_in_one_lane_interrupts_the_run_and_the_next_attempt_fi
     }
     h.db.drop_database().await;
 }
+
+/// A statement's start is in the task service's log while the statement still runs (issue 14):
+/// an executor that dies mid-statement leaves a log that says what was running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_start_is_durable_before_the_statement_runs() {
+    let h = Harness::new(
+        "CREATE TABLE a (id int PRIMARY KEY, v int); CREATE TABLE _test_a (id int PRIMARY KEY);",
+    )
+    .await;
+    let plan = h.db.plan().await;
+    h.add(ErrorStrategy::Abort, plan);
+    let reader = Reader::hold(&h, "_test_a").await;
+    let check = async {
+        wait_until(
+            "the held statement's start reaches the task service",
+            || has_line(&h, "statement 1/1 started"),
+        )
+        .await;
+        // Still held: the line arrived before the statement ended, not with its result.
+        assert_eq!(h.status("a"), Some(Running));
+        assert!(!has_line(&h, "statement 1/1 finished"), "{:#?}", h.logs());
+        reader.release().await;
+    };
+    let (end, ()) = tokio::join!(h.run(1, "executor-a"), check);
+    assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
+    assert_logged(&h, "statement 1/1 finished");
+    h.db.drop_database().await;
+}

@@ -4,7 +4,7 @@
 
 use shadowsync_proto::task::v1::{ErrorStrategy, TableExecutionStatus};
 
-use crate::backend::TableReport;
+use crate::backend::{BackendError, TableReport};
 use crate::guard::GUARD_REFUSED_CODE;
 
 use super::calls::call;
@@ -113,6 +113,12 @@ impl Lane<'_> {
             &name,
             format!("statement {position}/{count} started: {sql}"),
         );
+        // Durable before the statement is sent: if this executor dies mid-statement, the task
+        // log still says what was running. Nothing is sent while the log cannot record it.
+        run.log.flush_durably().await.map_err(|error| match error {
+            BackendError::LeaseLost => Stop::LeaseLost,
+            other => Stop::Interrupted(format!("the task log cannot be written: {other}")),
+        })?;
         let started = std::time::Instant::now();
         match self.database.run(&sql).await {
             Ok(duration) => {

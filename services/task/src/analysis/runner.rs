@@ -9,6 +9,7 @@
 //!   retryable), picks up PENDING analyses no runner claimed (a replica died between accepting
 //!   and claiming), and expires unsubmitted analyses past their retention.
 
+use shadowsync_common::logged::logged;
 use std::sync::Arc;
 
 use shadowsync_common::clock::{Clock, micros};
@@ -149,7 +150,7 @@ impl Runner {
                 failure(AnalysisFailureReason::Internal, "internal error; retry")
             }
         };
-        warn!(analysis_id = %id, reason = failed.reason, message = %failed.message, "analysis failed");
+        warn!(analysis_id = %id, reason = failed.reason, message = %logged(&failed.message), "analysis failed");
         if let Err(e) = inner
             .store
             .fail_analysis(id, Some(&owner), &failed, inner.clock.now())

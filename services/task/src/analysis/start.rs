@@ -3,6 +3,7 @@
 
 use shadowsync_common::auth::Identity;
 use shadowsync_common::clock::micros;
+use shadowsync_common::logged::logged;
 use shadowsync_proto::analysis::v1::ListTablesRequest;
 use shadowsync_proto::common::v1::{ConnectionDetails, ShadowNamingMode, SyncRange};
 use shadowsync_proto::task::v1::{Analysis, StartAnalysisRequest};
@@ -63,7 +64,7 @@ impl Analyses {
 
     /// [`Analyses::start`] for Initiate Again: the new analysis names the one it follows and
     /// plans `origin.skips` as skipped from the start (names no longer found are ignored).
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), connection_id = %logged(&request.connection_id)), err(Display, level = "info"))]
     pub async fn start_from(
         &self,
         caller: &Identity,

@@ -5,6 +5,8 @@
 mod probe;
 pub mod spec;
 
+use shadowsync_common::logged::logged;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use shadowsync_common::auth::Identity;
@@ -107,7 +109,7 @@ impl Connections {
     /// Registers a connection (admin only).
     ///
     /// Fails with PERMISSION_DENIED, INVALID_ARGUMENT naming the field, ALREADY_EXISTS.
-    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject)), err(Display, level = "info"))]
     pub async fn create(
         &self,
         caller: &Identity,
@@ -138,7 +140,7 @@ impl Connections {
             }
             return Err(write_error(error));
         }
-        info!(connection_id = %record.id, name = %record.name, "connection created");
+        info!(connection_id = %record.id, name = %logged(&record.name), "connection created");
         Ok(view(&record))
     }
 
@@ -182,7 +184,7 @@ impl Connections {
     /// removed.
     ///
     /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT, ALREADY_EXISTS.
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %request.connection_id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), connection_id = %logged(&request.connection_id)), err(Display, level = "info"))]
     pub async fn update(
         &self,
         caller: &Identity,
@@ -222,6 +224,7 @@ impl Connections {
         mut record: ConnectionRecord,
         request: &UpdateConnectionRequest,
     ) -> Result<ConnectionRecord> {
+        require_password_for_new_destination(&record, request)?;
         if let Some(name) = &request.name {
             record.name = spec::name(name, "name")?;
         }
@@ -264,7 +267,7 @@ impl Connections {
 
     /// Deletes a connection (admin only). Fails with PERMISSION_DENIED, NOT_FOUND, and
     /// FAILED_PRECONDITION naming how many unfinished tasks use it.
-    #[instrument(skip_all, fields(caller = %caller.subject, connection_id = %id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), connection_id = %logged(&id)), err(Display, level = "info"))]
     pub async fn delete(&self, caller: &Identity, id: &str) -> Result<()> {
         require_admin(caller)?;
         match self.store.delete_connection(id).await? {
@@ -288,7 +291,7 @@ impl Connections {
     ///
     /// Fails with PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT; a refusing database is a
     /// normal answer.
-    #[instrument(skip_all, fields(caller = %caller.subject), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject)), err(Display, level = "info"))]
     pub async fn test(
         &self,
         caller: &Identity,
@@ -353,6 +356,69 @@ impl Connections {
             options: record.options.clone().into_iter().collect(),
         };
         Ok((record, details))
+    }
+}
+
+/// The stored password may only ever go where it went when it was entered: an update that changes
+/// where or how it is sent (dialect, host, port, user, options but `connect-timeout`: the TLS
+/// settings live there) must carry the password again. Otherwise an admin could point a stored connection at a server they
+/// control and read the password it is sent. Name and environment are labels and keep it. A field
+/// set to its current value is no change (a client that sends the whole form back is not refused).
+fn require_password_for_new_destination(
+    record: &ConnectionRecord,
+    request: &UpdateConnectionRequest,
+) -> Result<()> {
+    if request.password.is_some() {
+        return Ok(());
+    }
+    let changed = |field: &'static str, differs: bool| differs.then_some(field);
+    // `connect-timeout` only decides how long to wait; every other option (the TLS settings)
+    // decides how the password travels.
+    let sending = |options: BTreeMap<String, String>| {
+        options
+            .into_iter()
+            .filter(|(key, _)| key != "connect-timeout")
+            .collect::<BTreeMap<_, _>>()
+    };
+    let options_differ = request.replace_options
+        && sending(request.options.clone().into_iter().collect())
+            != sending(record.options.clone());
+    let first = [
+        changed(
+            "dialect",
+            request.dialect.is_some_and(|d| d != record.dialect),
+        ),
+        changed(
+            "host",
+            request.host.as_ref().is_some_and(|h| *h != record.host),
+        ),
+        changed(
+            "port",
+            request
+                .port
+                .is_some_and(|p| spec::port(p, "port").ok() != Some(record.port)),
+        ),
+        changed(
+            "username",
+            request
+                .username
+                .as_ref()
+                .is_some_and(|u| *u != record.username),
+        ),
+        changed("options", options_differ),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    match first {
+        Some(field) if record.password_ciphertext.is_some() => Err(TaskError::invalid(
+            "password",
+            format!(
+                "is required when {field} changes: the stored password is only sent \
+                 to the server it was entered for"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

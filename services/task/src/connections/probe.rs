@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use shadowsync_common::cleartext_gate::{CleartextGate, UNREACHABLE};
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::TestConnectionResponse;
 use sqlx::Connection as _;
@@ -42,6 +43,8 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
         });
     }
     let attempt = async {
+        // Held until the probe ends; see `CleartextGate` for why the password needs it.
+        let (options, _gate) = CleartextGate::protect(options)?;
         let mut connection = MySqlConnection::connect_with(&options).await?;
         let version: String = sqlx::query_scalar("SELECT VERSION()")
             .fetch_one(&mut connection)
@@ -80,6 +83,13 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
 /// messages never contain the password (at most "using password: YES").
 fn describe(error: &sqlx::Error) -> (String, String) {
     match error {
+        sqlx::Error::Database(database)
+            if database
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .is_some_and(|e| e.number() == UNREACHABLE) =>
+        {
+            ("connect".into(), database.message().to_owned())
+        }
         sqlx::Error::Database(database) => {
             let code = database
                 .try_downcast_ref::<MySqlDatabaseError>()
