@@ -23,7 +23,7 @@ async fn shadow_references(db: &TestDb, naming: &ShadowNaming) -> Vec<(String, S
     .bind(&db.name)
     .fetch_all(&db.pool)
     .await
-    .unwrap();
+    .expect("information_schema");
     let mut out: Vec<(String, String, String)> = rows
         .iter()
         .map(|row| (row.get(0), row.get(1), row.get(2)))
@@ -321,4 +321,53 @@ async fn a_cycle_through_a_required_parent_runs_as_shown() {
     assert_no_shadow_references_production(&db, &naming).await;
     assert_all_no_action(&db.plan(range, &naming, &[]).await);
     db.assert_shadows_match(&naming).await;
+}
+
+/// `shadowctl plan` (no server) follows the same rules: a partial range's SQL creates the
+/// parents' shadows first and never references production; the text report gives the reasons.
+#[tokio::test]
+async fn the_plan_command_follows_the_same_rules() {
+    use shadowsync_schema::cli::{OutputFormat, PlanArgs, run_plan};
+    let db = TestDb::new().await;
+    db.exec(SHOP).await;
+    db.exec("CREATE SEQUENCE s; CREATE TABLE numbered (id int DEFAULT NEXT VALUE FOR s)")
+        .await;
+    let args = |format| PlanArgs {
+        url: URL.into(),
+        database: db.name.clone(),
+        prefix: None,
+        suffix: None,
+        tables: vec!["order_items".into(), "numbered".into()],
+        format,
+    };
+    let mut out = Vec::new();
+    run_plan(&args(OutputFormat::Sql), None, &mut out)
+        .await
+        .unwrap();
+    let sql = String::from_utf8(out).unwrap();
+    assert!(sql.starts_with("CREATE TABLE `_test_regions`"), "{sql}");
+    assert_eq!(sql.matches("CREATE TABLE").count(), 4, "{sql}");
+    assert_eq!(
+        sql.matches("REFERENCES ").count(),
+        sql.matches("REFERENCES `_test_").count(),
+        "{sql}"
+    );
+    let mut out = Vec::new();
+    run_plan(&args(OutputFormat::Text), None, &mut out)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("required by `order_items`"), "{text}");
+    assert!(text.contains("production sequence"), "{text}");
+    // The SQL runs as shown.
+    let plan = db
+        .plan(
+            SyncRange::Partial(vec!["order_items".into(), "numbered".into()]),
+            &ShadowNaming::default(),
+            &[],
+        )
+        .await;
+    assert_eq!(plan.sql_script(), sql);
+    db.apply(&plan).await;
+    assert_no_shadow_references_production(&db, &ShadowNaming::default()).await;
 }
