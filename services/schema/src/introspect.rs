@@ -244,9 +244,9 @@ impl Introspector {
                     let Some(found) = index.get(&key).filter(|_| same_database) else {
                         continue;
                     };
-                    let shadow_exists = naming.shadow_name(found).is_ok_and(|shadow| {
-                        index.contains_key(&catalog.server.table_key(&shadow))
-                    });
+                    let shadow_exists = naming
+                        .shadow_name(found)
+                        .is_ok_and(|shadow| index.contains_key(&catalog.server.table_key(&shadow)));
                     if !shadow_exists && read.insert(key) {
                         parents.push((*found).to_owned());
                     }
@@ -257,7 +257,13 @@ impl Introspector {
                 break;
             }
             tables = self
-                .read_tables(database, &parents, &catalog.server, &mut stats, &mut |_, _| {})
+                .read_tables(
+                    database,
+                    &parents,
+                    &catalog.server,
+                    &mut stats,
+                    &mut |_, _| {},
+                )
                 .await?;
         }
         for table in all_read {

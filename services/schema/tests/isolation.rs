@@ -82,7 +82,10 @@ async fn a_partial_child_pulls_in_its_parents_shadows() {
     let regions = table(&plan, "regions");
     assert_eq!(regions.result, SyncResult::Create);
     assert_eq!(regions.reason.as_deref(), Some("required by `customers`"));
-    assert!(plan.table("order_items").is_none(), "children are not pulled in");
+    assert!(
+        plan.table("order_items").is_none(),
+        "children are not pulled in"
+    );
     let script = plan.sql_script();
     assert!(script.contains("REFERENCES `_test_customers`"), "{script}");
     assert!(!script.contains("REFERENCES `customers`"), "{script}");
@@ -94,8 +97,16 @@ async fn a_partial_child_pulls_in_its_parents_shadows() {
     assert_eq!(
         shadow_references(&db, &naming).await,
         vec![
-            ("_test_customers".into(), db.name.clone(), "_test_regions".into()),
-            ("_test_orders".into(), db.name.clone(), "_test_customers".into()),
+            (
+                "_test_customers".into(),
+                db.name.clone(),
+                "_test_regions".into()
+            ),
+            (
+                "_test_orders".into(),
+                db.name.clone(),
+                "_test_customers".into()
+            ),
         ]
     );
     assert_all_no_action(&db.plan(range, &naming, &[]).await);
@@ -119,7 +130,12 @@ async fn an_existing_shadow_key_to_production_is_repointed() {
     let range = SyncRange::Partial(vec!["orders".into()]);
     let plan = db.plan(range.clone(), &naming, &[]).await;
     let orders = table(&plan, "orders");
-    assert_eq!(orders.result, SyncResult::Update, "{:#?}", orders.statements);
+    assert_eq!(
+        orders.result,
+        SyncResult::Update,
+        "{:#?}",
+        orders.statements
+    );
     assert!(
         orders.statements[0]
             .sql
@@ -284,7 +300,10 @@ async fn a_sequence_in_a_default_makes_the_table_unsupported() {
     assert_eq!(table(&plan, "quoted").result, SyncResult::Create);
     db.apply(&plan).await;
     assert_no_shadow_references_production(&db, &naming).await;
-    assert_all_no_action(&db.plan(SyncRange::Partial(vec!["quoted".into()]), &naming, &[]).await);
+    assert_all_no_action(
+        &db.plan(SyncRange::Partial(vec!["quoted".into()]), &naming, &[])
+            .await,
+    );
 
     // A partial range naming a child of such a table: UNSUPPORTED, nothing created.
     let plan = db
@@ -309,10 +328,7 @@ async fn a_cycle_through_a_required_parent_runs_as_shown() {
     let naming = ShadowNaming::Suffix(shadowsync_schema::Affix::new("_t").unwrap());
     let range = SyncRange::Partial(vec!["a".into()]);
     let plan = db.plan(range.clone(), &naming, &[]).await;
-    assert_eq!(
-        table(&plan, "b").reason.as_deref(),
-        Some("required by `a`")
-    );
+    assert_eq!(table(&plan, "b").reason.as_deref(), Some("required by `a`"));
     let script = plan.sql_script();
     // FK names carry the affix.
     assert!(script.contains("CONSTRAINT `fk_b_a_t`"), "{script}");

@@ -179,7 +179,10 @@ async fn skipping_a_required_parent_cascades_and_undo_restores() {
         assert_eq!(parent.tab, AnalysisTab::Synced as i32);
     }
     let (original, original_token) = preview(&mut alice, &id).await;
-    assert!(original.contains("REFERENCES `_test_customers`"), "{original}");
+    assert!(
+        original.contains("REFERENCES `_test_customers`"),
+        "{original}"
+    );
     assert_references_only_shadows(&original);
     let original_etag = header(&mut alice, &id).await.preview_etag;
 

@@ -107,9 +107,7 @@ pub(super) fn sequence_function(expression: &str) -> Option<String> {
         Some(TokenKind::Word(word)) => Some(word.to_lowercase()),
         _ => None,
     };
-    let symbol = |i: usize, wanted: char| {
-        matches!(tokens.get(i).map(|t| &t.kind), Some(TokenKind::Symbol(c)) if *c == wanted)
-    };
+    let symbol = |i: usize, wanted: char| matches!(tokens.get(i).map(|t| &t.kind), Some(TokenKind::Symbol(c)) if *c == wanted);
     for i in 0..tokens.len() {
         let Some(current) = word(i) else { continue };
         if CALLS.contains(&current.as_str()) && symbol(i + 1, '(') {
@@ -241,7 +239,8 @@ pub(super) fn settle(
         .iter()
         .enumerate()
         .filter(|(_, item)| {
-            item.plan.result.needs_sync() && explicit.contains(&context.table_key(&item.plan.source))
+            item.plan.result.needs_sync()
+                && explicit.contains(&context.table_key(&item.plan.source))
         })
         .map(|(i, _)| i)
         .collect();
