@@ -271,7 +271,7 @@ async fn analyze_streams_plans_and_ends_with_one_summary_or_failure() {
         other => panic!("expected a summary, got {other:?}"),
     }
 
-    // Skipping the parent: the child references the source parent.
+    // Skipping the parent skips the child with it: its shadow would reference production.
     let skipped = analyze(
         &mut task,
         AnalyzeRequest {
@@ -289,11 +289,12 @@ async fn analyze_streams_plans_and_ends_with_one_summary_or_failure() {
         .flatten()
         .find(|t| t.plan.as_ref().unwrap().source_table == "child")
         .unwrap();
-    assert!(
-        child.plan.unwrap().statements[0]
-            .sql
-            .contains("REFERENCES `parent`")
+    assert!(child.skipped);
+    assert_eq!(
+        child.reason,
+        "skipped with `parent`: its shadow would reference production `parent`"
     );
+    assert!(child.plan.unwrap().statements.is_empty());
 
     // Over the maximum, and a missing database: failures as data.
     let too_many = analyze(

@@ -32,13 +32,14 @@ pub enum AnalysisCommand {
     },
     /// One table's source DDL, current shadow DDL and change SQL.
     Table { id: String, table: String },
-    /// Move tables to the Unsynchronized tab.
+    /// Move tables to the Unsynchronized tab, with the tables whose shadows would then
+    /// reference them (a shadow never references a production table); both are listed.
     Skip {
         id: String,
         #[arg(required = true)]
         tables: Vec<String>,
     },
-    /// Move skipped tables back to the Synchronized tab.
+    /// Move skipped tables back to the Synchronized tab, with the tables skipped with them.
     Unskip {
         id: String,
         #[arg(required = true)]
@@ -154,7 +155,7 @@ pub async fn run(
         }
         AnalysisCommand::Skip { id, tables } | AnalysisCommand::Unskip { id, tables } => {
             let skipped = matches!(command, AnalysisCommand::Skip { .. });
-            client
+            let response = client
                 .set_tables_skipped(SetTablesSkippedRequest {
                     analysis_id: id.clone(),
                     table_ids: Vec::new(),
@@ -162,8 +163,16 @@ pub async fn run(
                     skipped,
                     expected_preview_etag: String::new(),
                 })
-                .await?;
-            show(&mut client, out, format, id, None).await?;
+                .await?
+                .into_inner();
+            // A shadow never references production: the tables skipped (or restored) along with
+            // the named ones are said first, so nobody is surprised by them.
+            let cascade = Cascade {
+                verb: if skipped { "skipped" } else { "restored" },
+                named: tables,
+                tables: &response.cascaded_tables,
+            };
+            show_with(&mut client, out, format, id, None, Some(cascade)).await?;
         }
         AnalysisCommand::Preview { id } => {
             let mut page_token = String::new();
@@ -261,12 +270,33 @@ fn result_name(result: i32) -> String {
         .unwrap_or_default()
 }
 
+/// The tables a skip or an undo changed along with the ones named.
+struct Cascade<'a> {
+    /// `skipped` or `restored`.
+    verb: &'static str,
+    named: &'a [String],
+    tables: &'a [AnalysisTable],
+}
+
 async fn show(
     client: &mut Client,
     out: &mut dyn Write,
     format: OutputFormat,
     id: &str,
     tab: Option<TabArg>,
+) -> Result<(), CliError> {
+    show_with(client, out, format, id, tab, None).await
+}
+
+/// [`show`], preceded (text) or completed (JSON `cascadedTables`) by what a skip or an undo
+/// changed along with the tables named.
+async fn show_with(
+    client: &mut Client,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    id: &str,
+    tab: Option<TabArg>,
+    cascade: Option<Cascade<'_>>,
 ) -> Result<(), CliError> {
     let tab = match tab {
         Some(TabArg::Synced) => AnalysisTab::Synced,
@@ -301,8 +331,32 @@ async fn show(
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(object) = value.as_object_mut() {
             object.insert("tables".into(), serde_json::Value::Array(rows));
+            if let Some(cascade) = &cascade {
+                let cascaded = cascade
+                    .tables
+                    .iter()
+                    .map(proto_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                object.insert("cascadedTables".into(), serde_json::Value::Array(cascaded));
+            }
         }
         return output::json(out, &value);
+    }
+    if let Some(cascade) = &cascade
+        && !cascade.tables.is_empty()
+    {
+        let names: Vec<&str> = cascade
+            .tables
+            .iter()
+            .map(|t| t.source_table.as_str())
+            .collect();
+        let line = format!(
+            "{} with {}: {} (a shadow never references a production table)\n",
+            cascade.verb,
+            cascade.named.join(", "),
+            names.join(", ")
+        );
+        output::write_all(out, line.as_bytes())?;
     }
     let status = AnalysisStatus::try_from(analysis.status)
         .map(|s| {

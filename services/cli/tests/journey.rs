@@ -154,19 +154,35 @@ fn analysis_skip_and_preview_through_the_embedded_server() {
         "the child references the parent's shadow: {preview}"
     );
 
-    // Skipping the parent re-plans the child to reference the source parent.
+    // Skipping the parent skips the child with it (its shadow would reference production
+    // `customers`), and says so.
     let skipped = shadowctl(dir, &["analysis", "skip", &id, "customers"]);
     assert!(
         skipped.status.success(),
         "{}",
         String::from_utf8_lossy(&skipped.stderr)
     );
+    let said = String::from_utf8_lossy(&skipped.stdout);
+    assert!(
+        said.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("skipped with customers: orders")),
+        "{said}"
+    );
     let preview = stdout(&shadowctl(dir, &["analysis", "preview", &id]));
     assert!(
         !preview.contains("CREATE TABLE `_test_customers`"),
         "{preview}"
     );
-    assert!(preview.contains("REFERENCES `customers`"), "{preview}");
+    assert!(!preview.contains("REFERENCES"), "{preview}");
+    // Un-skipping the child alone would reference production: refused.
+    let alone = shadowctl(dir, &["analysis", "unskip", &id, "orders"]);
+    assert!(!alone.status.success());
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("customers"),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
     let unsynced = stdout(&shadowctl(
         dir,
         &["analysis", "show", &id, "--tab", "unsynced"],
@@ -178,8 +194,16 @@ fn analysis_skip_and_preview_through_the_embedded_server() {
         "{unsynced}"
     );
 
-    let unskipped = shadowctl(dir, &["analysis", "unskip", &id, "customers"]);
+    let unskipped = shadowctl(
+        dir,
+        &["--output", "json", "analysis", "unskip", &id, "customers"],
+    );
     assert!(unskipped.status.success());
+    let undone: serde_json::Value = serde_json::from_slice(&unskipped.stdout).expect("json");
+    assert_eq!(
+        undone["cascadedTables"][0]["sourceTable"], "orders",
+        "{undone}"
+    );
     let preview = stdout(&shadowctl(dir, &["analysis", "preview", &id]));
     assert!(
         preview.contains("REFERENCES `_test_customers`"),

@@ -51,20 +51,23 @@ fn the_readme_quickstart_works_as_written() {
     let logs = run.output_of(&["task", "logs", "TASK_ID", "--follow"]);
     assert!(logs.contains("EXECUTION_SUCCEEDED"), "{logs}");
 
-    // The quickstart's promise: orders' shadow now matches, the skipped customers has none
-    // (and `plan`, which syncs everything, proposes it and re-points orders' foreign key).
+    // The quickstart's promise: orders' shadow now matches and references customers' shadow
+    // (a shadow never references a production table), the skipped notes has none (and `plan`,
+    // which syncs everything, proposes only that).
     let shadow = mariadb_query(&format!("SHOW CREATE TABLE `{database}`.`_test_orders`"));
     assert!(
         shadow.contains("`total` decimal(10,2) NOT NULL DEFAULT 0.00")
-            && shadow.contains("FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)"),
+            && shadow.contains("FOREIGN KEY (`customer_id`) REFERENCES `_test_customers` (`id`)"),
         "{shadow}"
     );
     let tables = mariadb_query(&format!("SHOW TABLES FROM `{database}`"));
-    assert!(!tables.contains("_test_customers"), "{tables}");
+    assert!(
+        tables.contains("_test_customers") && !tables.contains("_test_notes"),
+        "{tables}"
+    );
     let plan = run.output_of(&["plan"]);
     assert!(
-        plan.starts_with("CREATE TABLE `_test_customers`")
-            && plan.contains("REFERENCES `_test_customers`"),
+        plan.starts_with("CREATE TABLE `_test_notes`") && !plan.contains("customers"),
         "{plan}"
     );
     mariadb(&format!("DROP DATABASE `{database}`"));

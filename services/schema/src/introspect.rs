@@ -2,8 +2,8 @@
 //!
 //! One round trip reads the server version, `lower_case_table_names`, the database's default
 //! charset/collation, the collation table and the list of base tables (none of these opens a
-//! table). Then `SHOW CREATE TABLE` is sent for the needed tables only — the requested sources
-//! and their existing shadows — as multi-statement batches over a small pool, so round trips
+//! table). Then `SHOW CREATE TABLE` is sent for the needed tables only — the requested sources,
+//! their existing shadows, and the parents whose shadows are missing — as multi-statement batches over a small pool, so round trips
 //! grow as N / batch size. Every query sent is counted (see [`Introspector::round_trips`]).
 
 use std::collections::BTreeMap;
@@ -186,7 +186,8 @@ impl Introspector {
         Ok((context, tables))
     }
 
-    /// Reads and parses the tables of a request: the sources in `range` and their shadows.
+    /// Reads and parses the tables of a request: the sources in `range` and their shadows, and
+    /// (transitively) the parents of those sources whose shadows do not exist.
     ///
     /// Fails when the database is missing, when a partial range names unknown tables, or on a
     /// database error. `progress(read, total)` is called after each batch.
@@ -223,10 +224,52 @@ impl Introspector {
             }
         }
         let mut stats = IntrospectStats::default();
-        let tables = self
+        let mut tables = self
             .read_tables(database, &needed, &catalog.server, &mut stats, progress)
             .await?;
-        for table in tables {
+        // Parents whose shadows are missing join the plan (a shadow never references a
+        // non-shadow table): read them too, level by level (one batch per level, and only for a
+        // partial range; *All* has read every source already).
+        let mut all_read: Vec<CatalogTable> = Vec::new();
+        let mut read: std::collections::HashSet<String> = needed
+            .iter()
+            .map(|name| catalog.server.table_key(name))
+            .collect();
+        loop {
+            let mut parents: Vec<String> = Vec::new();
+            for table in &tables {
+                let Ok(model) = &table.model else { continue };
+                for fk in &model.foreign_keys {
+                    let same_database = fk.referenced_schema.as_deref().is_none_or(|schema| {
+                        catalog.server.table_key(schema) == catalog.server.table_key(database)
+                    });
+                    let key = catalog.server.table_key(&fk.referenced_table);
+                    let Some(found) = index.get(&key).filter(|_| same_database) else {
+                        continue;
+                    };
+                    let shadow_exists = naming
+                        .shadow_name(found)
+                        .is_ok_and(|shadow| index.contains_key(&catalog.server.table_key(&shadow)));
+                    if !shadow_exists && read.insert(key) {
+                        parents.push((*found).to_owned());
+                    }
+                }
+            }
+            all_read.append(&mut tables);
+            if parents.is_empty() {
+                break;
+            }
+            tables = self
+                .read_tables(
+                    database,
+                    &parents,
+                    &catalog.server,
+                    &mut stats,
+                    &mut |_, _| {},
+                )
+                .await?;
+        }
+        for table in all_read {
             catalog.insert(table);
         }
         stats.round_trips = self.round_trips() - before;

@@ -49,6 +49,9 @@
 //! - New FK/CHECK names avoid the names of the tables read (the range's sources and shadows),
 //!   not of every table in the schema (that would need information_schema scans that open
 //!   every table).
+//! - A parent outside a partial range whose shadow already exists is referenced as that shadow
+//!   is, not re-read: if that shadow lacks the referenced key, adding the foreign key is refused
+//!   at execution (sync the parent too).
 //! - MySQL 8 and OceanBase output is covered by parser/normalizer unit tests on recorded texts;
 //!   only MariaDB is exercised end to end.
 //!
@@ -59,7 +62,11 @@
 //!   charsets, the JSON alias...); [`fingerprint`](mod@fingerprint): stable SHA-256 of the normalized model.
 //! - [`naming`]: prefix/suffix rules and the identifier limit.
 //! - [`render`]: model → DDL, every identifier quoted; [`diff`]: one table's ALTER steps.
-//! - [`plan`](mod@plan): per-table results, constraint names, dependency order, skips.
+//! - [`plan`](mod@plan): per-table results, constraint names, dependency order, skips, and
+//!   isolation (a shadow never references a non-shadow object: missing parent shadows join the
+//!   plan "required by" their child, skips cascade to children, tables needing another
+//!   production object, such as a sequence in a `DEFAULT` or a parent in another database, are
+//!   `UNSUPPORTED`).
 //! - [`introspect`]: batched, counted reads over sqlx; [`catalog`]: what it returns.
 //! - [`cli`]: the `shadowctl plan` command as a library.
 //! - [`session`]: the one `sql_mode` every session on a target runs under, pinned and verified.

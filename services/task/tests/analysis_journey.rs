@@ -238,7 +238,8 @@ async fn sakila_analysis_skip_undo_and_preview() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 
-    // Skip `city`: `address` (its child) is re-planned to reference the source `city`.
+    // Skip `city`: `address` (its child) would reference production `city`, so it is skipped
+    // with it, and so is everything that would then reference `address`, transitively.
     let skipped = alice
         .set_tables_skipped(SetTablesSkippedRequest {
             analysis_id: started.id.clone(),
@@ -252,11 +253,35 @@ async fn sakila_analysis_skip_undo_and_preview() {
         .into_inner();
     let header = skipped.analysis.expect("header");
     assert_ne!(header.preview_etag, original_etag);
-    assert_eq!(header.synced_count, 13);
+    let cascade = [
+        "address",
+        "customer",
+        "inventory",
+        "payment",
+        "rental",
+        "staff",
+        "store",
+    ];
+    let mut cascaded: Vec<&str> = skipped
+        .cascaded_tables
+        .iter()
+        .map(|row| row.source_table.as_str())
+        .collect();
+    cascaded.sort_unstable();
+    assert_eq!(cascaded, cascade);
+    assert_eq!(header.synced_count, 14 - 1 - 7);
     let changed = by_source(&skipped.changed_tables);
     assert!(changed["city"].skipped);
     assert_eq!(changed["city"].tab, AnalysisTab::Unsynced as i32);
-    assert!(changed["address"].replanned, "{changed:?}");
+    for name in cascade {
+        assert!(changed[name].skipped, "{name}");
+        assert_eq!(changed[name].tab, AnalysisTab::Unsynced as i32);
+        assert!(!changed[name].replanned, "{name}");
+    }
+    assert_eq!(
+        changed["address"].reason,
+        "skipped with `city`: its shadow would reference production `city`"
+    );
     let address = alice
         .get_analysis_table(GetAnalysisTableRequest {
             analysis_id: started.id.clone(),
@@ -267,11 +292,7 @@ async fn sakila_analysis_skip_undo_and_preview() {
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        address.change_sql.contains("REFERENCES `city`"),
-        "{}",
-        address.change_sql
-    );
+    assert_eq!(address.change_sql, "", "a skipped table runs nothing");
     let city = alice
         .get_analysis_table(GetAnalysisTableRequest {
             analysis_id: started.id.clone(),
@@ -291,6 +312,13 @@ async fn sakila_analysis_skip_undo_and_preview() {
     let (after_skip, skip_etag) = preview(&mut alice, &started.id).await;
     assert_eq!(skip_etag, header.preview_etag);
     assert!(!after_skip.contains("`_test_city`"));
+    // The preview never references production: every key points at a shadow.
+    assert!(after_skip.contains("REFERENCES "));
+    assert_eq!(
+        after_skip.matches("REFERENCES ").count(),
+        after_skip.matches("REFERENCES `_test_").count(),
+        "{after_skip}"
+    );
     assert_eq!(
         after_skip,
         script_from_tables(&mut alice, &started.id).await
@@ -321,6 +349,14 @@ async fn sakila_analysis_skip_undo_and_preview() {
         .expect("undo")
         .into_inner();
     assert_eq!(undone.analysis.unwrap().synced_count, 14);
+    let mut restored: Vec<&str> = undone
+        .cascaded_tables
+        .iter()
+        .map(|row| row.source_table.as_str())
+        .collect();
+    restored.sort_unstable();
+    assert_eq!(restored, cascade);
+    assert!(undone.cascaded_tables.iter().all(|row| !row.skipped));
     let (after_undo, _) = preview(&mut alice, &started.id).await;
     assert_eq!(after_undo, original);
     assert_eq!(

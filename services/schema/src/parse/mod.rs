@@ -9,7 +9,7 @@
 
 mod column;
 mod cursor;
-mod lexer;
+pub(crate) mod lexer;
 mod partition;
 
 use cursor::Cursor;

@@ -1,7 +1,8 @@
 //! Building a [`Plan`] from a [`Catalog`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::isolation;
 use super::names::{NameAllocator, dependency_order};
 use super::table::{Work, analyse};
 use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult};
@@ -27,32 +28,19 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             tables,
         })?;
     let base_tables = catalog.base_table_index();
-    let skipped: HashSet<String> = request
-        .skipped
-        .iter()
-        .map(|name| context.table_key(name))
-        .collect();
 
     let mut work: Vec<Work<'_>> = sources
         .iter()
         .map(|s| analyse(catalog, &base_tables, s, request))
         .collect();
+    // A shadow never references a non-shadow object: pull in the parents whose shadows are
+    // missing, then skip with a skipped parent (or refuse) what would still reference one.
+    isolation::add_required_parents(catalog, &base_tables, request, &mut work);
+    let skipped = isolation::settle(catalog, &base_tables, request, &mut work);
 
     // Whose shadow will exist once the script has run: existing ones, and those it creates.
-    let mut shadow_will_exist: HashSet<String> = HashSet::new();
-    for item in &work {
-        let created = item.plan.result == SyncResult::Create
-            && !skipped.contains(&context.table_key(&item.plan.source));
-        if created {
-            shadow_will_exist.insert(context.table_key(&item.plan.source));
-        }
-    }
-    let parent_shadow = |parent: &str| -> Option<String> {
-        let shadow = naming.shadow_name(parent).ok()?;
-        let exists = base_tables.contains_key(&context.table_key(&shadow))
-            || shadow_will_exist.contains(&context.table_key(parent));
-        exists.then_some(shadow)
-    };
+    // `settle` guarantees every same-database parent of a planned table is one of them.
+    let parent_shadow = |parent: &str| naming.shadow_name(parent).ok();
 
     // Constraint names in use anywhere we looked; new shadow constraints avoid all of them.
     let mut fk_names = NameAllocator::new(catalog.tables.values().flat_map(|t| {
@@ -78,12 +66,10 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         let mut desired = Table::clone(source);
         desired.name = shadow_name.clone();
         for fk in &mut desired.foreign_keys {
-            let other_schema = fk
-                .referenced_schema
-                .as_deref()
-                .is_some_and(|schema| schema != catalog.database);
-            if !other_schema && let Some(target) = parent_shadow(&fk.referenced_table) {
+            // Other databases' parents made the table UNSUPPORTED (see `isolation`).
+            if let Some(target) = parent_shadow(&fk.referenced_table) {
                 fk.referenced_table = target;
+                fk.referenced_schema = None;
             }
             let existing = item.shadow.as_ref().and_then(|shadow| {
                 shadow
@@ -198,6 +184,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         }
     }
     let order = dependency_order(&edges);
+    let source_names: Vec<String> = work.iter().map(|item| item.plan.source.clone()).collect();
     let position: HashMap<&str, usize> = order
         .iter()
         .enumerate()
@@ -232,7 +219,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             .into_iter()
             .flatten()
             .filter_map(|parent| changing.get(parent))
-            .map(|&p| sources[p].clone())
+            .map(|&p| source_names[p].clone())
             .collect();
         let TableChange { steps, deferred } = change;
         let mut statements = Vec::new();

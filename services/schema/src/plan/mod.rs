@@ -1,6 +1,7 @@
 //! Plans: per-table results and the ordered change script.
 
 mod build;
+mod isolation;
 mod names;
 mod table;
 #[cfg(test)]
@@ -20,8 +21,9 @@ use crate::naming::ShadowNaming;
 pub struct AnalysisRequest {
     pub range: SyncRange,
     pub naming: ShadowNaming,
-    /// Source tables the user skipped: their shadows are neither created nor altered, and
-    /// tables referencing them fall back to the source parent when its shadow will not exist.
+    /// Source tables the user skipped: their shadows are neither created nor altered. A table
+    /// whose parent's shadow will then not exist is skipped with it (a shadow never references
+    /// a production table); its reason says so.
     pub skipped: BTreeSet<String>,
 }
 
@@ -63,7 +65,8 @@ pub struct TablePlan {
     pub shadow: Option<String>,
     pub result: SyncResult,
     pub reason: Option<String>,
-    /// True when the user skipped this table: it keeps its result but runs nothing.
+    /// True when the user skipped this table, or it is skipped with a skipped parent (its
+    /// reason then says "skipped with ..."): it keeps its result but runs nothing.
     pub skipped: bool,
     pub source_ddl: Option<String>,
     pub shadow_ddl: Option<String>,

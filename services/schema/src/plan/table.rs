@@ -75,6 +75,10 @@ pub(super) fn analyse<'a>(
         plan.reason = Some(reason);
         return item;
     }
+    if let Some(reason) = super::isolation::production_object(&source, catalog) {
+        plan.reason = Some(reason);
+        return item;
+    }
     item.source = Some(source);
     let shadow_name = plan.shadow.clone().unwrap_or_default();
     if !base_tables.contains_key(&context.table_key(&shadow_name)) {

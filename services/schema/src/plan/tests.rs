@@ -162,3 +162,59 @@ fn plans_round_trip_through_json() {
     let tampered = json.replace("\"_test_\"", "\"bad-affix\"");
     assert!(serde_json::from_str::<super::Plan>(&tampered).is_err());
 }
+
+#[test]
+fn isolation_cascades_skips_and_refuses_outside_objects() {
+    let catalog = catalog(
+        &[
+            (
+                "p",
+                "CREATE TABLE `p` (`id` int NOT NULL, PRIMARY KEY (`id`))",
+            ),
+            (
+                "c",
+                "CREATE TABLE `c` (`id` int NOT NULL, `p` int, KEY `kp` (`p`), \
+                 CONSTRAINT `fc` FOREIGN KEY (`p`) REFERENCES `p` (`id`))",
+            ),
+            (
+                "g",
+                "CREATE TABLE `g` (`id` int NOT NULL, `c` int, KEY `kc` (`c`), \
+                 CONSTRAINT `fg` FOREIGN KEY (`c`) REFERENCES `c` (`id`))",
+            ),
+            (
+                "x",
+                "CREATE TABLE `x` (`id` int NOT NULL, `o` int, KEY `ko` (`o`), \
+                 CONSTRAINT `fx` FOREIGN KEY (`o`) REFERENCES `other`.`t` (`id`))",
+            ),
+            (
+                "s",
+                "CREATE TABLE `s` (`id` int DEFAULT nextval(`db`.`seq`))",
+            ),
+        ],
+        &[],
+    );
+    let mut skipping = request(SyncRange::All);
+    skipping.skipped.insert("p".into());
+    let plan = plan(&catalog, &skipping).unwrap();
+    for name in ["p", "c", "g"] {
+        assert!(plan.table(name).unwrap().skipped, "{name}");
+    }
+    assert_eq!(
+        plan.table("g").unwrap().reason.as_deref(),
+        Some("skipped with `c`: its shadow would reference production `c`")
+    );
+    assert!(plan.order.is_empty(), "{}", plan.sql_script());
+    assert_eq!(plan.table("x").unwrap().result, SyncResult::Unsupported);
+    assert_eq!(plan.table("s").unwrap().result, SyncResult::Unsupported);
+
+    // A partial range names only the grandchild: its ancestors join, parents first.
+    let plan = super::plan(&catalog, &request(SyncRange::Partial(vec!["g".into()]))).unwrap();
+    let sources: Vec<&str> = plan.tables.iter().map(|t| t.source.as_str()).collect();
+    assert_eq!(sources, ["g", "c", "p"]);
+    let script = plan.sql_script();
+    assert!(
+        script.find("`_test_p`") < script.find("`_test_c`"),
+        "{script}"
+    );
+    assert!(!script.contains("REFERENCES `p`") && !script.contains("REFERENCES `c`"));
+}

@@ -225,8 +225,13 @@ impl Runner {
                     }
                 }
                 Some(Event::Tables(batch)) => {
-                    let rows: Vec<ReplannedTable> =
+                    let mut rows: Vec<ReplannedTable> =
                         batch.tables.into_iter().map(view::analyzed).collect();
+                    // A skipped row the user did not name was skipped with its parent.
+                    for table in &mut rows {
+                        table.row.cascaded = table.row.skipped
+                            && !record.initial_skips.contains(&table.row.source_table);
+                    }
                     progress.tables_done += i64::try_from(rows.len()).unwrap_or(0);
                     progress.tables_total = progress.tables_total.max(progress.tables_done);
                     progress.percent =

@@ -1,6 +1,11 @@
 //! `SetTablesSkipped`: move CREATE/UPDATE rows between the tabs and re-plan through the analysis
-//! service with the new skip set, so every dependant's SQL (a child of a skipped parent
-//! references the source parent) and the preview stay valid to run.
+//! service with the new skip set, so every dependant's SQL and the preview stay valid to run.
+//!
+//! A shadow never references a production table (DESIGN.md §5): skipping a table also skips
+//! every table whose shadow would then reference it (the engine decides, transitively; the rows
+//! are stored as skipped *with* their parent and listed in `cascaded_tables`), and un-skipping it
+//! restores them. A table skipped with its parent cannot be un-skipped on its own: un-skip the
+//! parent.
 //!
 //! The whole range is re-planned (the contract's simpler alternative): the engine needs the
 //! full picture to know which parents' shadows will exist. The new plans are streamed into one
@@ -54,15 +59,30 @@ impl Analyses {
                 format!("name 1–{MAX_NAMED} tables (table_ids and source_tables together)"),
             ));
         }
-        let rows = self.named_rows(&record.id, request).await?;
+        let named = self.named_rows(&record.id, request).await?;
+        if !request.skipped
+            && let Some((row, field)) = named.iter().find(|(row, _)| row.cascaded)
+        {
+            return Err(TaskError::invalid(
+                *field,
+                format!(
+                    "table {} is {}; un-skip that table instead",
+                    row.source_table, row.reason
+                ),
+            ));
+        }
+        let rows: Vec<TableRow> = named.into_iter().map(|(row, _)| row).collect();
+        // Skipping a row that was skipped with its parent makes it the user's own skip, so
+        // that un-skipping the parent leaves it skipped.
         let changing: Vec<&TableRow> = rows
             .iter()
-            .filter(|r| r.skipped != request.skipped)
+            .filter(|r| r.skipped != request.skipped || (request.skipped && r.cascaded))
             .collect();
         if changing.is_empty() {
             return Ok(SetTablesSkippedResponse {
                 analysis: Some(self.header(&record).await?),
                 changed_tables: rows.iter().map(view::table).collect(),
+                cascaded_tables: Vec::new(),
             });
         }
         let mut skip_set: BTreeSet<String> = self
@@ -96,6 +116,7 @@ impl Analyses {
         // The transaction starts with the first tables, after the (slow) introspection.
         let mut writer: Option<Box<dyn ReplanWriter>> = None;
         let mut replanned: Vec<TableRow> = Vec::new();
+        let mut cascaded: Vec<TableRow> = Vec::new();
         loop {
             let message = stream
                 .message()
@@ -113,10 +134,16 @@ impl Analyses {
                     }
                     if let Some(writer) = writer.as_mut() {
                         for table in batch.tables {
-                            if let Some(row) = writer.apply(&view::analyzed(table)).await?
-                                && row.replanned
-                            {
-                                replanned.push(row);
+                            let Some(applied) = writer.apply(&view::analyzed(table)).await? else {
+                                continue;
+                            };
+                            if row_nos.contains(&applied.row.row_no) {
+                                continue;
+                            }
+                            if applied.cascade_changed {
+                                cascaded.push(applied.row);
+                            } else if applied.row.replanned {
+                                replanned.push(applied.row);
                             }
                         }
                     }
@@ -152,29 +179,34 @@ impl Analyses {
             tables = row_nos.len(),
             skipped = request.skipped,
             replanned = replanned.len(),
+            cascaded = cascaded.len(),
             "skips changed"
         );
         let record = self.owned(caller, &record.id).await?;
-        let mut changed = Vec::with_capacity(row_nos.len() + replanned.len());
+        let mut changed = Vec::with_capacity(row_nos.len() + replanned.len() + cascaded.len());
         for row_no in &row_nos {
             if let Some(row) = self.store.get_row(&record.id, Some(*row_no), "").await? {
                 changed.push(view::table(&row));
             }
         }
         changed.extend(replanned.iter().map(view::table));
+        let cascaded_tables: Vec<_> = cascaded.iter().map(view::table).collect();
+        changed.extend(cascaded_tables.iter().cloned());
         Ok(SetTablesSkippedResponse {
             analysis: Some(self.header(&record).await?),
             changed_tables: changed,
+            cascaded_tables,
         })
     }
 
-    /// The rows a request names; each must exist and be CREATE/UPDATE.
+    /// The rows a request names, with the field that named each; each must exist and be
+    /// CREATE/UPDATE.
     async fn named_rows(
         &self,
         analysis_id: &str,
         request: &SetTablesSkippedRequest,
-    ) -> Result<Vec<TableRow>> {
-        let mut rows: Vec<TableRow> = Vec::new();
+    ) -> Result<Vec<(TableRow, &'static str)>> {
+        let mut rows: Vec<(TableRow, &'static str)> = Vec::new();
         let by_id = request
             .table_ids
             .iter()
@@ -203,8 +235,8 @@ impl Analyses {
                     ),
                 ));
             }
-            if !rows.iter().any(|r| r.row_no == row.row_no) {
-                rows.push(row);
+            if !rows.iter().any(|(r, _)| r.row_no == row.row_no) {
+                rows.push((row, field));
             }
         }
         Ok(rows)

@@ -101,6 +101,8 @@ pub fn analyzed(table: AnalyzedTable) -> ReplannedTable {
             result: i64::from(plan.result),
             original_result: i64::from(plan.result),
             skipped: table.skipped,
+            // The runner knows which skips were the user's; a re-plan keeps the stored ones.
+            cascaded: false,
             replanned: false,
             reason: table.reason,
             source_ddl: table.source_ddl,

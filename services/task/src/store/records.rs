@@ -137,6 +137,9 @@ pub struct TableRow {
     pub result: i64,
     pub original_result: i64,
     pub skipped: bool,
+    /// Skipped with a skipped parent, not by the user (stored as `skipped = 2`): its shadow would
+    /// reference a production table. Un-skipping the parent restores it.
+    pub cascaded: bool,
     pub replanned: bool,
     pub reason: String,
     pub source_ddl: String,

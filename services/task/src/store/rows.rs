@@ -56,7 +56,7 @@ pub trait AnalysisRowRepository: Send + Sync {
         from: i64,
         limit: i64,
     ) -> Result<Vec<ScriptLine>, sqlx::Error>;
-    /// Source names of the skipped rows.
+    /// Source names of the rows the user skipped (not those skipped with them).
     async fn skipped_tables(&self, analysis_id: &str) -> Result<Vec<String>, sqlx::Error>;
     /// Starts a re-plan: marks `row_nos` skipped (or not) and returns the writer that replaces
     /// each table's plan. Nothing is visible until [`ReplanWriter::commit`].
@@ -72,11 +72,30 @@ pub(super) const ROW_COLUMNS: &str = "row_no, ordinal, source_table, shadow_tabl
     skipped, replanned, reason, source_ddl, shadow_ddl, source_fingerprint, shadow_fingerprint, \
     target_fingerprint, depends_on, statement_count";
 
+/// Values of the `skipped` column: 0 not skipped, 1 skipped by the user (what
+/// [`AnalysisRowRepository::skipped_tables`] lists and re-plans send), 2 skipped with a skipped
+/// parent (see [`TableRow::cascaded`]).
+pub(super) mod skip_code {
+    use super::TableRow;
+
+    pub const BY_USER: i64 = 1;
+    pub const CASCADED: i64 = 2;
+
+    pub fn of(row: &TableRow) -> i64 {
+        match (row.skipped, row.cascaded) {
+            (false, _) => 0,
+            (true, false) => BY_USER,
+            (true, true) => CASCADED,
+        }
+    }
+}
+
 /// Synced tab: CREATE/UPDATE rows not skipped.
 const SYNCED: &str = "(result IN (1, 2) AND skipped = 0)";
 
 pub(super) fn decode_row(row: &AnyRow) -> Result<TableRow, sqlx::Error> {
     let depends_on: String = row.try_get("depends_on")?;
+    let skipped: i64 = row.try_get("skipped")?;
     Ok(TableRow {
         row_no: row.try_get("row_no")?,
         ordinal: row.try_get("ordinal")?,
@@ -84,7 +103,8 @@ pub(super) fn decode_row(row: &AnyRow) -> Result<TableRow, sqlx::Error> {
         shadow_table: row.try_get("shadow_table")?,
         result: row.try_get("result")?,
         original_result: row.try_get("original_result")?,
-        skipped: row.try_get::<i64, _>("skipped")? != 0,
+        skipped: skipped != 0,
+        cascaded: skipped == skip_code::CASCADED,
         replanned: row.try_get::<i64, _>("replanned")? != 0,
         reason: row.try_get("reason")?,
         source_ddl: row.try_get("source_ddl")?,
@@ -224,7 +244,7 @@ impl AnalysisRowRepository for SqlStore {
             .bind(&row.shadow_table)
             .bind(row.result)
             .bind(row.original_result)
-            .bind(i64::from(row.skipped))
+            .bind(skip_code::of(row))
             .bind(i64::from(row.replanned))
             .bind(&row.reason)
             .bind(&row.source_ddl)

@@ -252,7 +252,7 @@ pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
     tables[1].statements[1].sql = "ALTER TABLE `_test_orders` ADD FOREIGN KEY (source)".into();
     assert!(writer.apply(&tables[0]).await.unwrap().is_some());
     let replanned = writer.apply(&tables[1]).await.unwrap().unwrap();
-    assert!(replanned.replanned);
+    assert!(replanned.row.replanned && !replanned.cascade_changed);
     assert!(writer.apply(&tables[2]).await.unwrap().is_none());
     let after = writer.commit(&before.etag, 2).await.unwrap().unwrap();
     assert_ne!(after.etag, before.etag);
@@ -290,6 +290,60 @@ pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
         (&before.etag, &before.sha256)
     );
     assert_eq!(undone.etag, undone.sha256);
+}
+
+/// A row the engine reports skipped without the user naming it is stored as skipped *with* its
+/// parent: it is not one of the user's skips, and the undo's re-plan restores it.
+pub(super) async fn replan_skips_and_restores_rows_with_their_parent(db: Database) {
+    let store = SqlStore::new(db);
+    store.insert_analysis(&analysis("a1")).await.unwrap();
+    store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
+    store
+        .write_rows(
+            "a1",
+            "r",
+            &planned_tables(),
+            Progress::default(),
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+    store.complete_analysis("a1", "r", "v", 1).await.unwrap();
+    let before = store.get_analysis("a1").await.unwrap().unwrap().preview;
+
+    // Skip `customers`: the engine skips `orders` with it.
+    let mut writer = store.begin_replan("a1", &[0], true).await.unwrap();
+    let mut tables = planned_tables();
+    for table in &mut tables[..2] {
+        table.statements.clear();
+        table.row.skipped = true;
+    }
+    tables[1].row.reason = "skipped with `customers`".into();
+    let customers = writer.apply(&tables[0]).await.unwrap().unwrap();
+    assert!(!customers.cascade_changed && !customers.row.cascaded);
+    let orders = writer.apply(&tables[1]).await.unwrap().unwrap();
+    assert!(orders.cascade_changed && orders.row.cascaded && orders.row.skipped);
+    assert!(!orders.row.replanned);
+    let skipped = writer.commit(&before.etag, 2).await.unwrap().unwrap();
+    assert_eq!(skipped.statement_count, 0);
+    assert_eq!(store.skipped_tables("a1").await.unwrap(), ["customers"]);
+    let orders = store.get_row("a1", Some(1), "").await.unwrap().unwrap();
+    assert!(orders.skipped && orders.cascaded && !orders.is_synced());
+    assert_eq!(orders.reason, "skipped with `customers`");
+    assert_eq!(store.row_counts("a1").await.unwrap().synced, 0);
+    assert!(store.script_page("a1", 0, 10).await.unwrap().is_empty());
+
+    // Undo: both back, with the original plan and preview.
+    let mut writer = store.begin_replan("a1", &[0], false).await.unwrap();
+    let tables = planned_tables();
+    assert!(writer.apply(&tables[0]).await.unwrap().is_some());
+    let orders = writer.apply(&tables[1]).await.unwrap().unwrap();
+    assert!(orders.cascade_changed && !orders.row.skipped && !orders.row.cascaded);
+    let restored = writer.commit(&skipped.etag, 3).await.unwrap().unwrap();
+    assert_eq!(restored.sha256, before.sha256);
+    assert!(store.skipped_tables("a1").await.unwrap().is_empty());
+    assert_eq!(store.row_counts("a1").await.unwrap().synced, 2);
 }
 
 pub(super) async fn lost_runners_fail_and_failed_analyses_retry(db: Database) {

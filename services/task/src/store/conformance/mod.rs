@@ -17,6 +17,7 @@ shadowsync_common::conformance!("task", MIGRATIONS;
     analysis_runs_under_a_lease_and_completes,
     rows_list_by_tab_and_name,
     replan_moves_rows_and_changes_the_preview,
+    replan_skips_and_restores_rows_with_their_parent,
     lost_runners_fail_and_failed_analyses_retry,
     unsubmitted_analyses_expire,
 );
