@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 
 use shadowsync_common::auth::Identity;
+use shadowsync_common::logged::logged;
 use shadowsync_proto::analysis::v1::analyze_response::Event;
 use shadowsync_proto::task::v1::{SetTablesSkippedRequest, SetTablesSkippedResponse};
 use tracing::{info, instrument};
@@ -32,7 +33,7 @@ impl Analyses {
     /// Fails with NOT_FOUND (analysis or table), INVALID_ARGUMENT naming a table that cannot be
     /// skipped, FAILED_PRECONDITION when the analysis is not SUCCEEDED or the etag is stale,
     /// UNAVAILABLE when the analysis service or target cannot re-plan now.
-    #[instrument(skip_all, fields(caller = %caller.subject, analysis_id = %request.analysis_id), err)]
+    #[instrument(skip_all, fields(caller = %logged(&caller.subject), analysis_id = %logged(&request.analysis_id)), err(Display, level = "info"))]
     pub async fn set_skipped(
         &self,
         caller: &Identity,

@@ -46,18 +46,23 @@ pub struct TaskTableRow {
     pub view: TaskTable,
     pub fingerprints: TableFingerprints,
     pub depends_on: Vec<String>,
+    /// Skipped with its parent (its shadow would have referenced production), not by a person:
+    /// Initiate Again restores it with the parent instead of keeping it skipped.
+    pub cascaded: bool,
 }
 
 fn decode_table(row: &AnyRow) -> Result<TaskTableRow, sqlx::Error> {
     let depends_on: String = row.try_get("depends_on")?;
+    let skipped: i64 = row.try_get("skipped")?;
     Ok(TaskTableRow {
+        cascaded: skipped == super::rows::skip_code::CASCADED,
         view: TaskTable {
             ordinal: count(row.try_get("ordinal")?),
             source_table: row.try_get("source_table")?,
             shadow_table: row.try_get("shadow_table")?,
             analysis_result: i32::try_from(row.try_get::<i64, _>("result")?).unwrap_or(0),
             synced: row.try_get::<i64, _>("synced")? != 0,
-            skipped: row.try_get::<i64, _>("skipped")? != 0,
+            skipped: skipped != 0,
             reason: row.try_get("reason")?,
             status: i32::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
             statements_total: count(row.try_get("statements_total")?),

@@ -234,7 +234,8 @@ impl Tasks {
             };
             let (rows, _) = self.store.task_tables(record.id, &filter).await?;
             rows.into_iter()
-                .filter(|row| row.view.skipped)
+                // Tables skipped only with their parent follow the parent again.
+                .filter(|row| row.view.skipped && !row.cascaded)
                 .map(|row| row.view.source_table)
                 .collect()
         };
