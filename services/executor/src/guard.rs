@@ -248,6 +248,23 @@ impl SafetyGuard {
                                 "CREATE TABLE … AS copies another query's result",
                             ));
                         }
+                        // The renderer never moves partitions between tables; refusing the
+                        // keywords themselves does not lean on the server requiring `TABLE`
+                        // after them (`EXCHANGE PARTITION p WITH t` is one typo from working).
+                        "EXCHANGE" => {
+                            return Err(GuardRefusal::new(
+                                "EXCHANGE PARTITION moves rows between tables",
+                            ));
+                        }
+                        "CONVERT"
+                            if cursor.peek().is_some_and(|t| {
+                                t.is_keyword("PARTITION") || t.is_keyword("TABLE")
+                            }) =>
+                        {
+                            return Err(GuardRefusal::new(
+                                "CONVERT PARTITION / CONVERT TABLE moves rows between tables",
+                            ));
+                        }
                         "NEXTVAL" | "LASTVAL" | "SETVAL" => {
                             return Err(sequence_refusal());
                         }
