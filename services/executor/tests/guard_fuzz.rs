@@ -30,7 +30,8 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shadowsync_executor::guard::SafetyGuard;
-use support::{SHADOWS, Scratch, Snapshot};
+use shadowsync_schema::ShadowNaming;
+use support::{PREFIX, SHADOWS, Scratch, Snapshot};
 
 const CI_CASES: u64 = 300;
 const CI_SEED: u64 = 14;
@@ -155,11 +156,14 @@ async fn fuzz(seed: u64, cases: u64) -> Figures {
     figures
 }
 
+/// The guard as the executor builds it for a task: its shadows and its naming rule.
 fn guard_for(scratch: &Scratch) -> SafetyGuard {
+    let naming = ShadowNaming::prefix(Some(PREFIX)).expect("a valid prefix");
     SafetyGuard::new(
         scratch.database.clone(),
         SHADOWS.iter().map(|s| s.to_string()),
     )
+    .with_naming(naming)
 }
 
 /// Whether `table`'s definition or rows differ from the baseline.
@@ -243,6 +247,7 @@ const PAYLOADS: &[&str] = &[
     ", RENAME TO orders_gone",
     ", ADD COLUMN `seq` bigint DEFAULT (NEXTVAL(order_seq))",
     ", ADD CONSTRAINT `fk_prod` FOREIGN KEY (`id`) REFERENCES customers (`id`)",
+    ", ADD CONSTRAINT `_test_fk` FOREIGN KEY (`id`) REFERENCES `_test_items` (`id`)",
     ", ENGINE=FEDERATED",
 ];
 

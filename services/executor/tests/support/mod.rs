@@ -5,7 +5,9 @@
 //! `Drop`, with the users an attack may have created):
 //! - the task's database, with production tables holding rows (`customers`, `orders` with a
 //!   foreign key to it, `orders_flat`, the partitioned `orders_archive`), a sequence
-//!   (`order_seq`) and the shadows ([`SHADOWS`]; `_test_new` does not exist yet);
+//!   (`order_seq`), the shadows ([`SHADOWS`]; `_test_new` does not exist yet) and
+//!   `_test_items`, a shadow outside the task's plan (a canary too: only references to it are
+//!   allowed, by the naming rule);
 //! - a second canary database with `secrets`.
 //!
 //! [`Scratch::execute`] runs a statement the way the executor does: `sqlx::raw_sql` on one
@@ -27,6 +29,9 @@ use futures::TryStreamExt as _;
 use shadowsync_common::testing::mariadb::mysql_url;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Either, Row as _};
+
+/// The naming rule of the task (the executor gives it to its guard): `_test_` + source.
+pub const PREFIX: &str = "_test_";
 
 /// The shadows the guard is told about (`_test_new` is created by candidates).
 pub const SHADOWS: [&str; 5] = [
@@ -51,6 +56,9 @@ CREATE TABLE orders_archive (id int NOT NULL, total decimal(10,2) DEFAULT NULL) 
   PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN MAXVALUE);
 INSERT INTO orders_archive VALUES (1, 5), (200, 6);
 CREATE SEQUENCE order_seq START WITH 1000 INCREMENT BY 1 NOCACHE;
+CREATE TABLE items (id int NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+CREATE TABLE _test_items (id int NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO _test_items VALUES (1);
 ";
 
 /// The shadows as a fresh task finds them: `_test_x` and `_test_p` hold rows so that an

@@ -151,9 +151,10 @@ impl Scratch {
         for reference in references {
             let (table, name, schema, parent) =
                 (&reference[0], &reference[1], &reference[2], &reference[3]);
-            if allowed.contains(&table.as_str())
-                && (schema != &self.database || !allowed.contains(&parent.as_str()))
-            {
+            // A parent is a shadow when the task changes it or the naming rule names it one.
+            let shadow_parent =
+                allowed.contains(&parent.as_str()) || parent.starts_with(super::PREFIX);
+            if allowed.contains(&table.as_str()) && (schema != &self.database || !shadow_parent) {
                 found.push(format!(
                     "shadow {table}'s foreign key {name} references production {schema}.{parent}"
                 ));
