@@ -186,3 +186,28 @@ fn the_help_shows_the_format_the_exit_statuses_and_an_example() {
         assert!(help.contains(expected), "{expected}: {help}");
     }
 }
+
+/// The README's example (a `shell` block, which the quickstart test does not run because it
+/// pipes): its statements on stdin, its flags, exit status 0.
+#[test]
+fn the_readme_example_runs_as_written() {
+    let readme = include_str!("../../../README.md");
+    let example = readme
+        .split("```shell\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has the shadowctl guard example");
+    let (echo, command) = example
+        .split_once("|\n")
+        .expect("echo … | shadowctl guard …");
+    let statements = echo
+        .trim()
+        .strip_prefix("echo '")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("echo '<json>'");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args[..2], ["shadowctl", "guard"], "{command}");
+    let output = guard(&args[2..], statements);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(lines(&output).len(), 1);
+}

@@ -4,7 +4,9 @@
 //! `COMMENT '…'`, `CHECK (…)`, `DEFAULT '…'`, generated columns) in quotes, backticks, comments
 //! of every kind (`--` followed by anything, `#`, `/* */`, `/*!…*/`, `/*M!…*/`), backslash
 //! escapes, control and non-ASCII characters, and now and then a second statement or clause that
-//! would hurt a canary. Every statement the guard accepts runs on a scratch MariaDB world (see
+//! would hurt a canary, smuggled in the shapes where lexers are known to disagree (a quote in an
+//! executable comment's body, `--` before a control character or a Unicode space, a backslash
+//! before a closing quote), each shape mutated at random. Every statement the guard accepts runs on a scratch MariaDB world (see
 //! `support`) through a session like the executor's, and must run as **exactly one statement
 //! that changes nothing but `_test_x`** (no canary, no other table, no user, no session
 //! setting); a statement the server rejects (a syntax error, say) is fine.
@@ -28,7 +30,8 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shadowsync_executor::guard::SafetyGuard;
-use support::{SHADOWS, Scratch, Snapshot};
+use shadowsync_schema::ShadowNaming;
+use support::{PREFIX, SHADOWS, Scratch, Snapshot};
 
 const CI_CASES: u64 = 300;
 const CI_SEED: u64 = 14;
@@ -153,11 +156,14 @@ async fn fuzz(seed: u64, cases: u64) -> Figures {
     figures
 }
 
+/// The guard as the executor builds it for a task: its shadows and its naming rule.
 fn guard_for(scratch: &Scratch) -> SafetyGuard {
+    let naming = ShadowNaming::prefix(Some(PREFIX)).expect("a valid prefix");
     SafetyGuard::new(
         scratch.database.clone(),
         SHADOWS.iter().map(|s| s.to_string()),
     )
+    .with_naming(naming)
 }
 
 /// Whether `table`'s definition or rows differ from the baseline.
@@ -241,6 +247,7 @@ const PAYLOADS: &[&str] = &[
     ", RENAME TO orders_gone",
     ", ADD COLUMN `seq` bigint DEFAULT (NEXTVAL(order_seq))",
     ", ADD CONSTRAINT `fk_prod` FOREIGN KEY (`id`) REFERENCES customers (`id`)",
+    ", ADD CONSTRAINT `_test_fk` FOREIGN KEY (`id`) REFERENCES `_test_items` (`id`)",
     ", ENGINE=FEDERATED",
 ];
 
@@ -362,6 +369,54 @@ fn clause(rng: &mut StdRng, index: usize) -> String {
     }
 }
 
+/// After `--`: control characters (a comment for the server), Unicode spaces (code for the
+/// server), or plain whitespace.
+fn after_dashes(rng: &mut StdRng) -> char {
+    const UNICODE_SPACES: [char; 6] = [
+        '\u{a0}', '\u{85}', '\u{2003}', '\u{2028}', '\u{3000}', '\u{feff}',
+    ];
+    const WHITESPACE: [char; 3] = [' ', '\t', '\n'];
+    match rng.random_range(0..4) {
+        0 => char::from(rng.random_range(1u8..0x20)),
+        1 => '\u{7f}',
+        2 => UNICODE_SPACES[rng.random_range(0..UNICODE_SPACES.len())],
+        _ => WHITESPACE[rng.random_range(0..WHITESPACE.len())],
+    }
+}
+
+/// A known shape of lexer disagreement carrying a payload, lightly mutated: what the server
+/// reads as code, a careless lexer reads as a string or a comment (issue 14's three defects).
+fn smuggle(rng: &mut StdRng) -> String {
+    let quote = pick(rng, &["'", "\"", "`"]);
+    let payload = pick(rng, PAYLOADS);
+    let tail = pick(rng, &["-- ", "#", "--\t"]);
+    let text = match rng.random_range(0..3) {
+        0 => {
+            let version = match rng.random_range(0..4) {
+                0 => String::new(),
+                1 => format!("{:05}", rng.random_range(0..100_000)),
+                2 => format!("{:06}", rng.random_range(0..1_000_000)),
+                _ => "80000".into(),
+            };
+            let marker = pick(rng, &["!", "M!"]);
+            format!("/*{marker}{version} {quote}x */ {payload} {tail}{quote} */\n")
+        }
+        1 => format!("--{} {quote}\n{payload} {tail}{quote}\n", after_dashes(rng)),
+        _ => format!("'a\\{}' {payload} {tail}'\n", pick(rng, &["", "\\"])),
+    };
+    let mut chars: Vec<char> = text.chars().collect();
+    if rng.random_bool(0.3) {
+        let at = rng.random_range(0..=chars.len());
+        let fragment: Vec<char> = pick(rng, FRAGMENTS).chars().collect();
+        chars.splice(at..at, fragment);
+    }
+    if rng.random_bool(0.2) && !chars.is_empty() {
+        let at = rng.random_range(0..chars.len());
+        chars.remove(at);
+    }
+    chars.into_iter().collect()
+}
+
 /// One generated statement (with `{db}`, `{other}`, `{user}` to fill).
 fn statement(rng: &mut StdRng) -> String {
     let target = match rng.random_range(0..20) {
@@ -388,6 +443,14 @@ fn statement(rng: &mut StdRng) -> String {
             sql.push_str(&gap(rng));
         }
         sql.push_str(&next);
+        if index + 1 < clauses && rng.random_bool(0.05) {
+            sql.push(' ');
+            sql.push_str(&smuggle(rng));
+        }
+    }
+    if rng.random_bool(0.25) {
+        sql.push(' ');
+        sql.push_str(&smuggle(rng));
     }
     if rng.random_bool(0.1) {
         sql.push_str(pick(rng, PAYLOADS));

@@ -18,7 +18,8 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use shadowsync_executor::guard::SafetyGuard;
-use support::{SHADOWS, Scratch};
+use shadowsync_schema::ShadowNaming;
+use support::{PREFIX, SHADOWS, Scratch};
 
 #[derive(Debug, Deserialize)]
 struct Candidates {
@@ -52,8 +53,10 @@ fn candidates() -> Vec<Candidate> {
         .candidate
 }
 
+/// The guard as the executor builds it for a task: its shadows and its naming rule.
 fn guard(database: &str) -> SafetyGuard {
-    SafetyGuard::new(database, SHADOWS.iter().map(|name| name.to_string()))
+    let naming = ShadowNaming::prefix(Some(PREFIX)).expect("a valid prefix");
+    SafetyGuard::new(database, SHADOWS.iter().map(|name| name.to_string())).with_naming(naming)
 }
 
 /// The candidate as the report shows it: control characters visible.

@@ -5,7 +5,9 @@
 //! `Drop`, with the users an attack may have created):
 //! - the task's database, with production tables holding rows (`customers`, `orders` with a
 //!   foreign key to it, `orders_flat`, the partitioned `orders_archive`), a sequence
-//!   (`order_seq`) and the shadows ([`SHADOWS`]; `_test_new` does not exist yet);
+//!   (`order_seq`), the shadows ([`SHADOWS`]; `_test_new` does not exist yet) and
+//!   `_test_items`, a shadow outside the task's plan (a canary too: only references to it are
+//!   allowed, by the naming rule);
 //! - a second canary database with `secrets`.
 //!
 //! [`Scratch::execute`] runs a statement the way the executor does: `sqlx::raw_sql` on one
@@ -17,12 +19,19 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+mod snapshot;
+
+// Used by guard_fuzz.rs, not by red_team.rs (each test binary compiles this module).
+#[allow(unused_imports)]
+pub use snapshot::Snapshot;
 
 use futures::TryStreamExt as _;
 use shadowsync_common::testing::mariadb::mysql_url;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Either, Row as _};
+
+/// The naming rule of the task (the executor gives it to its guard): `_test_` + source.
+pub const PREFIX: &str = "_test_";
 
 /// The shadows the guard is told about (`_test_new` is created by candidates).
 pub const SHADOWS: [&str; 5] = [
@@ -47,6 +56,9 @@ CREATE TABLE orders_archive (id int NOT NULL, total decimal(10,2) DEFAULT NULL) 
   PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN MAXVALUE);
 INSERT INTO orders_archive VALUES (1, 5), (200, 6);
 CREATE SEQUENCE order_seq START WITH 1000 INCREMENT BY 1 NOCACHE;
+CREATE TABLE items (id int NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+CREATE TABLE _test_items (id int NOT NULL PRIMARY KEY) ENGINE=InnoDB;
+INSERT INTO _test_items VALUES (1);
 ";
 
 /// The shadows as a fresh task finds them: `_test_x` and `_test_p` hold rows so that an
@@ -82,9 +94,6 @@ impl Outcome {
         self.results > 1 || (self.results == 1 && self.error.is_some())
     }
 }
-
-/// Everything an attack could change, as `key → value`.
-pub type Snapshot = BTreeMap<String, String>;
 
 /// The scratch databases and the executor-like session on the task's one.
 pub struct Scratch {
@@ -138,32 +147,6 @@ async fn rows(connection: &mut MySqlConnection, sql: &str) -> Vec<Vec<String>> {
     rows.iter()
         .map(|row| (0..row.len()).map(|index| cell(row, index)).collect())
         .collect()
-}
-
-/// `expression` with its string literals and quoted names blanked out, so that only code
-/// remains (`'nextval(s)'` is text, `nextval(s)` a call).
-fn without_quoted(expression: &str) -> String {
-    let mut code = String::new();
-    let mut chars = expression.chars().peekable();
-    while let Some(c) = chars.next() {
-        if !matches!(c, '\'' | '"' | '`') {
-            code.push(c);
-            continue;
-        }
-        code.push(' ');
-        while let Some(inner) = chars.next() {
-            if inner == '\\' && c != '`' {
-                chars.next();
-            } else if inner == c {
-                if chars.peek() == Some(&c) {
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-        }
-    }
-    code
 }
 
 /// `name` as a backtick-quoted identifier.
@@ -286,191 +269,6 @@ impl Scratch {
             quoted(name)
         );
         run_script(&mut self.admin, &sql).await;
-    }
-
-    /// Everything an attack could change: every table of both canary databases (definition,
-    /// rows, checksum; a sequence's next value), their triggers, routines and events, the
-    /// list of databases, users and grants, a few global variables, and the executor-like
-    /// session's own state (`sql_mode`, `foreign_key_checks`, current database).
-    pub async fn snapshot(&mut self) -> Snapshot {
-        let mut snapshot = Snapshot::new();
-        let schemas = format!("{}, {}", literal(&self.database), literal(&self.other));
-        for schema in [self.database.clone(), self.other.clone()] {
-            let tables = rows(
-                &mut self.admin,
-                &format!(
-                    "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} ORDER BY TABLE_NAME",
-                    literal(&schema)
-                ),
-            )
-            .await;
-            for table in tables {
-                let (name, kind) = (&table[0], &table[1]);
-                let key = format!("table {schema}.{name}");
-                let full = format!("{}.{}", quoted(&schema), quoted(name));
-                let ddl = rows(&mut self.admin, &format!("SHOW CREATE TABLE {full}")).await;
-                snapshot.insert(format!("{key} kind"), kind.clone());
-                snapshot.insert(format!("{key} ddl"), ddl[0][1].clone());
-                let content = if kind == "SEQUENCE" {
-                    format!("SELECT CONCAT_WS(',', next_not_cached_value, cycle_count) FROM {full}")
-                } else {
-                    format!(
-                        "SELECT CONCAT(COUNT(*), ' rows, ', COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', {}))), 0)) FROM {full}",
-                        self.columns(&schema, name).await
-                    )
-                };
-                let content = rows(&mut self.admin, &content).await;
-                snapshot.insert(format!("{key} content"), content[0][0].clone());
-            }
-        }
-        for (label, sql) in [
-            ("trigger", format!("SELECT CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA IN ({schemas}) OR TRIGGER_SCHEMA IN ({schemas})")),
-            ("routine", format!("SELECT CONCAT(ROUTINE_SCHEMA, '.', ROUTINE_NAME), ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA IN ({schemas})")),
-            ("event", format!("SELECT CONCAT(EVENT_SCHEMA, '.', EVENT_NAME), EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({schemas})")),
-            ("database", "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA".into()),
-            ("user", "SELECT CONCAT(User, '@', Host), Priv FROM mysql.global_priv".into()),
-            ("db grant", "SELECT CONCAT(User, '@', Host, ' on ', Db), CONCAT_WS(',', Select_priv, Insert_priv, Update_priv, Delete_priv, Create_priv, Drop_priv, Grant_priv, Alter_priv) FROM mysql.db".into()),
-            ("table grant", "SELECT CONCAT(User, '@', Host, ' on ', Db, '.', Table_name), CAST(Table_priv AS CHAR) FROM mysql.tables_priv".into()),
-            ("global", "SELECT 'read_only, event_scheduler, general_log, sql_mode', CONCAT_WS(' | ', @@global.read_only, @@global.event_scheduler, @@global.general_log, @@global.sql_mode)".into()),
-        ] {
-            for row in rows(&mut self.admin, &sql).await {
-                snapshot.insert(format!("{label} {}", row[0]), row[1].clone());
-            }
-        }
-        let session = rows(
-            &mut self.session,
-            "SELECT CONCAT_WS(' | ', @@session.sql_mode, @@session.foreign_key_checks, DATABASE(), @@session.autocommit)",
-        )
-        .await;
-        snapshot.insert("session state".into(), session[0][0].clone());
-        snapshot
-    }
-
-    async fn columns(&mut self, schema: &str, table: &str) -> String {
-        let columns = rows(
-            &mut self.admin,
-            &format!(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
-                literal(schema),
-                literal(table)
-            ),
-        )
-        .await;
-        let quoted: Vec<String> = columns.iter().map(|c| quoted(&c[0])).collect();
-        if quoted.is_empty() {
-            "''".into()
-        } else {
-            quoted.join(", ")
-        }
-    }
-
-    /// What changed between `before` and `after` outside `allowed` (shadow tables of the
-    /// task's database), plus every way the allowed shadows now reach production: a foreign
-    /// key to a table that is not an allowed shadow, or a sequence function in a definition.
-    ///
-    /// Databases and users that other test suites create and drop on the shared server while
-    /// this runs are not ours to judge: a database or user counts only when it is one of ours
-    /// or `statement` names it (a statement can only create or drop what it names).
-    pub async fn violations(
-        &mut self,
-        before: &Snapshot,
-        after: &Snapshot,
-        allowed: &[&str],
-        statement: &str,
-    ) -> Vec<String> {
-        let ours = |key: &str| {
-            allowed
-                .iter()
-                .any(|shadow| key.starts_with(&format!("table {}.{shadow} ", self.database)))
-        };
-        let lower = statement.to_lowercase();
-        let named = |name: &str| lower.contains(&name.to_lowercase());
-        let judged = |key: &str| -> bool {
-            if let Some(database) = key.strip_prefix("database ") {
-                return database.starts_with(&self.database) || named(database);
-            }
-            let account = ["user ", "db grant ", "table grant "]
-                .iter()
-                .find_map(|label| key.strip_prefix(label));
-            match account {
-                Some(account) => {
-                    let user = account.split('@').next().unwrap_or(account);
-                    user == "root" || user.starts_with(&self.user) || named(user)
-                }
-                None => true,
-            }
-        };
-        let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-        let mut violations: Vec<String> = keys
-            .into_iter()
-            .filter(|key| !ours(key) && judged(key) && before.get(*key) != after.get(*key))
-            .map(|key| {
-                format!(
-                    "{key}: {:?} -> {:?}",
-                    before.get(key).map(String::as_str).unwrap_or("<absent>"),
-                    after.get(key).map(String::as_str).unwrap_or("<absent>")
-                )
-            })
-            .collect();
-        violations.extend(self.references_outside(allowed).await);
-        violations
-    }
-
-    /// Foreign keys and sequence functions by which an allowed shadow reaches production.
-    async fn references_outside(&mut self, allowed: &[&str]) -> Vec<String> {
-        let mut found = Vec::new();
-        let references = rows(
-            &mut self.admin,
-            &format!(
-                "SELECT TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {}",
-                literal(&self.database)
-            ),
-        )
-        .await;
-        for reference in references {
-            let (table, name, schema, parent) =
-                (&reference[0], &reference[1], &reference[2], &reference[3]);
-            if allowed.contains(&table.as_str())
-                && (schema != &self.database || !allowed.contains(&parent.as_str()))
-            {
-                found.push(format!(
-                    "shadow {table}'s foreign key {name} references production {schema}.{parent}"
-                ));
-            }
-        }
-        // Expressions only (defaults, generated columns, checks): a comment or a column
-        // named `nextval` is not a call.
-        let names: Vec<String> = allowed.iter().map(|name| literal(name)).collect();
-        let expressions = rows(
-            &mut self.admin,
-            &format!(
-                "SELECT TABLE_NAME, COALESCE(COLUMN_DEFAULT, ''), GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db} AND TABLE_NAME IN ({names}) \
-                 UNION ALL SELECT TABLE_NAME, CHECK_CLAUSE, '' FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {db} AND TABLE_NAME IN ({names})",
-                db = literal(&self.database),
-                names = names.join(", "),
-            ),
-        )
-        .await;
-        for expression in expressions {
-            let text =
-                without_quoted(&format!("{} {}", expression[1], expression[2])).to_lowercase();
-            for function in [
-                "nextval",
-                "lastval",
-                "setval",
-                "next value for",
-                "previous value for",
-            ] {
-                if text.contains(function) {
-                    found.push(format!(
-                        "shadow {}'s definition calls `{function}`: {}",
-                        expression[0],
-                        text.trim()
-                    ));
-                }
-            }
-        }
-        found
     }
 
     /// Drops both databases and any user this run's candidates created.
