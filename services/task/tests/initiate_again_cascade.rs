@@ -4,37 +4,21 @@
 
 mod support;
 
-use std::time::Duration;
-
 use shadowsync_proto::task::v1::*;
 use support::fixture::{Fixture, status};
 
 async fn succeeded_rows(fixture: &mut Fixture, analysis_id: &str) -> Vec<AnalysisTable> {
-    for _ in 0..300 {
-        let analysis = fixture
-            .alice
-            .get_analysis(GetAnalysisRequest {
-                analysis_id: analysis_id.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("get")
-            .into_inner();
-        let header = analysis.analysis.expect("analysis");
-        if header.status == AnalysisStatus::Succeeded as i32 {
-            return analysis.tables;
-        }
-        assert!(
-            matches!(
-                AnalysisStatus::try_from(header.status),
-                Ok(AnalysisStatus::Pending | AnalysisStatus::Running)
-            ),
-            "analysis ended {:?}",
-            header.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("analysis did not finish");
+    fixture.wait_for_analysis(analysis_id).await;
+    fixture
+        .alice
+        .get_analysis(GetAnalysisRequest {
+            analysis_id: analysis_id.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .tables
 }
 
 fn skipped(rows: &[AnalysisTable]) -> Vec<&str> {

@@ -129,13 +129,19 @@ impl Fixture {
             .into_inner()
             .analysis
             .expect("analysis");
+        self.wait_for_analysis(&analysis.id).await;
+        analysis.id
+    }
+
+    /// Waits until the analysis `id` has SUCCEEDED (panics if it ends otherwise).
+    pub async fn wait_for_analysis(&mut self, id: &str) {
         // The analysis runs in the background on real MariaDB; poll its status (this waits for
         // work, not for time to pass).
         for _ in 0..300 {
             let current = self
                 .alice
                 .get_analysis(GetAnalysisRequest {
-                    analysis_id: analysis.id.clone(),
+                    analysis_id: id.into(),
                     omit_tables: true,
                     ..Default::default()
                 })
@@ -145,7 +151,7 @@ impl Fixture {
                 .analysis
                 .expect("analysis");
             if current.status == AnalysisStatus::Succeeded as i32 {
-                return analysis.id;
+                return;
             }
             assert!(
                 matches!(
