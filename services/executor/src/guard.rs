@@ -132,6 +132,23 @@ impl SafetyGuard {
     ///
     /// The statement is read once, as a session under [`SESSION_SQL_MODE`] reads it.
     pub fn check(&self, sql: &str) -> Result<(), GuardRefusal> {
+        self.checked_target(sql).map(drop)
+    }
+
+    /// [`SafetyGuard::check`], and the statement must change `shadow`: the shadow of the plan
+    /// table it belongs to. The approved digest already binds each statement to its table; this
+    /// keeps a statement from changing a sibling shadow even if the binding were ever lost.
+    pub fn check_for(&self, sql: &str, shadow: &str) -> Result<(), GuardRefusal> {
+        let target = self.checked_target(sql)?;
+        if target != shadow {
+            return Err(GuardRefusal::new(format!(
+                "the statement changes `{target}`, but it belongs to the plan of `{shadow}`"
+            )));
+        }
+        Ok(())
+    }
+
+    fn checked_target(&self, sql: &str) -> Result<String, GuardRefusal> {
         let tokens = tokenize(sql)
             .map_err(|error| GuardRefusal::new(format!("cannot be read safely: {error}")))?;
         if tokens.contains(&Token::Semicolon) {
@@ -155,7 +172,8 @@ impl SafetyGuard {
                 "CREATE TABLE … LIKE copies another table into `{target}`"
             )));
         }
-        self.check_body(kind, rest)
+        self.check_body(kind, rest)?;
+        Ok(target)
     }
 
     fn statement_kind(&self, cursor: &mut Cursor<'_>) -> Result<StatementKind, GuardRefusal> {

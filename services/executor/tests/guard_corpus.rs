@@ -54,7 +54,9 @@ fn refusals(plan: &Plan, database: &str, naming: &ShadowNaming) -> (Vec<String>,
     let mut checked = 0;
     for (table, statement) in plan.statements() {
         checked += 1;
-        if let Err(refusal) = guard.check(&statement.sql) {
+        // As the executor checks it: the statement must change its own table's shadow.
+        let shadow = table.shadow.as_deref().unwrap_or_default();
+        if let Err(refusal) = guard.check_for(&statement.sql, shadow) {
             refused.push(format!(
                 "{}: {}\n{}",
                 table.source,

@@ -100,7 +100,7 @@ impl Lane<'_> {
         };
         let sql = statement.sql.clone();
         let position = s + 1;
-        if let Err(refusal) = run.guard.check(&sql) {
+        if let Err(refusal) = run.guard.check_for(&sql, &table.plan.shadow) {
             run.log.error(
                 &name,
                 format!("statement {position}/{count} refused: {refusal}: {sql}"),

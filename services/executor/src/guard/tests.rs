@@ -487,3 +487,26 @@ fn sequences_and_non_local_engines_are_refused() {
         assert_eq!(guard.check(&statement), Ok(()), "{statement}");
     }
 }
+
+#[test]
+fn a_statement_may_change_only_the_shadow_of_its_own_table() {
+    let guard = guard();
+    let sql = "ALTER TABLE `_test_orders` ADD COLUMN `note` varchar(20)";
+    assert_eq!(guard.check_for(sql, "_test_orders"), Ok(()));
+    // Both are shadows of the task, but the statement belongs to the other table's plan.
+    let refusal = guard
+        .check_for(sql, "_test_customers")
+        .expect_err("a sibling shadow's statement is refused");
+    assert!(
+        refusal
+            .reason()
+            .contains("belongs to the plan of `_test_customers`"),
+        "{refusal}"
+    );
+    // Everything `check` refuses, `check_for` refuses too.
+    assert!(
+        guard
+            .check_for("ALTER TABLE `orders` ADD COLUMN `x` int", "orders")
+            .is_err()
+    );
+}
