@@ -123,6 +123,15 @@ async fn relay(mut client: TcpStream, (host, port): (String, u16)) {
             return;
         }
     };
+    // The driver turns Nagle's algorithm off on its own socket; the relay's two sockets must do
+    // the same, or every small request waits for a delayed ACK (measured: introspection of 2,000
+    // tables took 8 times as long through the gate).
+    if let Err(error) = client
+        .set_nodelay(true)
+        .and_then(|()| server.set_nodelay(true))
+    {
+        debug!(%error, "cleartext gate: cannot set TCP_NODELAY");
+    }
     let greeting = match read_packet(&mut server).await {
         Ok(greeting) => greeting,
         Err(error) => {
