@@ -25,15 +25,20 @@ pub const SECRET_FILE: &str = "jwt.secret";
 pub const ENCRYPTION_KEY_FILE: &str = "encryption.key";
 /// File holding the bootstrap admin token that `shadowctl` picks up.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// File a running server holds an exclusive lock on, so a second server on the same directory
+/// stops before it rewrites the token or the endpoint the first one's clients use.
+pub const LOCK_FILE: &str = "server.lock";
 /// Subject of the bootstrap administrator.
 pub const ADMIN_SUBJECT: &str = "admin";
 /// How long the bootstrap token stays valid; it is re-minted at every start.
 const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// What [`prepare`] wrote.
+/// What [`prepare`] wrote, and the data directory's lock: keep it for as long as the server
+/// runs (dropping it lets another server take the directory).
 #[derive(Debug)]
 pub struct EmbeddedFiles {
     pub admin_token: PathBuf,
+    _lock: std::fs::File,
 }
 
 /// Creates the data directory, loads or generates the signing secret into `config`, and writes
@@ -49,6 +54,7 @@ pub fn prepare(config: &mut Config) -> Result<EmbeddedFiles, ServerError> {
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io_error(&dir, e))?;
+    let lock = lock_data_dir(&dir)?;
 
     if config.auth.hs256_secret.is_none() {
         let path = dir.join(SECRET_FILE);
@@ -95,7 +101,38 @@ pub fn prepare(config: &mut Config) -> Result<EmbeddedFiles, ServerError> {
         );
         write_private(&admin_token, token.expose()).map_err(|e| io_error(&admin_token, e))?;
     }
-    Ok(EmbeddedFiles { admin_token })
+    Ok(EmbeddedFiles {
+        admin_token,
+        _lock: lock,
+    })
+}
+
+/// Takes the data directory's lock, before anything in it is written. Fails when another server
+/// holds it (the lock ends with that process, however it ends).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+    let path = dir.join(LOCK_FILE);
+    let failed = |reason: String| ServerError::DataDir {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(failed(
+            "another shadowsync server is using this data directory; stop it, or give this one \
+             another --data-dir"
+                .into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(failed(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
 }
 
 /// File holding the embedded server's endpoint (`http://127.0.0.1:PORT`), which `shadowctl`
@@ -171,11 +208,41 @@ mod tests {
         assert!(identity.is_admin());
 
         let mut again = load();
+        drop(files);
         prepare(&mut again).expect("second start");
         assert_eq!(
             again.auth.hs256_secret,
             Some(first_secret),
             "the secret survives restarts"
         );
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_directory_stops_before_writing_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let load = || {
+            ConfigLoader::new()
+                .flag("data_dir", Some(data_dir.display().to_string()))
+                .load()
+                .expect("config")
+        };
+        let running = prepare(&mut load()).expect("first server");
+        let token = std::fs::read_to_string(&running.admin_token).expect("token");
+
+        let error = prepare(&mut load()).expect_err("the directory is in use");
+        assert!(
+            error.to_string().contains("another shadowsync server"),
+            "{error}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&running.admin_token).expect("token"),
+            token,
+            "the running server's token is untouched"
+        );
+
+        // Once the first server is gone, the directory is free again.
+        drop(running);
+        prepare(&mut load()).expect("a later start");
     }
 }

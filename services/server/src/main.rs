@@ -70,10 +70,14 @@ fn main() -> anyhow::Result<()> {
             otlp_endpoint: config.otlp_endpoint.clone(),
         })?;
         let embedded_mode = shadowsync_server::is_embedded(role, &config);
-        if embedded_mode {
+        // Held until the server stops: the data directory's lock lives in it.
+        let _embedded = if embedded_mode {
             let files = embedded::prepare(&mut config)?;
             tracing::info!(token = %files.admin_token.display(), "embedded mode: admin token written");
-        }
+            Some(files)
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
