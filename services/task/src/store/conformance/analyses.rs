@@ -225,8 +225,8 @@ pub(super) async fn rows_list_by_tab_and_name(db: Database) {
     assert_eq!((found.len(), total), (1, 1));
 }
 
-pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
-    let store = SqlStore::new(db);
+/// Analysis `a1` completed with [`planned_tables`]; its preview.
+async fn completed_with_planned_tables(store: &SqlStore) -> PreviewSummary {
     store.insert_analysis(&analysis("a1")).await.unwrap();
     store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
     store
@@ -241,7 +241,12 @@ pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
         .await
         .unwrap();
     store.complete_analysis("a1", "r", "v", 1).await.unwrap();
-    let before = store.get_analysis("a1").await.unwrap().unwrap().preview;
+    store.get_analysis("a1").await.unwrap().unwrap().preview
+}
+
+pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
+    let store = SqlStore::new(db);
+    let before = completed_with_planned_tables(&store).await;
 
     // Skip `customers`: its statements go, `orders` is re-planned to reference the source.
     let mut writer = store.begin_replan("a1", &[0], true).await.unwrap();
@@ -296,21 +301,7 @@ pub(super) async fn replan_moves_rows_and_changes_the_preview(db: Database) {
 /// parent: it is not one of the user's skips, and the undo's re-plan restores it.
 pub(super) async fn replan_skips_and_restores_rows_with_their_parent(db: Database) {
     let store = SqlStore::new(db);
-    store.insert_analysis(&analysis("a1")).await.unwrap();
-    store.claim_analysis("a1", "r", 0, i64::MAX).await.unwrap();
-    store
-        .write_rows(
-            "a1",
-            "r",
-            &planned_tables(),
-            Progress::default(),
-            0,
-            i64::MAX,
-        )
-        .await
-        .unwrap();
-    store.complete_analysis("a1", "r", "v", 1).await.unwrap();
-    let before = store.get_analysis("a1").await.unwrap().unwrap().preview;
+    let before = completed_with_planned_tables(&store).await;
 
     // Skip `customers`: the engine skips `orders` with it.
     let mut writer = store.begin_replan("a1", &[0], true).await.unwrap();
