@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 deploy/dev/services.sh
+# The chart's tests render it with helm (installed, pinned, into a cache outside the clone).
+SHADOWSYNC_HELM="$(deploy/dev/tools.sh)/helm"
+export SHADOWSYNC_HELM
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/shadowsync-target}
 if [ $# -eq 0 ]; then set -- --workspace; fi
 cargo test --locked "$@"

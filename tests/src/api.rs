@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use shadowsync_common::auth::{Identity, TokenIssuer};
-use shadowsync_common::grpc::{self, AuthenticatedChannel};
+use shadowsync_common::grpc::{self, AuthenticatedChannel, ClientTls};
+use shadowsync_common::secret::Secret;
 use shadowsync_proto::approval::v1::GrantPermissionRequest;
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use shadowsync_proto::common::v1::{Dialect, SyncRange};
@@ -18,30 +19,42 @@ pub type ApprovalClient = ApprovalServiceClient<AuthenticatedChannel>;
 /// test gives up. Generous for 2 busy cores; a passing test never waits for it.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Where the public APIs are, and a token issuer trusted by every service.
+/// Mints a token every service trusts for an identity.
+pub type Minter = std::sync::Arc<dyn Fn(&Identity) -> Secret<String> + Send + Sync>;
+
+/// Where the public APIs are, how to reach them (TLS), and how to mint tokens they trust.
 #[derive(Clone)]
 pub struct Endpoints {
     task: String,
     approval: String,
-    issuer: TokenIssuer,
+    mint: Minter,
+    tls: Option<ClientTls>,
 }
 
 impl Endpoints {
+    /// Plaintext endpoints trusting tokens from `issuer`.
     pub fn new(task: String, approval: String, issuer: TokenIssuer) -> Self {
+        let mint: Minter = std::sync::Arc::new(move |identity: &Identity| {
+            issuer.issue(identity, Duration::from_secs(3600))
+        });
+        Self::with(task, approval, mint, None)
+    }
+
+    /// Endpoints with any token minter, over TLS when `tls` is given.
+    pub fn with(task: String, approval: String, mint: Minter, tls: Option<ClientTls>) -> Self {
         Self {
             task,
             approval,
-            issuer,
+            mint,
+            tls,
         }
     }
 
     /// Clients acting as `subject` with `roles` (`admin` for an administrator).
     pub fn user(&self, subject: &str, roles: &[&str]) -> User {
-        let token = self
-            .issuer
-            .issue(&Identity::user(subject, roles), Duration::from_secs(3600));
+        let token = (self.mint)(&Identity::user(subject, roles));
         let connect = |url: &str| {
-            let channel = grpc::channel(url, None).expect("channel");
+            let channel = grpc::channel(url, self.tls.as_ref()).expect("channel");
             grpc::authenticated(channel, &token).expect("token header")
         };
         User {

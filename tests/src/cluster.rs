@@ -67,6 +67,32 @@ impl Default for ClusterOptions {
     }
 }
 
+/// Deletes every queue and exchange under `prefix` from the shared broker, blocking: callable
+/// from `Drop` inside a test's runtime (it runs on a thread with its own small runtime).
+pub fn delete_topology(prefix: String) {
+    let cleaner = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            if let Ok(queue) =
+                AmqpQueue::new(AmqpQueueOptions::new(amqp_url(), Topology::new(prefix)))
+            {
+                // Declared so that `delete_topology` deletes it with the rest: the task
+                // service's event subscription.
+                let _ = queue
+                    .declare_subscription(TASK_SUBSCRIPTION, &["approval.*.shadow_table_sync"])
+                    .await;
+                let _ = queue.delete_topology().await;
+            }
+        });
+    });
+    let _ = cleaner.join();
+}
+
 /// The four services, each a separate node.
 pub struct Cluster {
     pub task: Node,
@@ -266,30 +292,7 @@ impl Drop for Cluster {
         ]) {
             node.kill();
         }
-        // Drop runs inside the test's runtime, which cannot be blocked on: delete the topology
-        // from a thread with its own small runtime, so the shared broker keeps nothing.
-        let prefix = self.prefix.clone();
-        let cleaner = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(queue) =
-                    AmqpQueue::new(AmqpQueueOptions::new(amqp_url(), Topology::new(prefix)))
-                {
-                    // Declared so that `delete_topology` deletes it with the rest: the task
-                    // service's event subscription.
-                    let _ = queue
-                        .declare_subscription(TASK_SUBSCRIPTION, &["approval.*.shadow_table_sync"])
-                        .await;
-                    let _ = queue.delete_topology().await;
-                }
-            });
-        });
-        let _ = cleaner.join();
+        delete_topology(self.prefix.clone());
     }
 }
 

@@ -8,7 +8,9 @@
 //!   in-process queue;
 //! - [`api`]: clients per user, and the journey's steps with polling under timeouts;
 //! - [`journey`]: the user's journey as scenarios over any deployment's endpoints;
-//! - [`target`]: the MariaDB database being synced, and structure comparisons.
+//! - [`target`]: the MariaDB database being synced, and structure comparisons;
+//! - [`chart`]: the Helm chart rendered with chosen values, as objects to assert on, and its
+//!   containers started as local processes ([`chart::Pods`]).
 //!
 //! The servers are the shared ones `deploy/dev/services.sh` starts, overridable with
 //! `SHADOWSYNC_TEST_PG_URL`, `SHADOWSYNC_TEST_MYSQL_URL` and `SHADOWSYNC_TEST_AMQP_URL`; each test
@@ -30,6 +32,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod api;
+pub mod chart;
 pub mod cluster;
 pub mod journey;
 pub mod node;

@@ -2,7 +2,7 @@
 //! approval requests and decisions, permission grants, and dispatch to the executors.
 //!
 //! # Entry points (what the server wires)
-//! - [`MIGRATIONS`] and [`prepare`]: run the migrations, create the outbox table and seed the
+//! - [`MIGRATIONS`] and [`prepare`]: run the migrations (the outbox table among them) and seed the
 //!   builtin fallback template and the priority order on first start.
 //! - [`ApprovalApi::new`]`(`[`ApprovalDeps`]`)`: the gRPC handlers; [`add_routes`] mounts them
 //!   behind the identity interceptor.
@@ -58,7 +58,7 @@ use std::time::Duration;
 use shadowsync_common::auth::AuthInterceptor;
 use shadowsync_common::clock::Clock;
 use shadowsync_common::db::Database;
-use shadowsync_common::outbox::{self, OutboxRelay};
+use shadowsync_common::outbox::OutboxRelay;
 use shadowsync_common::queue::MessageQueue;
 use shadowsync_proto::approval::v1::approval_service_server::ApprovalServiceServer;
 use tonic::service::RoutesBuilder;
@@ -79,13 +79,29 @@ pub struct ApprovalDeps {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Migrates the store, creates the outbox table and seeds the builtin template and the priority
+/// Migrates the store (the outbox table among its migrations) and seeds the builtin template and the priority
 /// order (idempotent; safe with several replicas).
 ///
 /// Fails when the store is unreachable or a migration fails.
 pub async fn prepare(db: &Database, clock: &dyn Clock) -> Result<(), error::ApprovalError> {
     db.migrate(&MIGRATIONS).await?;
-    outbox::ensure_schema(db).await?;
+    seed(db, clock).await
+}
+
+/// Checks, changing no schema, that the store holds every migration this build needs, then
+/// seeds the built-in template: the start-up step of a service that may not migrate
+/// (`database.auto_migrate=false`).
+///
+/// Fails with the store's `SchemaNotCurrent` until `shadowsync migrate` has run.
+pub async fn prepare_without_migrating(
+    db: &Database,
+    clock: &dyn Clock,
+) -> Result<(), error::ApprovalError> {
+    db.require_current(&MIGRATIONS).await?;
+    seed(db, clock).await
+}
+
+async fn seed(db: &Database, clock: &dyn Clock) -> Result<(), error::ApprovalError> {
     Store::new(db.clone())
         .seed(&service::templates::builtin_template(), clock.now())
         .await
@@ -145,4 +161,27 @@ pub fn add_routes(routes: &mut RoutesBuilder, api: ApprovalApi, auth: AuthInterc
         ApprovalServiceServer::new(api),
         auth,
     ));
+}
+
+#[cfg(test)]
+mod outbox_migration {
+    use shadowsync_common::db::Backend;
+    use shadowsync_common::outbox::migration_matches;
+
+    /// The outbox code's SQL and this service's copy of its table must not drift apart.
+    #[test]
+    fn the_outbox_migrations_create_the_table_the_outbox_code_uses() {
+        assert!(migration_matches(
+            Backend::Postgres,
+            include_str!("../migrations/postgres/0002_outbox.sql")
+        ));
+        assert!(migration_matches(
+            Backend::Sqlite,
+            include_str!("../migrations/sqlite/0002_outbox.sql")
+        ));
+        assert!(!migration_matches(
+            Backend::Sqlite,
+            include_str!("../migrations/postgres/0002_outbox.sql")
+        ));
+    }
 }

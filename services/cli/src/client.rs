@@ -34,6 +34,18 @@ pub struct ClientArgs {
         default_value = ".shadowsync"
     )]
     pub data_dir: PathBuf,
+    /// CA bundle (PEM) that signed the server's certificate: needed for https:// endpoints.
+    #[arg(long, global = true, env = "SHADOWSYNC_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Name the server's certificate must carry, when it differs from the endpoint's host (e.g.
+    /// shadowsync-task.shadowsync.svc through `kubectl port-forward`).
+    #[arg(
+        long,
+        global = true,
+        env = "SHADOWSYNC_TLS_SERVER_NAME",
+        value_name = "NAME"
+    )]
+    pub tls_server_name: Option<String>,
 }
 
 impl ClientArgs {
@@ -67,9 +79,30 @@ impl ClientArgs {
             })
     }
 
-    /// A channel without credentials (health needs none).
+    /// A channel without credentials (health needs none); TLS for https:// endpoints.
+    ///
+    /// Fails when the endpoint is malformed, or is https:// without `--ca` (the client trusts
+    /// no system roots: a cluster's services carry certificates of its own CA).
     pub fn channel(&self) -> Result<Channel, CliError> {
-        grpc::channel(&self.endpoint(), None).map_err(|e| CliError::Usage(e.to_string()))
+        let endpoint = self.endpoint();
+        let tls = if endpoint.starts_with("https://") {
+            let path = self.ca.as_ref().ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{endpoint} uses TLS: pass --ca (or set SHADOWSYNC_CA) with the CA that \
+                     signed the server's certificate"
+                ))
+            })?;
+            let ca = std::fs::read(path)
+                .map_err(|e| CliError::Usage(format!("--ca {}: {e}", path.display())))?;
+            Some(grpc::ClientTls {
+                ca: Some(ca),
+                identity: None,
+                domain: self.tls_server_name.clone(),
+            })
+        } else {
+            None
+        };
+        grpc::channel(&endpoint, tls.as_ref()).map_err(|e| CliError::Usage(e.to_string()))
     }
 
     /// A channel that presents the caller's token.

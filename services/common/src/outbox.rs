@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{AnyConnection, Executor as _, Row as _};
+use sqlx::{AnyConnection, Row as _};
 use tokio::sync::Notify;
 
 use crate::clock::{Clock, Micros, micros};
@@ -79,16 +79,25 @@ const CLAIM_SQLITE: &str = "UPDATE outbox SET locked_until = $1 WHERE id IN (\
 const DESTINATION_EXECUTE: &str = "execute";
 const DESTINATION_EVENT: &str = "event";
 
-/// Creates the outbox table in the service's schema if it is missing. Idempotent; services call
-/// it at start-up next to their migrations.
-///
-/// Fails when the statement fails.
-pub async fn ensure_schema(db: &Database) -> Result<(), sqlx::Error> {
-    let ddl = match db.backend() {
+/// The outbox table as each service's migrations create it (`00NN_outbox.sql` in the task and
+/// approval services' histories). Kept here, beside the SQL that uses the table, so every
+/// service's copy is checked against one text ([`migration_matches`]).
+pub fn schema_ddl(backend: Backend) -> &'static str {
+    match backend {
         Backend::Postgres => POSTGRES_DDL,
         Backend::Sqlite => SQLITE_DDL,
-    };
-    db.pool().execute(ddl).await.map(drop)
+    }
+}
+
+/// True when a service's outbox migration file holds exactly [`schema_ddl`] after its leading
+/// `--` comment lines: how each service's test proves its copy did not drift.
+pub fn migration_matches(backend: Backend, migration: &str) -> bool {
+    let statements: String = migration
+        .lines()
+        .skip_while(|line| line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    statements.trim() == schema_ddl(backend).trim()
 }
 
 /// Adds `message` for `destination` to the outbox inside the caller's transaction, due at
@@ -288,7 +297,7 @@ mod tests {
     use std::sync::Arc;
 
     use futures::StreamExt as _;
-    use sqlx::Connection as _;
+    use sqlx::{Connection as _, Executor as _};
 
     use super::*;
     use crate::clock::ManualClock;
@@ -309,8 +318,9 @@ mod tests {
     }
 
     async fn fixture(db: Database) -> Fixture {
-        ensure_schema(&db).await.expect("outbox table");
-        ensure_schema(&db).await.expect("idempotent");
+        let ddl = schema_ddl(db.backend());
+        db.pool().execute(ddl).await.expect("outbox table");
+        db.pool().execute(ddl).await.expect("idempotent");
         let queue = Arc::new(
             InProcessQueue::in_memory(Topology::new("test."))
                 .await

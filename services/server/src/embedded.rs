@@ -55,6 +55,8 @@ pub fn prepare(config: &mut Config) -> Result<EmbeddedFiles, ServerError> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io_error(&dir, e))?;
     let lock = lock_data_dir(&dir)?;
+    // Nobody runs `shadowsync migrate` for a single process on local files.
+    config.database_auto_migrate = true;
 
     if config.auth.hs256_secret.is_none() {
         let path = dir.join(SECRET_FILE);

@@ -10,6 +10,7 @@
 
 pub mod deps;
 pub mod embedded;
+pub mod migrate;
 pub mod readiness;
 pub mod wiring;
 
@@ -118,15 +119,34 @@ pub async fn run(
     let readiness_task = tokio::spawn(readiness.run());
 
     // Health is the one service reachable without a token (load balancers and kubelets probe it).
-    routes.add_service(health_service);
+    routes.add_service(health_service.clone());
     routes.add_service(InterceptedService::new(reflection_v1, ungated.clone()));
     routes.add_service(InterceptedService::new(reflection_v1alpha, ungated));
 
+    // Health alone, in plaintext, for probes that cannot speak TLS: it reveals nothing but the
+    // serving status, which every unauthenticated caller of the main port may read anyway.
+    let health_server = match config.health_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|e| ServerError::Dependency(format!("health.listen {address}: {e}")))?;
+            let router = grpc::server_builder(None)?.add_service(health_service.clone());
+            Some(tokio::spawn(grpc::serve(
+                router,
+                listener,
+                std::future::pending::<()>(),
+            )))
+        }
+        None => None,
+    };
     let router = grpc::server_builder(config.tls.as_ref())?.add_routes(routes.routes());
     let address = listener.local_addr().ok();
     tracing::info!(?role, ?address, tls = config.tls.is_some(), "serving");
     let served = grpc::serve(router, listener, shutdown).await;
     readiness_task.abort();
+    if let Some(health_server) = health_server {
+        health_server.abort();
+    }
     background.stop().await;
     if let Some(queue) = &deps.queue {
         queue.close().await;

@@ -1,4 +1,4 @@
-//! `shadowsync serve task|approval|analysis|executor|all`.
+//! `shadowsync serve task|approval|analysis|executor|all`, `shadowsync migrate`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,37 +38,101 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Bring the task and approval stores' schemas (on database.url) up to date, then exit.
+    ///
+    /// Services started with database.auto_migrate=false wait, NOT_SERVING, until this has run.
+    /// Migrations are forward-only: rolling a release back leaves its migrations in place.
+    Migrate {
+        /// TOML configuration file (layered under SHADOWSYNC_* variables and flags).
+        #[arg(long, env = "SHADOWSYNC_CONFIG")]
+        config: Option<PathBuf>,
+        /// Any configuration key, e.g. --set database.url=postgres://… (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// How long to wait for the database to answer before giving up, e.g. 90s or 2m.
+        #[arg(long, default_value = "60s", value_parser = parse_seconds)]
+        wait: std::time::Duration,
+    },
+}
+
+/// `90`, `90s`, `2m`: the few duration forms a Job's arguments need.
+fn parse_seconds(value: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match value.strip_suffix('m') {
+        Some(minutes) => (minutes, 60),
+        None => (value.strip_suffix('s').unwrap_or(value), 1),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| std::time::Duration::from_secs(n.saturating_mul(unit)))
+        .map_err(|_| format!("expected seconds or minutes such as 90s or 2m, found {value:?}"))
+}
+
+/// Layers defaults, the file, `SHADOWSYNC_*` variables and flags into one configuration.
+fn load_config(
+    file: Option<&PathBuf>,
+    set: &[String],
+    flags: &[(&str, Option<String>)],
+) -> anyhow::Result<shadowsync_common::config::Config> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut loader = ConfigLoader::new();
+    if let Some(path) = file {
+        loader = loader.file(path);
+    }
+    let mut loader = loader.env(&env).flags(set.iter().map(String::as_str));
+    for (key, value) in flags {
+        loader = loader.flag(key, value.clone());
+    }
+    Ok(loader.load()?)
+}
+
+fn telemetry_config(service: &str, config: &shadowsync_common::config::Config) -> TelemetryConfig {
+    TelemetryConfig {
+        service_name: format!("shadowsync-{service}"),
+        log_format: config.log_format,
+        log_filter: config.log_filter.clone(),
+        otlp_endpoint: config.otlp_endpoint.clone(),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    let Command::Serve {
-        role,
-        config,
-        listen,
-        data_dir,
-        set,
-    } = Cli::parse().command;
-
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let mut loader = ConfigLoader::new();
-    if let Some(path) = &config {
-        loader = loader.file(path);
+    match Cli::parse().command {
+        Command::Serve {
+            role,
+            config,
+            listen,
+            data_dir,
+            set,
+        } => {
+            let config = load_config(
+                config.as_ref(),
+                &set,
+                &[
+                    ("listen", listen),
+                    ("data_dir", data_dir.map(|p| p.display().to_string())),
+                ],
+            )?;
+            serve(role, config)
+        }
+        Command::Migrate { config, set, wait } => {
+            let config = load_config(config.as_ref(), &set, &[])?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(async move {
+                let _telemetry = telemetry::init(&telemetry_config("migrate", &config))?;
+                for migrated in shadowsync_server::migrate::migrate(&config, wait).await? {
+                    println!("{migrated}");
+                }
+                Ok(())
+            })
+        }
     }
-    let mut config = loader
-        .env(&env)
-        .flags(set.iter().map(String::as_str))
-        .flag("listen", listen)
-        .flag("data_dir", data_dir.map(|p| p.display().to_string()))
-        .load()?;
+}
 
+fn serve(role: Role, mut config: shadowsync_common::config::Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let _telemetry = telemetry::init(&TelemetryConfig {
-            service_name: format!("shadowsync-{}", format!("{role:?}").to_lowercase()),
-            log_format: config.log_format,
-            log_filter: config.log_filter.clone(),
-            otlp_endpoint: config.otlp_endpoint.clone(),
-        })?;
+        let service = format!("{role:?}").to_lowercase();
+        let _telemetry = telemetry::init(&telemetry_config(&service, &config))?;
         let embedded_mode = shadowsync_server::is_embedded(role, &config);
         // Held until the server stops: the data directory's lock lives in it.
         let _embedded = if embedded_mode {

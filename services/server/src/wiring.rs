@@ -64,14 +64,18 @@ pub fn wire(
         let db = deps.task_db.clone().ok_or_else(|| {
             ServerError::Dependency("task service wired without its store".into())
         })?;
+        let migrate = config.database_auto_migrate;
         readiness.step(
             "task store",
             Box::new(move || {
                 let db = db.clone();
                 Box::pin(async move {
-                    shadowsync_task::prepare(&db)
-                        .await
-                        .map_err(|e| e.to_string())
+                    if migrate {
+                        shadowsync_task::prepare(&db).await
+                    } else {
+                        shadowsync_task::require_schema(&db).await
+                    }
+                    .map_err(|e| e.to_string())
                 })
             }),
         );
@@ -93,15 +97,19 @@ pub fn wire(
             clock: clock.clone(),
         });
         let step_clock = clock.clone();
+        let migrate = config.database_auto_migrate;
         readiness.step(
             "approval store",
             Box::new(move || {
                 let db = db.clone();
                 let clock = step_clock.clone();
                 Box::pin(async move {
-                    shadowsync_approval::prepare(&db, clock.as_ref())
-                        .await
-                        .map_err(|e| e.to_string())
+                    if migrate {
+                        shadowsync_approval::prepare(&db, clock.as_ref()).await
+                    } else {
+                        shadowsync_approval::prepare_without_migrating(&db, clock.as_ref()).await
+                    }
+                    .map_err(|e| e.to_string())
                 })
             }),
         );
@@ -178,6 +186,21 @@ fn peer_endpoint(
     }
 }
 
+/// A lazily connecting channel to a peer: TLS, verified against `tls.peer_ca`, for `https://`
+/// endpoints (configuration refuses an `https://` endpoint without that CA).
+fn peer_channel(config: &Config, endpoint: &str) -> Result<tonic::transport::Channel, ServerError> {
+    let tls = match &config.endpoints.peer_ca {
+        Some(path) if endpoint.starts_with("https://") => Some(grpc::ClientTls {
+            ca: Some(std::fs::read(path).map_err(|e| {
+                ServerError::Dependency(format!("tls.peer_ca {}: {e}", path.display()))
+            })?),
+            ..grpc::ClientTls::default()
+        }),
+        _ => None,
+    };
+    Ok(grpc::channel(endpoint, tls.as_ref())?)
+}
+
 /// The task service with its peers (analysis, and approval for permission checks) reached over
 /// gRPC as `svc:task`.
 fn task_api(
@@ -218,12 +241,12 @@ fn task_api(
         db,
         clock,
         encryption_key,
-        analysis: peers::analysis_client(grpc::channel(&analysis, None)?, credentials.clone()),
+        analysis: peers::analysis_client(peer_channel(config, &analysis)?, credentials.clone()),
         permissions: Arc::new(GrpcPermissionChecker::new(
-            grpc::channel(&approval, None)?,
+            peer_channel(config, &approval)?,
             credentials.clone(),
         )),
-        approvals: peers::Approvals::new(grpc::channel(&approval, None)?, credentials),
+        approvals: peers::Approvals::new(peer_channel(config, &approval)?, credentials),
         queue: deps.queue.clone(),
         config: shadowsync_task::TaskConfig {
             execution_lease: config.task.execution_lease,
@@ -254,7 +277,7 @@ fn executor_deps(
         local_address,
     )?;
     let credentials = ServiceCredentials::from_config(&config.auth, ServiceIdentity::Executor)?;
-    let channel = grpc::as_service(grpc::channel(&task, None)?, credentials);
+    let channel = grpc::as_service(peer_channel(config, &task)?, credentials);
     Ok(shadowsync_executor::ExecutorDeps {
         queue,
         backend: Arc::new(shadowsync_executor::grpc_backend::GrpcExecutionBackend::new(channel)),

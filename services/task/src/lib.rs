@@ -64,14 +64,21 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &sqlx::migrate!("migrations/sqlite"),
 };
 
-/// Applies the migrations and creates the outbox table: run once at start-up, before serving.
+/// Applies the migrations (the outbox table among them): run once at start-up, before serving,
+/// by the embedded mode and by services allowed to migrate (`database.auto_migrate`), and by
+/// `shadowsync migrate`.
 ///
 /// Fails when the store is unreachable or a migration fails.
 pub async fn prepare(db: &Database) -> Result<(), DbError> {
-    db.migrate(&MIGRATIONS).await?;
-    shadowsync_common::outbox::ensure_schema(db)
-        .await
-        .map_err(DbError::Connect)
+    db.migrate(&MIGRATIONS).await
+}
+
+/// Checks, changing nothing, that the store holds every migration this build needs: the
+/// start-up step of a service that may not migrate (`database.auto_migrate=false`).
+///
+/// Fails with [`DbError::SchemaNotCurrent`] until `shadowsync migrate` has run.
+pub async fn require_schema(db: &Database) -> Result<(), DbError> {
+    db.require_current(&MIGRATIONS).await.map(drop)
 }
 
 /// What the task service needs, passed in explicitly.
@@ -232,4 +239,27 @@ pub fn add_routes(routes: &mut RoutesBuilder, api: TaskApi, auth: AuthIntercepto
         TaskExecutionServiceServer::new(api),
         auth,
     ));
+}
+
+#[cfg(test)]
+mod outbox_migration {
+    use shadowsync_common::db::Backend;
+    use shadowsync_common::outbox::migration_matches;
+
+    /// The outbox code's SQL and this service's copy of its table must not drift apart.
+    #[test]
+    fn the_outbox_migrations_create_the_table_the_outbox_code_uses() {
+        assert!(migration_matches(
+            Backend::Postgres,
+            include_str!("../migrations/postgres/0008_outbox.sql")
+        ));
+        assert!(migration_matches(
+            Backend::Sqlite,
+            include_str!("../migrations/sqlite/0008_outbox.sql")
+        ));
+        assert!(!migration_matches(
+            Backend::Sqlite,
+            include_str!("../migrations/postgres/0008_outbox.sql")
+        ));
+    }
 }

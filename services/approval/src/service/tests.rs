@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use prost::Message as _;
 use shadowsync_common::clock::{Clock, ManualClock, to_timestamp};
 use shadowsync_common::db::Database;
-use shadowsync_common::outbox::{self, OutboxRelay};
+use shadowsync_common::outbox::OutboxRelay;
 use shadowsync_common::queue::{InProcessQueue, MessageQueue, Topology};
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::common::v1::{Actor, ExecuteTask, ExecutionDispatched};
@@ -29,7 +29,6 @@ struct Fixture {
 }
 
 async fn fixture(db: Database) -> Fixture {
-    outbox::ensure_schema(&db).await.expect("outbox");
     let clock = ManualClock::new(1_800_000_000_000_000);
     let store = Store::new(db.clone());
     store

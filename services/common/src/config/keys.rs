@@ -50,6 +50,12 @@ pub const KEYS: &[Key] = &[
         "gRPC listen address (port 0 picks a free one)",
     ),
     key(
+        "health.listen",
+        None,
+        "also serve grpc.health.v1 in plaintext here (e.g. 0.0.0.0:8081), for probes that cannot \
+         speak TLS",
+    ),
+    key(
         "data_dir",
         Some(".shadowsync"),
         "directory for embedded-mode files",
@@ -84,6 +90,11 @@ pub const KEYS: &[Key] = &[
     key("tls.cert", None, "PEM certificate chain; enables gRPC TLS"),
     key("tls.key", None, "PEM private key for tls.cert"),
     key(
+        "tls.peer_ca",
+        None,
+        "PEM CA bundle that signs the other services' certificates (for https:// endpoints.*)",
+    ),
+    key(
         "tls.client_ca",
         None,
         "PEM CA bundle; requires client certificates (mTLS)",
@@ -92,6 +103,12 @@ pub const KEYS: &[Key] = &[
         "database.url",
         None,
         "metadata store: postgres://… or sqlite://…",
+    ),
+    key(
+        "database.auto_migrate",
+        Some("true"),
+        "apply the store's migrations at start-up; when false (the Helm chart's setting) the \
+         service waits, NOT_SERVING, until `shadowsync migrate` has brought the schema up to date",
     ),
     key(
         "queue.url",
@@ -233,6 +250,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
     let r = Reader { raw };
     let listen: SocketAddr = r.required("listen")?;
     let data_dir: PathBuf = r.required("data_dir")?;
+    let health_listen: Option<SocketAddr> = r.parsed("health.listen")?;
     let log_format = match r.string("log.format").as_deref() {
         Some("pretty") | None => LogFormat::Pretty,
         Some("json") => LogFormat::Json,
@@ -284,6 +302,16 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
     let database_url = r
         .url("database.url", &["postgres", "postgresql", "sqlite"])?
         .map(Secret::new);
+    let database_auto_migrate = match r.string("database.auto_migrate").as_deref() {
+        Some("true") | None => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(r.invalid(
+                "database.auto_migrate",
+                format!("expected true or false, found {other:?}"),
+            ));
+        }
+    };
     let queue = QueueConfig {
         url: r.url("queue.url", &["amqp", "amqps"])?.map(Secret::new),
         prefix: r.string("queue.prefix").unwrap_or_default(),
@@ -302,7 +330,21 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         task: r.url("endpoints.task", &["http", "https"])?,
         approval: r.url("endpoints.approval", &["http", "https"])?,
         analysis: r.url("endpoints.analysis", &["http", "https"])?,
+        peer_ca: r.parsed("tls.peer_ca")?,
     };
+    if endpoints.peer_ca.is_none() {
+        // tonic has no system roots here (rustls with ring only): an https:// peer needs the CA
+        // that signed it, and finding out at the first call would leave the service half-wired.
+        for (key, url) in [
+            ("endpoints.task", &endpoints.task),
+            ("endpoints.approval", &endpoints.approval),
+            ("endpoints.analysis", &endpoints.analysis),
+        ] {
+            if url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                return Err(r.invalid(key, "an https:// endpoint needs tls.peer_ca"));
+            }
+        }
+    }
 
     let encryption_key = match r.secret("encryption.key") {
         None => None,
@@ -349,6 +391,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
 
     Ok(Config {
         listen,
+        health_listen,
         data_dir,
         log_format,
         log_filter,
@@ -356,6 +399,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         auth,
         tls,
         database_url,
+        database_auto_migrate,
         queue,
         endpoints,
         encryption_key,

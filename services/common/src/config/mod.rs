@@ -106,6 +106,8 @@ pub struct Endpoints {
     pub task: Option<String>,
     pub approval: Option<String>,
     pub analysis: Option<String>,
+    /// CA bundle that signs the peers' certificates (`tls.peer_ca`), needed for `https://`.
+    pub peer_ca: Option<PathBuf>,
 }
 
 /// Task service settings.
@@ -132,6 +134,9 @@ pub struct ExecutorConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where grpc.health.v1 is also served without TLS (`health.listen`): kubelet's gRPC
+    /// probes cannot speak TLS, and a TCP probe cannot tell SERVING from NOT_SERVING.
+    pub health_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -141,6 +146,9 @@ pub struct Config {
     /// Metadata store URL (`postgres://…` or `sqlite://…`); SQLite under the data directory
     /// when absent.
     pub database_url: Option<Secret<String>>,
+    /// Whether the services migrate their stores at start-up (`database.auto_migrate`); when
+    /// not, they wait NOT_SERVING for `shadowsync migrate`. The embedded mode always migrates.
+    pub database_auto_migrate: bool,
     pub queue: QueueConfig,
     pub endpoints: Endpoints,
     /// AES-256-GCM key for connection passwords at rest (32 bytes, base64 in configuration).

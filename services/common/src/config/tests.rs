@@ -194,3 +194,54 @@ fn every_key_has_a_distinct_env_var() {
     assert_eq!(vars.len(), KEYS.len());
     assert!(vars.contains(&"SHADOWSYNC_AUTH_HS256_SECRET".to_string()));
 }
+
+#[test]
+fn auto_migrate_is_on_unless_switched_off_in_so_many_words() {
+    assert!(
+        ConfigLoader::new()
+            .load()
+            .expect("defaults")
+            .database_auto_migrate
+    );
+    let off = ConfigLoader::new()
+        .env(&env(&[("SHADOWSYNC_DATABASE_AUTO_MIGRATE", "false")]))
+        .load()
+        .expect("loads");
+    assert!(!off.database_auto_migrate);
+    // A near miss must not silently leave migrations on (or off).
+    assert_refused(
+        "database.auto_migrate=no",
+        "database.auto_migrate",
+        "true or false",
+    );
+    assert_refused(
+        "database.auto_migrate=False",
+        "database.auto_migrate",
+        "true or false",
+    );
+}
+
+#[test]
+fn an_https_peer_needs_the_ca_that_signed_it() {
+    assert_refused(
+        "endpoints.task=https://task:50051",
+        "endpoints.task",
+        "needs tls.peer_ca",
+    );
+    let config = ConfigLoader::new()
+        .flags([
+            "endpoints.analysis=https://analysis:50051",
+            "tls.peer_ca=/etc/shadowsync/tls/ca.crt",
+        ])
+        .load()
+        .expect("loads");
+    assert_eq!(
+        config.endpoints.peer_ca,
+        Some(PathBuf::from("/etc/shadowsync/tls/ca.crt"))
+    );
+    // Plain http peers need no CA.
+    ConfigLoader::new()
+        .flags(["endpoints.task=http://task:50051"])
+        .load()
+        .expect("loads");
+}

@@ -46,12 +46,24 @@ pub enum DbError {
     Connect(#[source] sqlx::Error),
     #[error("migrating the metadata store failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The store's recorded migrations are not the ones this build needs (a service started with
+    /// `database.auto_migrate=false` before `shadowsync migrate` ran, or against a diverged
+    /// history).
+    #[error("the {schema} store's schema is not current: {reason}")]
+    SchemaNotCurrent { schema: String, reason: String },
     #[error("cannot create {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The highest migration version a store has recorded and the one a build needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    pub applied: Option<i64>,
+    pub needed: Option<i64>,
 }
 
 /// A service's migrations for each backend.
@@ -177,6 +189,107 @@ impl Database {
             Backend::Sqlite => migrations.sqlite,
         };
         migrator.run(&self.pool).await.map_err(DbError::Migrate)
+    }
+
+    /// Compares the migrations recorded in the store with `migrations`, changing nothing: how a
+    /// service that may not migrate (`database.auto_migrate=false`) learns whether
+    /// `shadowsync migrate` has brought the schema to what it needs.
+    ///
+    /// Migrations recorded in the store that this build does not know are accepted: they come
+    /// from a newer release (this one was rolled back), and every release's migrations only add,
+    /// so the older code still finds everything it uses.
+    ///
+    /// Fails with [`DbError::SchemaNotCurrent`] when a migration this build needs is missing,
+    /// failed half-way, or was recorded with a different checksum; with [`DbError::Connect`] when
+    /// the store does not answer.
+    pub async fn require_current(&self, migrations: &Migrations) -> Result<SchemaVersion, DbError> {
+        let migrator = self.migrator(migrations);
+        let applied = self.recorded_migrations().await?;
+        let needed: Vec<_> = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .collect();
+        let version = SchemaVersion {
+            applied: applied.iter().map(|(v, _, _)| *v).max(),
+            needed: needed.iter().map(|m| m.version).max(),
+        };
+        let not_current = |reason: String| DbError::SchemaNotCurrent {
+            schema: self.schema.clone(),
+            reason,
+        };
+        if let Some((v, _, _)) = applied.iter().find(|(_, _, success)| !success) {
+            return Err(not_current(format!(
+                "migration {v} failed part-way; fix it and run `shadowsync migrate`"
+            )));
+        }
+        let mut missing = Vec::new();
+        for migration in &needed {
+            match applied.iter().find(|(v, _, _)| *v == migration.version) {
+                None => missing.push(format!("{} {}", migration.version, migration.description)),
+                Some((_, checksum, _)) if checksum.as_slice() != &*migration.checksum => {
+                    return Err(not_current(format!(
+                        "migration {} was recorded with a different checksum: the store's \
+                         history diverged from this build's",
+                        migration.version
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if !missing.is_empty() {
+            return Err(not_current(format!(
+                "{} migration(s) pending ({}); run `shadowsync migrate`",
+                missing.len(),
+                missing.join(", ")
+            )));
+        }
+        Ok(version)
+    }
+
+    /// The highest migration the store has recorded (`None` on a new store), and the highest
+    /// this build has.
+    ///
+    /// Fails when the store does not answer.
+    pub async fn schema_version(&self, migrations: &Migrations) -> Result<SchemaVersion, DbError> {
+        let applied = self.recorded_migrations().await?;
+        Ok(SchemaVersion {
+            applied: applied.iter().map(|(v, _, _)| *v).max(),
+            needed: self.migrator(migrations).iter().map(|m| m.version).max(),
+        })
+    }
+
+    fn migrator(&self, migrations: &Migrations) -> &'static Migrator {
+        match self.backend {
+            Backend::Postgres => migrations.postgres,
+            Backend::Sqlite => migrations.sqlite,
+        }
+    }
+
+    /// `(version, checksum, success)` of every migration the store recorded, without creating
+    /// the history table when it is missing (a new store has recorded none).
+    async fn recorded_migrations(&self) -> Result<Vec<(i64, Vec<u8>, bool)>, DbError> {
+        let exists_sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+        };
+        let exists: i64 = sqlx::query_scalar(exists_sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(DbError::Connect)?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as::<_, (i64, Vec<u8>, bool)>(
+            "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(DbError::Connect)
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod fake_mysql;
+pub mod linkage;
 pub mod mariadb;
 pub mod proxy;
 
