@@ -390,6 +390,49 @@ async fn grpc_over_mutual_tls() {
     server.stop().await;
 }
 
+/// kubelet's gRPC probes cannot speak TLS: `health.listen` serves health, and nothing else, in
+/// plaintext beside the TLS port.
+#[tokio::test]
+async fn health_alone_is_served_in_plaintext_on_the_health_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = tls_support::Pki::generate();
+    let path = |name: &str, contents: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).expect("write pem");
+        path.display().to_string()
+    };
+    let cert = format!("tls.cert={}", path("server.pem", &pki.server_cert));
+    let key = format!("tls.key={}", path("server.key", &pki.server_key));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let health_listen = format!("health.listen=127.0.0.1:{port}");
+    let server = TestServer::start(Role::All, &[&cert, &key, &health_listen]).await;
+
+    let health = grpc::channel(&format!("http://127.0.0.1:{port}"), None).expect("channel");
+    wait_serving(health.clone(), "").await;
+    wait_serving(health.clone(), "shadowsync.task.v1.TaskService").await;
+    // Only health: the API stays behind TLS.
+    let token = token(&Identity::user("alice", &["admin"]));
+    let mut task = TaskServiceClient::new(grpc::authenticated(health, &token).expect("token"));
+    let status = task
+        .get_identity(GetIdentityRequest {})
+        .await
+        .expect_err("not served here");
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    // And the main port is TLS only.
+    let plaintext = grpc::channel(&server.url(), None).expect("channel");
+    let result = HealthClient::new(plaintext)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    assert!(result.is_err(), "plaintext on the TLS port must fail");
+    server.stop().await;
+}
+
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
