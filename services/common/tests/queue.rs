@@ -15,7 +15,8 @@ mod amqp {
     };
 
     use crate::queue_support::{
-        amqp_uri, label, next_delivery, publish_task, task_message, unique_topology,
+        amqp_uri, amqp_uri_address, label, next_delivery, publish_task, task_message,
+        unique_topology,
     };
     use shadowsync_common::testing::TcpProxy;
 
@@ -170,23 +171,6 @@ mod amqp {
             std::panic::resume_unwind(error.into_panic());
         }
     }
-
-    fn amqp_uri_address() -> std::net::SocketAddr {
-        let uri = amqp_uri();
-        let authority = uri
-            .trim_start_matches("amqp://")
-            .split('/')
-            .next()
-            .unwrap()
-            .rsplit('@')
-            .next()
-            .unwrap()
-            .to_owned();
-        std::net::ToSocketAddrs::to_socket_addrs(&authority)
-            .unwrap()
-            .next()
-            .unwrap()
-    }
 }
 
 mod in_process {
@@ -302,7 +286,8 @@ mod open {
     use shadowsync_common::secret::Secret;
 
     use crate::queue_support::{
-        amqp_uri, label, next_delivery, publish_task, task_message, unique_topology,
+        amqp_uri, amqp_uri_address, label, next_delivery, publish_task, task_message,
+        unique_topology,
     };
 
     /// No `queue.url`: the embedded mode's in-process queue, in a file under the data directory.
@@ -313,6 +298,7 @@ mod open {
         let config = QueueConfig {
             url: None,
             prefix: "embedded.".to_owned(),
+            tls_ca: None,
         };
         let queue = shadowsync_common::queue::open(&config, &data_dir)
             .await
@@ -338,6 +324,7 @@ mod open {
         let config = QueueConfig {
             url: Some(Secret::new(amqp_uri())),
             prefix: topology.prefix().to_owned(),
+            tls_ca: None,
         };
         let queue = shadowsync_common::queue::open(&config, std::path::Path::new("/nonexistent"))
             .await
@@ -348,5 +335,59 @@ mod open {
         cleanup.delete_topology().await.unwrap();
         cleanup.close().await;
         ready.unwrap();
+    }
+
+    /// `amqps://` with `queue.tls_ca`: through a TLS front to the real broker, the queue
+    /// connects, publishes and consumes when the CA signed the front's certificate, and refuses
+    /// to connect when another CA did (the client trusts nothing but the configured CA).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn amqps_verifies_the_broker_against_the_configured_ca() {
+        let (front, ca) = crate::queue_support::tls_front(amqp_uri_address()).await;
+        let directory = tempfile::tempdir().unwrap();
+        let ca_file = directory.path().join("ca.crt");
+        std::fs::write(&ca_file, &ca).unwrap();
+        let topology = Topology::new(unique_topology().prefix());
+        let url = format!("amqps://guest:guest@localhost:{}/%2f", front.port());
+        let config = QueueConfig {
+            url: Some(Secret::new(url.clone())),
+            prefix: topology.prefix().to_owned(),
+            tls_ca: Some(ca_file),
+        };
+        let queue = shadowsync_common::queue::open(&config, directory.path())
+            .await
+            .unwrap();
+        queue.check_ready().await.unwrap();
+        publish_task(&*queue, &task_message("over-tls", 1)).await;
+        let mut stream = queue
+            .consume(&queue.topology().execute_queue(), 1)
+            .await
+            .unwrap();
+        let delivery = next_delivery(&mut stream).await;
+        assert_eq!(label(&delivery), "over-tls");
+        delivery.ack().await.unwrap();
+        drop(stream);
+        queue.close().await;
+
+        // Another CA: the certificate does not verify, nothing connects.
+        let (_, other_ca) = crate::queue_support::tls_front(amqp_uri_address()).await;
+        let other_file = directory.path().join("other.crt");
+        std::fs::write(&other_file, &other_ca).unwrap();
+        let untrusting = QueueConfig {
+            url: Some(Secret::new(url)),
+            prefix: topology.prefix().to_owned(),
+            tls_ca: Some(other_file),
+        };
+        let queue = shadowsync_common::queue::open(&untrusting, directory.path())
+            .await
+            .unwrap();
+        assert!(
+            queue.check_ready().await.is_err(),
+            "a certificate from another CA"
+        );
+        queue.close().await;
+
+        let cleanup = AmqpQueue::new(AmqpQueueOptions::new(amqp_uri(), topology)).unwrap();
+        cleanup.delete_topology().await.unwrap();
+        cleanup.close().await;
     }
 }

@@ -116,6 +116,11 @@ pub const KEYS: &[Key] = &[
         "AMQP URL; the in-process queue when absent",
     ),
     key(
+        "queue.tls_ca",
+        None,
+        "PEM CA bundle that signs the broker's certificate (for amqps:// URLs)",
+    ),
+    key(
         "queue.prefix",
         Some(""),
         "prefix of every queue and exchange name",
@@ -315,6 +320,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
     let queue = QueueConfig {
         url: r.url("queue.url", &["amqp", "amqps"])?.map(Secret::new),
         prefix: r.string("queue.prefix").unwrap_or_default(),
+        tls_ca: r.parsed("queue.tls_ca")?,
     };
     if !queue
         .prefix

@@ -98,6 +98,8 @@ pub struct QueueConfig {
     pub url: Option<Secret<String>>,
     /// Prefix of every queue and exchange name, so tests and tenants never collide.
     pub prefix: String,
+    /// CA bundle that signs the broker's certificate, for `amqps://` (`queue.tls_ca`).
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Where the services reach each other; `None` means "in this process" (`serve all`).

@@ -161,7 +161,16 @@ pub async fn open(config: &QueueConfig, data_dir: &Path) -> QueueResult<Arc<dyn 
     let topology = Topology::new(config.prefix.clone());
     match &config.url {
         Some(url) => {
-            let options = AmqpQueueOptions::new(url.expose().clone(), topology);
+            let mut options = AmqpQueueOptions::new(url.expose().clone(), topology);
+            if let Some(path) = &config.tls_ca {
+                let pem = tokio::fs::read_to_string(path).await.map_err(|error| {
+                    QueueError::InvalidArgument {
+                        field: "queue.tls_ca",
+                        reason: format!("{}: {error}", path.display()),
+                    }
+                })?;
+                options = options.with_tls_ca(pem);
+            }
             Ok(Arc::new(AmqpQueue::new(options)?))
         }
         None => {

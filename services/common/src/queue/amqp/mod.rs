@@ -51,6 +51,9 @@ pub struct AmqpQueueOptions {
     pub max_reconnect_delay: Duration,
     /// The connection name shown in the RabbitMQ management UI.
     pub connection_name: String,
+    /// PEM CA bundle that signs the broker's certificate, for `amqps://` (`queue.tls_ca`),
+    /// trusted beside the system's roots.
+    pub tls_ca: Option<String>,
 }
 
 impl AmqpQueueOptions {
@@ -63,7 +66,15 @@ impl AmqpQueueOptions {
             operation_timeout: Duration::from_secs(10),
             max_reconnect_delay: Duration::from_secs(5),
             connection_name: "shadowsync".to_owned(),
+            tls_ca: None,
         }
+    }
+
+    /// Sets the CA bundle (PEM) that signs the broker's certificate, for `amqps://`.
+    #[must_use]
+    pub fn with_tls_ca(mut self, pem: impl Into<String>) -> Self {
+        self.tls_ca = Some(pem.into());
+        self
     }
 
     /// Sets the connect timeout.
@@ -105,6 +116,7 @@ impl std::fmt::Debug for AmqpQueueOptions {
             .field("operation_timeout", &self.operation_timeout)
             .field("max_reconnect_delay", &self.max_reconnect_delay)
             .field("connection_name", &self.connection_name)
+            .field("tls_ca", &self.tls_ca.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -46,7 +46,13 @@ impl Session {
     ) -> QueueResult<Self> {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(options.connection_name.as_str()));
-        let connection = Connection::connect(&options.uri, properties)
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: options.tls_ca.clone(),
+        };
+        let runtime =
+            lapin::runtime::default_runtime().map_err(|error| map_error("connect", error))?;
+        let connection = Connection::connect_with_config(&options.uri, properties, tls, runtime)
             .await
             .map_err(|error| map_error("connect", error))?;
         let publisher = connection
