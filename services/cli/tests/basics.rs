@@ -112,3 +112,27 @@ fn token_mints_identities_the_server_accepts() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("embedded"));
 }
+
+/// A cluster's services speak TLS with certificates of its own CA, and shadowctl trusts no
+/// system roots: an https:// endpoint without `--ca` is a usage error saying what to pass.
+#[test]
+fn an_https_endpoint_without_a_ca_says_to_pass_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = shadowctl(dir.path(), &["--endpoint", "https://127.0.0.1:9", "health"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--ca") && stderr.contains("SHADOWSYNC_CA"), "{stderr}");
+    let missing = dir.path().join("missing.crt");
+    let output = shadowctl(
+        dir.path(),
+        &[
+            "--endpoint",
+            "https://127.0.0.1:9",
+            "--ca",
+            missing.to_str().expect("UTF-8"),
+            "health",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing.crt"), "{stderr}");
+}
