@@ -1,4 +1,4 @@
-//! `shadowsync serve task|approval|analysis|executor|all`.
+//! `shadowsync serve task|approval|analysis|executor|all` and `shadowsync credentials …`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,16 +38,27 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Create a cluster's keys, service tokens and encryption key, or a person's token.
+    #[command(subcommand)]
+    Credentials(shadowsync_server::credentials::CredentialsCommand),
 }
 
 fn main() -> anyhow::Result<()> {
-    let Command::Serve {
-        role,
-        config,
-        listen,
-        data_dir,
-        set,
-    } = Cli::parse().command;
+    let (role, config, listen, data_dir, set) = match Cli::parse().command {
+        Command::Serve {
+            role,
+            config,
+            listen,
+            data_dir,
+            set,
+        } => (role, config, listen, data_dir, set),
+        Command::Credentials(command) => {
+            return Ok(shadowsync_server::credentials::run(
+                &command,
+                &mut std::io::stdout().lock(),
+            )?);
+        }
+    };
 
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut loader = ConfigLoader::new();
