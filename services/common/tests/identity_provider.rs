@@ -133,7 +133,10 @@ async fn people_get_the_roles_their_groups_map_to_and_nothing_else() {
             json!(["dba-leads", "platform-admins", "dba-leads"]),
             vec!["dba-approver", "admin"],
         ),
-        (json!(["developers", "Platform-Admins", "platform-admins "]), vec![]),
+        (
+            json!(["developers", "Platform-Admins", "platform-admins "]),
+            vec![],
+        ),
         (json!([]), vec![]),
         (json!(7), vec![]),
         (json!({"platform-admins": true}), vec![]),
@@ -225,14 +228,19 @@ async fn issuer_audience_and_expiry_are_enforced() {
         "token issuer not accepted",
     );
     refused(
-        idp.verify(&sign(json!({"iss": format!("{ISSUER}/")}))).await,
+        idp.verify(&sign(json!({"iss": format!("{ISSUER}/")})))
+            .await,
         "token issuer not accepted",
     );
     refused(
         idp.verify(&sign(json!({"iss": null}))).await,
         "token lacks a required claim: iss",
     );
-    for aud in [json!("account"), json!(["account", "shadowsync-x"]), json!([])] {
+    for aud in [
+        json!("account"),
+        json!(["account", "shadowsync-x"]),
+        json!([]),
+    ] {
         refused(
             idp.verify(&sign(json!({ "aud": aud }))).await,
             "token audience not accepted",
@@ -307,7 +315,8 @@ async fn a_flood_of_unknown_key_ids_fetches_at_most_once_per_interval() {
             let attempts = (0..200).map(|i| {
                 let idp = idp.clone();
                 async move {
-                    let token = ATTACKER.sign_as(&person(json!({})), Some(&format!("k-{round}-{i}")));
+                    let token =
+                        ATTACKER.sign_as(&person(json!({})), Some(&format!("k-{round}-{i}")));
                     idp.verify(&token).await
                 }
             });
@@ -317,7 +326,11 @@ async fn a_flood_of_unknown_key_ids_fetches_at_most_once_per_interval() {
         }
     };
     flood(0).await;
-    assert_eq!(idp.server.requests(), 1, "200 concurrent unknown kids, one fetch");
+    assert_eq!(
+        idp.server.requests(),
+        1,
+        "200 concurrent unknown kids, one fetch"
+    );
     flood(1).await;
     assert_eq!(idp.server.requests(), 1, "none within the interval");
     idp.later();
@@ -471,11 +484,18 @@ async fn keys_cannot_be_borrowed_across_sources_nor_algorithms_confused() {
         &EncodingKey::from_secret(&public_pem),
     )
     .unwrap();
-    refused(pem_only.verify(&token).await, "token algorithm not accepted");
+    refused(
+        pem_only.verify(&token).await,
+        "token algorithm not accepted",
+    );
 
     // `alg: none` and other algorithms.
     for alg in ["none", "None", "RS512", "PS256", "ES256", "HS512"] {
-        let token = format!("{}.{}.", b64(&json!({"alg": alg, "kid": LOCAL.kid()})), b64(&service));
+        let token = format!(
+            "{}.{}.",
+            b64(&json!({"alg": alg, "kid": LOCAL.kid()})),
+            b64(&service)
+        );
         let status = idp.verify(&token).await.expect_err(alg);
         assert_eq!(status.code(), Code::Unauthenticated, "{alg}");
     }
@@ -523,7 +543,10 @@ async fn refusals_and_debug_output_never_carry_tokens_or_keys() {
 #[tokio::test]
 async fn the_periodic_refresh_fetches_without_any_token_asking() {
     let idp = setup(&[IDP_A]).await;
-    let refresh = idp.authenticator.refresh_periodically().expect("a provider");
+    let refresh = idp
+        .authenticator
+        .refresh_periodically()
+        .expect("a provider");
     for _ in 0..200 {
         if idp.server.requests() > 0 {
             break;

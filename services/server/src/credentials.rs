@@ -138,12 +138,16 @@ pub struct JwksArgs {
 /// Runs a credentials command, writing what it prints to `out`.
 ///
 /// Fails on a usage mistake, an unreadable or existing file, or a key that is not RSA.
-pub fn run(command: &CredentialsCommand, out: &mut dyn std::io::Write) -> Result<(), CredentialsError> {
+pub fn run(
+    command: &CredentialsCommand,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CredentialsError> {
     match command {
         CredentialsCommand::Generate(args) => {
             let written = generate(args)?;
             for path in written {
-                writeln!(out, "wrote {}", path.display()).map_err(|e| file_error(Path::new("stdout"), e))?;
+                writeln!(out, "wrote {}", path.display())
+                    .map_err(|e| file_error(Path::new("stdout"), e))?;
             }
             Ok(())
         }
@@ -207,7 +211,9 @@ struct Output {
 /// `credentials generate`: returns the files written.
 pub fn generate(args: &GenerateArgs) -> Result<Vec<PathBuf>, CredentialsError> {
     if args.ttl.is_zero() {
-        return Err(CredentialsError::Usage("--ttl: must be longer than 0s".into()));
+        return Err(CredentialsError::Usage(
+            "--ttl: must be longer than 0s".into(),
+        ));
     }
     // Everything that can be refused is refused before a key is made or a file written.
     let (mut jwks, encryption_key) = match &args.rotate_from {
@@ -275,9 +281,7 @@ pub fn generate(args: &GenerateArgs) -> Result<Vec<PathBuf>, CredentialsError> {
 }
 
 /// The JWK Set and encryption key of a previous `generate` directory.
-fn previous(
-    old: &Path,
-) -> Result<(JwkSetDocument, Option<Secret<String>>), CredentialsError> {
+fn previous(old: &Path) -> Result<(JwkSetDocument, Option<Secret<String>>), CredentialsError> {
     let jwks_path = old.join(JWKS_FILE);
     let bytes = std::fs::read(&jwks_path).map_err(|e| file_error(&jwks_path, e))?;
     let jwks = JwkSetDocument::parse(&bytes).map_err(|e| file_error(&jwks_path, e))?;
@@ -326,7 +330,9 @@ fn write_file(dir: &Path, output: &Output, force: bool) -> Result<PathBuf, Crede
 pub fn person_token(args: &TokenArgs) -> Result<Secret<String>, CredentialsError> {
     let subject = args.subject.trim();
     if subject.is_empty() {
-        return Err(CredentialsError::Usage("--subject: must not be empty".into()));
+        return Err(CredentialsError::Usage(
+            "--subject: must not be empty".into(),
+        ));
     }
     // Wider than "is a service" (any case, any name after `svc:`): service tokens come from
     // `generate` only, and no person needs a subject that reads like a service's.
@@ -345,7 +351,9 @@ pub fn person_token(args: &TokenArgs) -> Result<Secret<String>, CredentialsError
         ));
     }
     if args.ttl.is_zero() {
-        return Err(CredentialsError::Usage("--ttl: must be longer than 0s".into()));
+        return Err(CredentialsError::Usage(
+            "--ttl: must be longer than 0s".into(),
+        ));
     }
     let key = SigningKey::read(&args.key)?;
     let roles: Vec<&str> = args
@@ -405,9 +413,21 @@ mod tests {
     #[test]
     fn durations_read_as_people_write_them() {
         assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(8 * 3600)));
-        assert_eq!(parse_duration("365d"), Ok(Duration::from_secs(365 * 86_400)));
+        assert_eq!(
+            parse_duration("365d"),
+            Ok(Duration::from_secs(365 * 86_400))
+        );
         assert_eq!(parse_duration(" 90s "), Ok(Duration::from_secs(90)));
-        for bad in ["", "8", "h", "8x", "-1d", "1.5h", "8 h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "8",
+            "h",
+            "8x",
+            "-1d",
+            "1.5h",
+            "8 h",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

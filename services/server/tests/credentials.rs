@@ -124,7 +124,11 @@ fn generate_writes_every_file_with_its_mode() {
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
     assert_eq!(
-        (key["kty"].as_str(), key["use"].as_str(), key["alg"].as_str()),
+        (
+            key["kty"].as_str(),
+            key["use"].as_str(),
+            key["alg"].as_str()
+        ),
         (Some("RSA"), Some("sig"), Some("RS256"))
     );
     assert_eq!(
@@ -157,7 +161,10 @@ fn service_tokens_verify_as_their_services_and_nothing_else() {
     let kid = jwks["keys"][0]["kid"].as_str().unwrap();
     for service in ServiceIdentity::ALL {
         let token = read(&out.join(service_token_file(service)));
-        assert!(!token.ends_with('\n'), "no newline for an environment variable");
+        assert!(
+            !token.ends_with('\n'),
+            "no newline for an environment variable"
+        );
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
         assert_eq!(header.kid.as_deref(), Some(kid));
@@ -239,10 +246,22 @@ fn person_tokens_verify_with_their_roles_and_refuse_services_and_long_lifetimes(
     let lifetime = identity.expires_at.unwrap() - now();
     assert!((8 * 3600 - 60..=8 * 3600).contains(&lifetime), "{lifetime}");
 
-    for subject in ["svc:executor", "svc:task", "SVC:task", " svc:anything", "svc:", ""] {
+    for subject in [
+        "svc:executor",
+        "svc:task",
+        "SVC:task",
+        " svc:anything",
+        "svc:",
+        "",
+    ] {
         match credentials::person_token(&token_args(&key, subject, &["admin"])) {
-            Err(CredentialsError::Usage(message)) => assert!(message.starts_with("--subject"), "{message}"),
-            other => panic!("{subject:?}: expected a refusal, got {:?}", other.map(|_| ())),
+            Err(CredentialsError::Usage(message)) => {
+                assert!(message.starts_with("--subject"), "{message}")
+            }
+            other => panic!(
+                "{subject:?}: expected a refusal, got {:?}",
+                other.map(|_| ())
+            ),
         }
     }
     for (ttl, accepted) in [
@@ -259,9 +278,16 @@ fn person_tokens_verify_with_their_roles_and_refuse_services_and_long_lifetimes(
     }
     // A key that is not one.
     let bogus = dir.path().join("bogus.pem");
-    std::fs::write(&bogus, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &bogus,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let error = credentials::person_token(&token_args(&bogus, "alice", &[])).unwrap_err();
-    assert!(error.to_string().contains("not an RSA private key"), "{error}");
+    assert!(
+        error.to_string().contains("not an RSA private key"),
+        "{error}"
+    );
     assert!(!error.to_string().contains("AAAA"), "{error}");
 }
 
@@ -341,13 +367,25 @@ fn the_binary_mints_with_the_documented_syntax() {
     let minted = Command::new(binary)
         .args(["credentials", "token", "--key"])
         .arg(&key)
-        .args(["--subject", "alice", "--role", "admin", "--role", "dba", "--ttl", "8h"])
+        .args([
+            "--subject",
+            "alice",
+            "--role",
+            "admin",
+            "--role",
+            "dba",
+            "--ttl",
+            "8h",
+        ])
         .output()
         .unwrap();
     assert!(minted.status.success(), "{minted:?}");
     let token = String::from_utf8(minted.stdout).unwrap();
     let identity = verify(&verifier(&out.join(JWKS_FILE)), &token).expect("verifies");
-    assert_eq!((identity.subject.as_str(), identity.roles.len()), ("alice", 2));
+    assert_eq!(
+        (identity.subject.as_str(), identity.roles.len()),
+        ("alice", 2)
+    );
 
     let refused = Command::new(binary)
         .args(["credentials", "token", "--key"])

@@ -98,7 +98,10 @@ async fn a_mapped_admin_may_call_an_admin_rpc_and_nobody_else_may() {
         ),
         // Roles written into the token itself are not the roles claim.
         (
-            IDP_A.sign(&person("erin", json!({"roles": ["admin"], "groups": "developers"}))),
+            IDP_A.sign(&person(
+                "erin",
+                json!({"roles": ["admin"], "groups": "developers"}),
+            )),
             Code::PermissionDenied,
         ),
         // A service identity is never an identity provider's to give.
@@ -135,7 +138,10 @@ async fn a_mapped_admin_may_call_an_admin_rpc_and_nobody_else_may() {
     }
 
     // An identity provider's `svc:executor` cannot claim work either.
-    let executor = IDP_A.sign(&person("svc:executor", json!({"groups": ["platform-admins"]})));
+    let executor = IDP_A.sign(&person(
+        "svc:executor",
+        json!({"groups": ["platform-admins"]}),
+    ));
     let mut execution = TaskExecutionServiceClient::new(
         shadowsync_common::grpc::authenticated(channel(&services), &Secret::new(executor))
             .expect("auth"),

@@ -84,7 +84,11 @@ impl TokenIssuer {
     }
 
     /// As [`Self::issue`], reporting a signing failure.
-    pub fn try_issue(&self, identity: &Identity, ttl: Duration) -> Result<Secret<String>, IssueError> {
+    pub fn try_issue(
+        &self,
+        identity: &Identity,
+        ttl: Duration,
+    ) -> Result<Secret<String>, IssueError> {
         let now = now();
         self.sign(identity, now, now.saturating_add(ttl.as_secs()))
     }

@@ -256,9 +256,9 @@ mod tests {
         assert_eq!(kids(vec![kept.clone()]), ["kept"]);
         // No `use`/`alg` at all is an RS256-capable signature key too.
         assert_eq!(
-            kids(vec![
-                member(serde_json::json!({"kid": "bare", "use": null, "alg": null}))
-            ]),
+            kids(vec![member(
+                serde_json::json!({"kid": "bare", "use": null, "alg": null})
+            )]),
             ["bare"]
         );
         for skipped in [

@@ -210,7 +210,6 @@ impl RemoteKeys {
             }
         }))
     }
-
 }
 
 /// The periodic refresh; aborted when dropped.
@@ -225,9 +224,10 @@ impl Drop for RefreshTask {
 
 impl Inner {
     fn current(&self) -> Arc<VerificationKeys> {
-        self.keys
-            .read()
-            .map_or_else(|poisoned| poisoned.into_inner().clone(), |keys| keys.clone())
+        self.keys.read().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |keys| keys.clone(),
+        )
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
@@ -255,7 +255,9 @@ impl Inner {
         let inner = self.clone();
         // Shared, so that callers who give up (a client hanging up) do not cancel it for the
         // others: whoever still waits drives it to the end.
-        let fetch = async move { inner.fetch_and_store().await }.boxed().shared();
+        let fetch = async move { inner.fetch_and_store().await }
+            .boxed()
+            .shared();
         state.in_flight = Some(fetch.clone());
         Some(fetch)
     }
@@ -340,7 +342,10 @@ mod tests {
             "http://localhost:8080/jwks",
             "http://[::1]:8080/jwks",
         ] {
-            assert!(is_acceptable_jwks_url(&good.parse().expect("uri")), "{good}");
+            assert!(
+                is_acceptable_jwks_url(&good.parse().expect("uri")),
+                "{good}"
+            );
         }
         for bad in [
             "http://idp.example.com/keys",

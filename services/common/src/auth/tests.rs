@@ -43,7 +43,8 @@ async fn expired_wrongly_signed_and_foreign_audience_tokens_are_refused() {
     let alice = Identity::user("alice", &[]);
     let expired = issuer().issue_at(&alice, 1_000, 2_000);
     let error = authenticator()
-        .verify(expired.expose()).await
+        .verify(expired.expose())
+        .await
         .expect_err("expired");
     assert_eq!(error.code(), tonic::Code::Unauthenticated);
     assert_eq!(error.message(), "token expired");
@@ -51,14 +52,16 @@ async fn expired_wrongly_signed_and_foreign_audience_tokens_are_refused() {
     let other = TokenIssuer::hs256(&Secret::new("x".repeat(32)), "shadowsync")
         .issue(&alice, Duration::from_secs(60));
     let error = authenticator()
-        .verify(other.expose()).await
+        .verify(other.expose())
+        .await
         .expect_err("wrong key");
     assert_eq!(error.message(), "invalid token signature");
 
     let foreign = TokenIssuer::hs256(&Secret::new(SECRET.to_string()), "elsewhere")
         .issue(&alice, Duration::from_secs(60));
     let error = authenticator()
-        .verify(foreign.expose()).await
+        .verify(foreign.expose())
+        .await
         .expect_err("audience");
     assert_eq!(error.message(), "token audience not accepted");
 
@@ -82,9 +85,10 @@ async fn the_layer_demands_a_bearer_header() {
     assert_eq!(error.message(), "missing authorization: Bearer <token>");
 
     let mut basic = Request::new(());
-    basic
-        .metadata_mut()
-        .insert("authorization", "Basic YWxpY2U6cHc=".parse().expect("ascii"));
+    basic.metadata_mut().insert(
+        "authorization",
+        "Basic YWxpY2U6cHc=".parse().expect("ascii"),
+    );
     let error = authenticate(&layer, basic).await.expect_err("not bearer");
     assert_eq!(error.message(), "authorization must be `Bearer <token>`");
 
@@ -162,7 +166,11 @@ async fn the_wrapped_service_keeps_its_name_and_sees_only_verified_callers() {
         request
     };
 
-    let refused = service.clone().oneshot(request(None)).await.expect("answer");
+    let refused = service
+        .clone()
+        .oneshot(request(None))
+        .await
+        .expect("answer");
     assert_eq!(grpc_status(&refused), Some("16"), "UNAUTHENTICATED");
     assert_eq!(refused.body(), "", "the service never ran");
 
@@ -171,7 +179,11 @@ async fn the_wrapped_service_keeps_its_name_and_sees_only_verified_callers() {
         .oneshot(request(Some(token.expose())))
         .await
         .expect("answer");
-    assert_eq!(grpc_status(&starting), Some("14"), "UNAVAILABLE while starting");
+    assert_eq!(
+        grpc_status(&starting),
+        Some("14"),
+        "UNAVAILABLE while starting"
+    );
     // A bad token is still UNAUTHENTICATED while starting: nothing is said to strangers.
     let stranger = service
         .clone()
@@ -222,12 +234,9 @@ async fn services_present_their_own_identity() {
     };
     let mut credentials =
         ServiceCredentials::from_config(&fixed, ServiceIdentity::Executor).expect("fixed");
-    let identity = authenticate(
-        &layer,
-        credentials.call(Request::new(())).expect("header"),
-    )
-    .await
-    .expect("verified");
+    let identity = authenticate(&layer, credentials.call(Request::new(())).expect("header"))
+        .await
+        .expect("verified");
     assert!(identity.is_service(ServiceIdentity::Executor));
 }
 
@@ -271,7 +280,8 @@ async fn rs256_tokens_verify_with_the_public_key_only() {
     );
     assert_eq!(
         verifier
-            .verify(hs.expose()).await
+            .verify(hs.expose())
+            .await
             .expect_err("no hs256")
             .message(),
         "token algorithm not accepted"
@@ -335,7 +345,8 @@ async fn only_the_exact_service_subjects_are_services() {
             "sub": subject, "roles": ["admin", "service"], "exp": in_a_minute(), "aud": "shadowsync",
         }));
         let identity = authenticator()
-            .verify(&token).await
+            .verify(&token)
+            .await
             .expect("a valid person's token");
         assert_eq!(identity.subject, subject, "the subject is kept as sent");
         assert_eq!(
@@ -368,7 +379,8 @@ async fn an_audience_array_is_accepted_only_when_it_holds_ours() {
     for aud in accepted {
         let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
         let identity = authenticator()
-            .verify(&token).await
+            .verify(&token)
+            .await
             .unwrap_or_else(|e| panic!("aud {aud} refused: {e:?}"));
         assert_eq!(identity.subject, "alice");
     }
@@ -382,7 +394,8 @@ async fn an_audience_array_is_accepted_only_when_it_holds_ours() {
     for aud in refused {
         let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
         let error = authenticator()
-            .verify(&token).await
+            .verify(&token)
+            .await
             .expect_err("foreign audience");
         assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
         assert_eq!(error.message(), "token audience not accepted", "aud {aud}");
@@ -395,7 +408,8 @@ async fn an_audience_array_is_accepted_only_when_it_holds_ours() {
     ] {
         let token = signed(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}));
         let error = authenticator()
-            .verify(&token).await
+            .verify(&token)
+            .await
             .expect_err("malformed audience");
         assert_eq!(error.code(), tonic::Code::Unauthenticated, "aud {aud}");
     }
@@ -413,13 +427,18 @@ async fn exp_aud_and_sub_stay_required() {
     ];
     for claims in cases {
         let error = authenticator()
-            .verify(&signed(&claims)).await
+            .verify(&signed(&claims))
+            .await
             .expect_err("incomplete claims");
         assert_eq!(error.code(), tonic::Code::Unauthenticated, "{claims}");
     }
     let empty = signed(&serde_json::json!({"sub": "", "exp": exp, "aud": ["shadowsync"]}));
     assert_eq!(
-        authenticator().verify(&empty).await.expect_err("empty").message(),
+        authenticator()
+            .verify(&empty)
+            .await
+            .expect_err("empty")
+            .message(),
         "token has an empty subject"
     );
 }

@@ -110,7 +110,10 @@ impl std::fmt::Debug for Authenticator {
             .field("hs256", &self.local.hs256.is_some())
             .field("rs256_keys", &self.local.pem.len())
             .field("jwks_file_keys", &self.local.jwks)
-            .field("identity_provider", &self.provider.as_ref().map(|p| &p.keys))
+            .field(
+                "identity_provider",
+                &self.provider.as_ref().map(|p| &p.keys),
+            )
             .field("audience", &self.audience)
             .finish()
     }
@@ -231,9 +234,8 @@ impl Authenticator {
                 return local;
             }
         }
-        let any_rs256 = !self.local.pem.is_empty()
-            || !self.local.jwks.is_empty()
-            || self.provider.is_some();
+        let any_rs256 =
+            !self.local.pem.is_empty() || !self.local.jwks.is_empty() || self.provider.is_some();
         match (kid, &self.provider) {
             (Some(kid), Some(provider)) => match provider.keys.find(kid).await {
                 Some(key) => self.verify_provider(token, &key, provider),
@@ -289,7 +291,12 @@ impl Authenticator {
         )
         .map_err(|e| refusal(Some(e.kind())))?;
         let claims = data.claims;
-        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
         let subject = text("sub").unwrap_or_default();
         let Some(exp) = claims.get("exp").and_then(serde_json::Value::as_u64) else {
             return Err(Status::unauthenticated("token lacks a required claim: exp"));

@@ -203,14 +203,20 @@ fn the_identity_provider_keys_load_together() {
                 "SHADOWSYNC_AUTH_JWKS_URL",
                 "https://idp.example.com/realms/corp/protocol/openid-connect/certs",
             ),
-            ("SHADOWSYNC_AUTH_ISSUER", "https://idp.example.com/realms/corp"),
+            (
+                "SHADOWSYNC_AUTH_ISSUER",
+                "https://idp.example.com/realms/corp",
+            ),
             ("SHADOWSYNC_AUTH_ROLES_CLAIM", "groups"),
             (
                 "SHADOWSYNC_AUTH_ROLE_MAP",
                 "platform-admins=admin, dba-leads=dba-approver,platform-admins=dba-approver,\
                  platform-admins=admin",
             ),
-            ("SHADOWSYNC_AUTH_JWKS_FILE", "/etc/shadowsync/jwks/jwks.json"),
+            (
+                "SHADOWSYNC_AUTH_JWKS_FILE",
+                "/etc/shadowsync/jwks/jwks.json",
+            ),
         ]))
         .load()
         .expect("loads");
@@ -250,11 +256,27 @@ fn identity_provider_mistakes_name_their_key() {
             "{message}"
         );
     };
-    assert_refused("auth.issuer=https://idp", "auth.issuer", "needs auth.jwks_url");
-    assert_refused("auth.roles_claim=groups", "auth.roles_claim", "needs auth.jwks_url");
-    assert_refused("auth.role_map=a=admin", "auth.role_map", "needs auth.jwks_url");
+    assert_refused(
+        "auth.issuer=https://idp",
+        "auth.issuer",
+        "needs auth.jwks_url",
+    );
+    assert_refused(
+        "auth.roles_claim=groups",
+        "auth.roles_claim",
+        "needs auth.jwks_url",
+    );
+    assert_refused(
+        "auth.role_map=a=admin",
+        "auth.role_map",
+        "needs auth.jwks_url",
+    );
     assert_refused(url, "auth.issuer", "required with auth.jwks_url");
-    with_url("auth.role_map=a=admin", "auth.role_map", "needs auth.roles_claim");
+    with_url(
+        "auth.role_map=a=admin",
+        "auth.role_map",
+        "needs auth.roles_claim",
+    );
     for bad in ["admins", "=admin", "admins=", "admins=super admin"] {
         let message = ConfigLoader::new()
             .flags([
@@ -290,7 +312,10 @@ fn identity_provider_mistakes_name_their_key() {
             message.contains("`auth.jwks_url`") && message.contains("https://"),
             "{insecure}: {message}"
         );
-        assert!(!message.contains(insecure), "the value is not echoed: {message}");
+        assert!(
+            !message.contains(insecure),
+            "the value is not echoed: {message}"
+        );
     }
     for loopback in ["http://127.0.0.1:8080/certs", "http://[::1]:8080/certs"] {
         ConfigLoader::new()

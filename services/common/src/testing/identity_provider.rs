@@ -150,7 +150,10 @@ impl JwksServer {
 
     /// The URL to configure as `auth.jwks_url`.
     pub fn url(&self) -> String {
-        format!("http://{}/realms/test/protocol/openid-connect/certs", self.address)
+        format!(
+            "http://{}/realms/test/protocol/openid-connect/certs",
+            self.address
+        )
     }
 
     /// What later requests get.
