@@ -567,3 +567,35 @@ async fn the_periodic_refresh_fetches_without_any_token_asking() {
     .unwrap();
     assert!(none.refresh_periodically().is_none());
 }
+
+#[test]
+fn a_jwks_file_that_cannot_verify_anything_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut enc = LOCAL.member();
+    enc["use"] = json!("enc");
+    for (name, contents) in [
+        ("empty.json", jwks_of(&[])),
+        ("encryption-only.json", jwks_of(&[enc])),
+        ("not-a-set.json", "[]".to_string()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        let error = Authenticator::from_config(&AuthConfig {
+            jwks_file: Some(path),
+            ..AuthConfig::default()
+        })
+        .expect_err(name)
+        .to_string();
+        assert!(
+            error.contains("auth.jwks_file") && error.contains(name),
+            "{error}"
+        );
+    }
+    let error = Authenticator::from_config(&AuthConfig {
+        jwks_file: Some(dir.path().join("missing.json")),
+        ..AuthConfig::default()
+    })
+    .expect_err("missing")
+    .to_string();
+    assert!(error.contains("missing.json"), "{error}");
+}
