@@ -22,7 +22,7 @@ pub mod error;
 pub mod listing;
 pub mod target;
 
-use shadowsync_common::auth::{AuthInterceptor, Identity, ServiceIdentity};
+use shadowsync_common::auth::{AuthLayer, Identity, ServiceIdentity};
 use shadowsync_proto::analysis::v1::analysis_service_server::{
     AnalysisService, AnalysisServiceServer,
 };
@@ -33,7 +33,6 @@ use shadowsync_proto::analysis::v1::{
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::service::RoutesBuilder;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 pub use config::AnalysisConfig;
@@ -90,9 +89,6 @@ impl AnalysisService for AnalysisApi {
 }
 
 /// Adds `AnalysisService` behind `auth`.
-pub fn add_routes(routes: &mut RoutesBuilder, api: AnalysisApi, auth: AuthInterceptor) {
-    routes.add_service(InterceptedService::new(
-        AnalysisServiceServer::new(api),
-        auth,
-    ));
+pub fn add_routes(routes: &mut RoutesBuilder, api: AnalysisApi, auth: AuthLayer) {
+    routes.add_service(auth.wrap(AnalysisServiceServer::new(api)));
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use prost::Message as _;
 use shadowsync_analysis::{AnalysisApi, AnalysisConfig, add_routes};
 use shadowsync_common::auth::{
-    AuthInterceptor, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
+    AuthLayer, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
 };
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::secret::Secret;
@@ -37,8 +37,9 @@ async fn start(config: AnalysisConfig) -> (Client, Client) {
         rs256_public_keys: Vec::new(),
         audience: "test".into(),
         service_token: None,
+        ..AuthConfig::default()
     };
-    let interceptor = AuthInterceptor::new(Arc::new(Authenticator::from_config(&auth).unwrap()));
+    let interceptor = AuthLayer::new(Arc::new(Authenticator::from_config(&auth).unwrap()));
     let mut routes = tonic::service::RoutesBuilder::default();
     add_routes(&mut routes, AnalysisApi::new(config), interceptor);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

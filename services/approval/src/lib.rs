@@ -55,14 +55,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shadowsync_common::auth::AuthInterceptor;
+use shadowsync_common::auth::AuthLayer;
 use shadowsync_common::clock::Clock;
 use shadowsync_common::db::Database;
 use shadowsync_common::outbox::OutboxRelay;
 use shadowsync_common::queue::MessageQueue;
 use shadowsync_proto::approval::v1::approval_service_server::ApprovalServiceServer;
 use tonic::service::RoutesBuilder;
-use tonic::service::interceptor::InterceptedService;
 
 use crate::service::Service;
 use crate::store::Store;
@@ -156,11 +155,8 @@ pub async fn run_background(api: ApprovalApi, shutdown: impl Future<Output = ()>
 }
 
 /// Adds `ApprovalService` behind `auth`.
-pub fn add_routes(routes: &mut RoutesBuilder, api: ApprovalApi, auth: AuthInterceptor) {
-    routes.add_service(InterceptedService::new(
-        ApprovalServiceServer::new(api),
-        auth,
-    ));
+pub fn add_routes(routes: &mut RoutesBuilder, api: ApprovalApi, auth: AuthLayer) {
+    routes.add_service(auth.wrap(ApprovalServiceServer::new(api)));
 }
 
 #[cfg(test)]

@@ -121,7 +121,10 @@ fn an_https_endpoint_without_a_ca_says_to_pass_one() {
     let output = shadowctl(dir.path(), &["--endpoint", "https://127.0.0.1:9", "health"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--ca") && stderr.contains("SHADOWSYNC_CA"), "{stderr}");
+    assert!(
+        stderr.contains("--ca") && stderr.contains("SHADOWSYNC_CA"),
+        "{stderr}"
+    );
     let missing = dir.path().join("missing.crt");
     let output = shadowctl(
         dir.path(),

@@ -53,9 +53,16 @@ fn lifetime(output: &Output) -> u64 {
         rs256_public_keys: Vec::new(),
         audience: "shadowsync".into(),
         service_token: None,
+        ..AuthConfig::default()
     })
     .expect("verifier");
-    let identity = verifier.verify(&token).expect("a valid token");
+    // Verification is async (an identity provider's keys may need fetching); an HS256 token
+    // needs no I/O, so a current-thread runtime is enough.
+    let identity = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(verifier.verify(&token))
+        .expect("a valid token");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

@@ -203,9 +203,8 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let token = std::fs::read_to_string(&files.admin_token).expect("read");
-        let identity = Authenticator::from_config(&config.auth)
-            .expect("auth")
-            .verify(token.trim())
+        let authenticator = Authenticator::from_config(&config.auth).expect("auth");
+        let identity = futures::executor::block_on(authenticator.verify(token.trim()))
             .expect("token verifies");
         assert!(identity.is_admin());
 

@@ -1,13 +1,15 @@
 //! The `shadowsync` server: serves one service, or all four in one process.
 //!
-//! - [`run`] mounts the chosen services behind the identity interceptor, with health (open to
+//! - [`run`] mounts the chosen services behind the identity layer, with health (open to
 //!   all, NOT_SERVING until dependencies answer) and reflection (v1 and v1alpha), then serves until
 //!   the shutdown future completes and drains in-flight RPCs;
+//! - [`credentials`] creates a cluster's keys, service tokens and encryption key;
 //! - [`embedded`] prepares the embedded mode's data directory (signing secret, admin token);
 //! - [`readiness`] probes dependencies and drives the health status.
 //!
 //! `main.rs` only parses flags, loads configuration, starts telemetry and binds.
 
+pub mod credentials;
 pub mod deps;
 pub mod embedded;
 pub mod migrate;
@@ -17,13 +19,12 @@ pub mod wiring;
 use std::future::Future;
 use std::sync::Arc;
 
-use shadowsync_common::auth::{AuthInterceptor, Authenticator};
+use shadowsync_common::auth::{AuthLayer, Authenticator};
 use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::Config;
 use shadowsync_common::grpc;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
-use tonic::service::interceptor::InterceptedService;
 
 /// Which services a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -88,11 +89,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let authenticator = Arc::new(Authenticator::from_config(&config.auth)?);
+    // The identity provider's keys, fetched now and kept fresh until the server stops.
+    let _key_refresh = authenticator.refresh_periodically();
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let mut readiness = readiness::Readiness::new(health_reporter, role.services());
     // Reflection needs no store, so only the services' own calls wait for start-up.
-    let ungated = AuthInterceptor::new(authenticator);
+    let ungated = AuthLayer::new(authenticator);
     let auth = ungated.clone().gated(readiness.prepared());
     let deps = deps::Dependencies::open(role, &config).await?;
     deps.add_probes(&config, &mut readiness);
@@ -120,8 +123,8 @@ pub async fn run(
 
     // Health is the one service reachable without a token (load balancers and kubelets probe it).
     routes.add_service(health_service.clone());
-    routes.add_service(InterceptedService::new(reflection_v1, ungated.clone()));
-    routes.add_service(InterceptedService::new(reflection_v1alpha, ungated));
+    routes.add_service(ungated.wrap(reflection_v1));
+    routes.add_service(ungated.wrap(reflection_v1alpha));
 
     // Health alone, in plaintext, for probes that cannot speak TLS: it reveals nothing but the
     // serving status, which every unauthenticated caller of the main port may read anyway.

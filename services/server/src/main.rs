@@ -1,4 +1,5 @@
-//! `shadowsync serve task|approval|analysis|executor|all`, `shadowsync migrate`.
+//! `shadowsync serve task|approval|analysis|executor|all`, `shadowsync migrate` and
+//! `shadowsync credentials …`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_seconds)]
         wait: std::time::Duration,
     },
+    /// Create a cluster's keys, service tokens and encryption key, or a person's token.
+    #[command(subcommand)]
+    Credentials(shadowsync_server::credentials::CredentialsCommand),
 }
 
 /// `90`, `90s`, `2m`: the few duration forms a Job's arguments need.
@@ -125,6 +129,10 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Credentials(command) => Ok(shadowsync_server::credentials::run(
+            &command,
+            &mut std::io::stdout().lock(),
+        )?),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use shadowsync_common::auth::AuthInterceptor;
+use shadowsync_common::auth::AuthLayer;
 use shadowsync_common::clock::Clock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -49,7 +49,7 @@ pub fn wire(
     local_address: SocketAddr,
     deps: &Dependencies,
     clock: Arc<dyn Clock>,
-    auth: &AuthInterceptor,
+    auth: &AuthLayer,
     readiness: &mut Readiness,
     routes: &mut RoutesBuilder,
 ) -> Result<Background, ServerError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shadowsync_common::auth::{
-    AuthInterceptor, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
+    AuthLayer, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
 };
 use shadowsync_common::clock::{Clock, SystemClock, to_timestamp};
 use shadowsync_common::config::AuthConfig;
@@ -123,8 +123,9 @@ async fn serve(
         rs256_public_keys: Vec::new(),
         audience: AUDIENCE.to_owned(),
         service_token: None,
+        ..AuthConfig::default()
     };
-    let auth = AuthInterceptor::new(Arc::new(
+    let auth = AuthLayer::new(Arc::new(
         Authenticator::from_config(&config).expect("authenticator"),
     ));
     let issuer = TokenIssuer::hs256(secret, AUDIENCE);

@@ -36,7 +36,7 @@ pub mod tasks;
 
 use std::sync::Arc;
 
-use shadowsync_common::auth::{AuthInterceptor, Identity};
+use shadowsync_common::auth::{AuthLayer, Identity};
 use shadowsync_common::clock::Clock;
 use shadowsync_common::db::{Database, DbError, Migrations};
 use shadowsync_common::secret::Secret;
@@ -45,7 +45,6 @@ use shadowsync_proto::task::v1::task_execution_service_server::TaskExecutionServ
 use shadowsync_proto::task::v1::task_service_server::TaskServiceServer;
 use tonic::Status;
 use tonic::service::RoutesBuilder;
-use tonic::service::interceptor::InterceptedService;
 
 pub use config::TaskConfig;
 pub use crypto::CipherError;
@@ -230,15 +229,9 @@ pub fn actor(identity: &Identity) -> Actor {
 }
 
 /// Adds `TaskService` and `TaskExecutionService`, each behind `auth`.
-pub fn add_routes(routes: &mut RoutesBuilder, api: TaskApi, auth: AuthInterceptor) {
-    routes.add_service(InterceptedService::new(
-        TaskServiceServer::new(api.clone()),
-        auth.clone(),
-    ));
-    routes.add_service(InterceptedService::new(
-        TaskExecutionServiceServer::new(api),
-        auth,
-    ));
+pub fn add_routes(routes: &mut RoutesBuilder, api: TaskApi, auth: AuthLayer) {
+    routes.add_service(auth.wrap(TaskServiceServer::new(api.clone())));
+    routes.add_service(auth.wrap(TaskExecutionServiceServer::new(api)));
 }
 
 #[cfg(test)]

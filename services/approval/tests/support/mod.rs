@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shadowsync_approval::{ApprovalApi, ApprovalDeps, add_routes, prepare};
-use shadowsync_common::auth::{AuthInterceptor, Authenticator, Identity, TokenIssuer};
+use shadowsync_common::auth::{AuthLayer, Authenticator, Identity, TokenIssuer};
 use shadowsync_common::clock::{Clock, ManualClock};
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::{Backend, Database};
@@ -92,8 +92,9 @@ impl Harness {
             rs256_public_keys: Vec::new(),
             audience: "shadowsync".into(),
             service_token: None,
+            ..AuthConfig::default()
         };
-        let auth = AuthInterceptor::new(Arc::new(Authenticator::from_config(&config).unwrap()));
+        let auth = AuthLayer::new(Arc::new(Authenticator::from_config(&config).unwrap()));
         let mut routes = tonic::service::RoutesBuilder::default();
         add_routes(&mut routes, api.clone(), auth);
         let router = grpc::server_builder(None)

@@ -56,7 +56,8 @@ pub struct ServiceCredentials {
 enum CredentialSource {
     Fixed(BearerToken),
     Minted {
-        issuer: TokenIssuer,
+        // Boxed: an issuer (key and header) is far larger than a fixed token.
+        issuer: Box<TokenIssuer>,
         identity: Identity,
         current: Arc<std::sync::Mutex<(BearerToken, SystemTime)>>,
     },
@@ -96,7 +97,7 @@ impl ServiceCredentials {
         let (bearer, expires) = Self::mint(&issuer, &identity)?;
         Ok(Self {
             source: CredentialSource::Minted {
-                issuer,
+                issuer: Box::new(issuer),
                 identity,
                 current: Arc::new(std::sync::Mutex::new((bearer, expires))),
             },

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use base64::Engine as _;
 
 use super::{
-    AuthConfig, Config, ConfigError, Endpoints, ExecutorConfig, LogFormat, Origin, QueueConfig,
-    TaskSettings, TlsConfig,
+    AuthConfig, Config, ConfigError, Endpoints, ExecutorConfig, IdentityProviderConfig, LogFormat,
+    Origin, QueueConfig, TaskSettings, TlsConfig,
 };
 use crate::secret::Secret;
 
@@ -86,6 +86,34 @@ pub const KEYS: &[Key] = &[
         "auth.service_token",
         None,
         "token this service presents to the others",
+    ),
+    key(
+        "auth.jwks_file",
+        None,
+        "JWK Set file of local RS256 keys (from shadowsync credentials generate); they verify \
+         service tokens",
+    ),
+    key(
+        "auth.jwks_url",
+        None,
+        "the identity provider's JWK Set URL (https; http only on loopback); its tokens identify \
+         people, never services",
+    ),
+    key(
+        "auth.issuer",
+        None,
+        "the iss the identity provider's tokens carry (required with auth.jwks_url)",
+    ),
+    key(
+        "auth.roles_claim",
+        None,
+        "the identity provider's claim holding a person's groups, e.g. groups",
+    ),
+    key(
+        "auth.role_map",
+        None,
+        "comma-separated claim value=role pairs, e.g. platform-admins=admin; unmapped values \
+         give no role",
     ),
     key("tls.cert", None, "PEM certificate chain; enables gRPC TLS"),
     key("tls.key", None, "PEM private key for tls.cert"),
@@ -270,7 +298,7 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
     tracing_subscriber::EnvFilter::try_new(&log_filter)
         .map_err(|e| r.invalid("log.filter", e.to_string()))?;
 
-    let auth = AuthConfig {
+    let mut auth = AuthConfig {
         hs256_secret: r.secret("auth.hs256_secret"),
         rs256_public_keys: r
             .string("auth.rs256_public_keys")
@@ -278,12 +306,15 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
             .unwrap_or_default(),
         audience: r.required("auth.audience")?,
         service_token: r.secret("auth.service_token"),
+        jwks_file: r.parsed("auth.jwks_file")?,
+        identity_provider: None,
     };
     if let Some(secret) = &auth.hs256_secret
         && secret.expose().len() < 32
     {
         return Err(r.invalid("auth.hs256_secret", "must be at least 32 characters"));
     }
+    auth.identity_provider = identity_provider(&r)?;
 
     let tls = match (
         r.parsed::<PathBuf>("tls.cert")?,
@@ -419,4 +450,64 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
             shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
         },
     })
+}
+
+/// The `auth.jwks_url` group: all of it or none of it.
+fn identity_provider(r: &Reader<'_>) -> Result<Option<IdentityProviderConfig>, ConfigError> {
+    let Some(jwks_url) = r.string("auth.jwks_url") else {
+        for key in ["auth.issuer", "auth.roles_claim", "auth.role_map"] {
+            if r.get(key).is_some() {
+                return Err(r.invalid(key, "needs auth.jwks_url (the identity provider)"));
+            }
+        }
+        return Ok(None);
+    };
+    let acceptable = jwks_url
+        .parse::<http::Uri>()
+        .is_ok_and(|url| crate::auth::is_acceptable_jwks_url(&url));
+    if !acceptable {
+        // The URL is not repeated: it may carry a tenant's token.
+        return Err(r.invalid(
+            "auth.jwks_url",
+            "expected an https:// URL (http:// only for 127.0.0.1, [::1] or localhost)",
+        ));
+    }
+    let issuer = r.string("auth.issuer").ok_or_else(|| {
+        r.invalid(
+            "auth.issuer",
+            "required with auth.jwks_url: the iss the identity provider's tokens carry",
+        )
+    })?;
+    let roles_claim = r.string("auth.roles_claim");
+    let mut role_map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(list) = r.string("auth.role_map") {
+        if roles_claim.is_none() {
+            return Err(r.invalid("auth.role_map", "needs auth.roles_claim"));
+        }
+        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((value, role)) = pair.rsplit_once('=') else {
+                return Err(r.invalid(
+                    "auth.role_map",
+                    format!("expected value=role, found {pair:?}"),
+                ));
+            };
+            let (value, role) = (value.trim(), role.trim());
+            if value.is_empty() || role.is_empty() || role.chars().any(char::is_whitespace) {
+                return Err(r.invalid(
+                    "auth.role_map",
+                    format!("expected value=role with a role without spaces, found {pair:?}"),
+                ));
+            }
+            let roles = role_map.entry(value.to_string()).or_default();
+            if !roles.iter().any(|known| known == role) {
+                roles.push(role.to_string());
+            }
+        }
+    }
+    Ok(Some(IdentityProviderConfig {
+        jwks_url,
+        issuer,
+        roles_claim,
+        role_map,
+    }))
 }

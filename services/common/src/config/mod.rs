@@ -82,6 +82,39 @@ pub struct AuthConfig {
     /// A token this service presents to the others; when absent and an HS256 secret is
     /// configured, the service mints its own short-lived tokens.
     pub service_token: Option<Secret<String>>,
+    /// A JWK Set file of local RS256 keys (what `shadowsync credentials generate` writes): they
+    /// verify service tokens and tokens minted by `shadowsync credentials token`.
+    pub jwks_file: Option<PathBuf>,
+    /// The company's identity provider, whose tokens identify people (never services).
+    pub identity_provider: Option<IdentityProviderConfig>,
+}
+
+impl Default for AuthConfig {
+    /// No keys at all, and the default audience: a base for struct-update syntax.
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            rs256_public_keys: Vec::new(),
+            audience: "shadowsync".into(),
+            service_token: None,
+            jwks_file: None,
+            identity_provider: None,
+        }
+    }
+}
+
+/// Where people's tokens come from and how their roles are read (DESIGN.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProviderConfig {
+    /// The provider's JWK Set: https, or http on loopback only.
+    pub jwks_url: String,
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The claim holding the person's groups (a string or an array of strings); `None`: people
+    /// get no roles.
+    pub roles_claim: Option<String>,
+    /// Claim value → the roles it grants. Values not listed grant nothing.
+    pub role_map: BTreeMap<String, Vec<String>>,
 }
 
 /// gRPC TLS: on when a certificate and key are configured; mutual when a client CA is too.

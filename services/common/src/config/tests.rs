@@ -245,3 +245,136 @@ fn an_https_peer_needs_the_ca_that_signed_it() {
         .load()
         .expect("loads");
 }
+
+#[test]
+fn the_identity_provider_keys_load_together() {
+    let config = ConfigLoader::new()
+        .env(&env(&[
+            (
+                "SHADOWSYNC_AUTH_JWKS_URL",
+                "https://idp.example.com/realms/corp/protocol/openid-connect/certs",
+            ),
+            (
+                "SHADOWSYNC_AUTH_ISSUER",
+                "https://idp.example.com/realms/corp",
+            ),
+            ("SHADOWSYNC_AUTH_ROLES_CLAIM", "groups"),
+            (
+                "SHADOWSYNC_AUTH_ROLE_MAP",
+                "platform-admins=admin, dba-leads=dba-approver,platform-admins=dba-approver,\
+                 platform-admins=admin",
+            ),
+            (
+                "SHADOWSYNC_AUTH_JWKS_FILE",
+                "/etc/shadowsync/jwks/jwks.json",
+            ),
+        ]))
+        .load()
+        .expect("loads");
+    let provider = config.auth.identity_provider.expect("an identity provider");
+    assert_eq!(provider.issuer, "https://idp.example.com/realms/corp");
+    assert_eq!(provider.roles_claim.as_deref(), Some("groups"));
+    assert_eq!(
+        provider.role_map,
+        BTreeMap::from([
+            ("dba-leads".to_string(), vec!["dba-approver".to_string()]),
+            (
+                "platform-admins".to_string(),
+                vec!["admin".to_string(), "dba-approver".to_string()]
+            ),
+        ])
+    );
+    assert_eq!(
+        config.auth.jwks_file,
+        Some(PathBuf::from("/etc/shadowsync/jwks/jwks.json"))
+    );
+    let plain = ConfigLoader::new().load().expect("defaults");
+    assert!(plain.auth.identity_provider.is_none());
+    assert!(plain.auth.jwks_file.is_none());
+}
+
+#[test]
+fn identity_provider_mistakes_name_their_key() {
+    let url = "auth.jwks_url=https://idp.example.com/certs";
+    let with_url = |flag: &str, key: &str, why: &str| {
+        let message = ConfigLoader::new()
+            .flags([url, "auth.issuer=https://idp.example.com", flag])
+            .load()
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains(&format!("`{key}`")) && message.contains(why),
+            "{message}"
+        );
+    };
+    assert_refused(
+        "auth.issuer=https://idp",
+        "auth.issuer",
+        "needs auth.jwks_url",
+    );
+    assert_refused(
+        "auth.roles_claim=groups",
+        "auth.roles_claim",
+        "needs auth.jwks_url",
+    );
+    assert_refused(
+        "auth.role_map=a=admin",
+        "auth.role_map",
+        "needs auth.jwks_url",
+    );
+    assert_refused(url, "auth.issuer", "required with auth.jwks_url");
+    with_url(
+        "auth.role_map=a=admin",
+        "auth.role_map",
+        "needs auth.roles_claim",
+    );
+    for bad in ["admins", "=admin", "admins=", "admins=super admin"] {
+        let message = ConfigLoader::new()
+            .flags([
+                url,
+                "auth.issuer=https://idp.example.com",
+                "auth.roles_claim=groups",
+                &format!("auth.role_map=ok=admin,{bad}"),
+            ])
+            .load()
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains("`auth.role_map`") && message.contains("value=role"),
+            "{bad}: {message}"
+        );
+    }
+    for insecure in [
+        "http://idp.example.com/certs",
+        "http://10.1.2.3/certs",
+        "ftp://127.0.0.1/certs",
+        "idp.example.com/certs",
+        "https:///certs",
+    ] {
+        let message = ConfigLoader::new()
+            .flags([
+                &format!("auth.jwks_url={insecure}") as &str,
+                "auth.issuer=https://idp.example.com",
+            ])
+            .load()
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            message.contains("`auth.jwks_url`") && message.contains("https://"),
+            "{insecure}: {message}"
+        );
+        assert!(
+            !message.contains(insecure),
+            "the value is not echoed: {message}"
+        );
+    }
+    for loopback in ["http://127.0.0.1:8080/certs", "http://[::1]:8080/certs"] {
+        ConfigLoader::new()
+            .flags([
+                &format!("auth.jwks_url={loopback}") as &str,
+                "auth.issuer=https://idp.example.com",
+            ])
+            .load()
+            .unwrap_or_else(|e| panic!("{loopback}: {e}"));
+    }
+}

@@ -242,6 +242,7 @@ async fn backend() -> GrpcExecutionBackend {
         rs256_public_keys: Vec::new(),
         audience: "shadowsync".into(),
         service_token: None,
+        ..AuthConfig::default()
     };
     let credentials = ServiceCredentials::from_config(&config, ServiceIdentity::Executor).unwrap();
     let channel = channel(&format!("http://{address}"), None).unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shadowsync_common::auth::{
-    AuthInterceptor, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
+    AuthLayer, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
 };
 use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::AuthConfig;
@@ -60,21 +60,22 @@ pub struct Services {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-pub fn auth() -> (AuthInterceptor, TokenIssuer) {
+pub fn auth() -> (AuthLayer, TokenIssuer) {
     auth_with(Secret::new(format!("secret-{}", uuid::Uuid::new_v4())))
 }
 
 /// Verifier and issuer over one HS256 secret (shared with a child process in the memory test).
-pub fn auth_with(secret: Secret<String>) -> (AuthInterceptor, TokenIssuer) {
+pub fn auth_with(secret: Secret<String>) -> (AuthLayer, TokenIssuer) {
     let config = AuthConfig {
         hs256_secret: Some(secret.clone()),
         rs256_public_keys: Vec::new(),
         audience: AUDIENCE.to_owned(),
         service_token: None,
+        ..AuthConfig::default()
     };
     let authenticator = Authenticator::from_config(&config).expect("authenticator");
     (
-        AuthInterceptor::new(Arc::new(authenticator)),
+        AuthLayer::new(Arc::new(authenticator)),
         TokenIssuer::hs256(&secret, AUDIENCE),
     )
 }
@@ -105,7 +106,34 @@ impl Services {
         Self::start_inner(
             config,
             Some(permissions),
-            secret,
+            auth_with(secret),
+            None,
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    /// As [`Services::start`], with people's tokens also coming from `provider` (the services'
+    /// own tokens stay HS256, minted by [`Services::token`]).
+    pub async fn start_with_identity_provider(
+        config: TaskConfig,
+        provider: shadowsync_common::config::IdentityProviderConfig,
+    ) -> Self {
+        let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
+        let authenticator = Authenticator::from_config(&AuthConfig {
+            hs256_secret: Some(secret.clone()),
+            audience: AUDIENCE.to_owned(),
+            identity_provider: Some(provider),
+            ..AuthConfig::default()
+        })
+        .expect("authenticator");
+        Self::start_inner(
+            config,
+            Some(Arc::new(FixedPermissions::allowing(&["alice"]))),
+            (
+                AuthLayer::new(Arc::new(authenticator)),
+                TokenIssuer::hs256(&secret, AUDIENCE),
+            ),
             None,
             Arc::new(SystemClock),
         )
@@ -121,7 +149,7 @@ impl Services {
     /// (expirations and leases are then driven by moving a `ManualClock`, never by sleeping).
     pub async fn start_real_with_clock(config: TaskConfig, clock: Arc<dyn Clock>) -> Self {
         let secret = Secret::new(format!("secret-{}", uuid::Uuid::new_v4()));
-        Self::start_inner(config, None, secret, None, clock).await
+        Self::start_inner(config, None, auth_with(secret), None, clock).await
     }
 
     /// The task service only, calling an analysis service that runs elsewhere and trusts
@@ -136,7 +164,7 @@ impl Services {
         Self::start_inner(
             config,
             Some(permissions),
-            secret,
+            auth_with(secret),
             Some(analysis_address),
             Arc::new(SystemClock),
         )
@@ -146,11 +174,10 @@ impl Services {
     async fn start_inner(
         config: TaskConfig,
         permissions: Option<Arc<dyn PermissionChecker>>,
-        secret: Secret<String>,
+        (auth, issuer): (AuthLayer, TokenIssuer),
         external: Option<SocketAddr>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (auth, issuer) = auth_with(secret);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = futures::future::FutureExt::shared(async move {
             let _ = stopped.await;
