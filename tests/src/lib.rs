@@ -8,7 +8,8 @@
 //!   in-process queue;
 //! - [`api`]: clients per user, and the journey's steps with polling under timeouts;
 //! - [`journey`]: the user's journey as scenarios over any deployment's endpoints;
-//! - [`target`]: the MariaDB database being synced, and structure comparisons.
+//! - [`target`]: the MariaDB database being synced, and structure comparisons;
+//! - [`observe`]: an in-process OTLP receiver, captured JSON logs, the Prometheus text format.
 //!
 //! The servers are the shared ones `deploy/dev/services.sh` starts, overridable with
 //! `SHADOWSYNC_TEST_PG_URL`, `SHADOWSYNC_TEST_MYSQL_URL` and `SHADOWSYNC_TEST_AMQP_URL`; each test
@@ -33,6 +34,7 @@ pub mod api;
 pub mod cluster;
 pub mod journey;
 pub mod node;
+pub mod observe;
 pub mod target;
 
 /// Sends the services' logs to stderr when `SHADOWSYNC_SYSTEST_LOG` holds a filter (e.g.

@@ -24,7 +24,7 @@ use sqlx::{Connection as _, Executor as _};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use shadowsync_common::grpc::Channel;
 
 const ROOT: &str = "mysql://root@127.0.0.1:3306";
 

@@ -6,6 +6,7 @@
 //! their existing shadows, and the parents whose shadows are missing — as multi-statement batches over a small pool, so round trips
 //! grow as N / batch size. Every query sent is counted (see [`Introspector::round_trips`]).
 
+use tracing::Instrument as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -376,15 +377,25 @@ impl Introspector {
                 let round_trips = Arc::clone(&self.round_trips);
                 let database = database.to_owned();
                 let context = Arc::clone(&context);
-                tokio::spawn(async move {
-                    let rows = fetch_batch(&pool, &round_trips, &database, &batch).await?;
-                    let started = Instant::now();
-                    let tables: Vec<CatalogTable> = rows
-                        .into_iter()
-                        .map(|(name, ddl)| CatalogTable::read(name, ddl, &context))
-                        .collect();
-                    Ok::<_, SchemaError>((tables, started.elapsed()))
-                })
+                // One span per batch: one round trip, then parsing (the spawned task carries
+                // it, since it would otherwise lose the caller's).
+                let span = tracing::info_span!(
+                    "introspection batch",
+                    db.operation.name = "SHOW CREATE TABLE",
+                    db.operation.batch.size = batch.len(),
+                );
+                tokio::spawn(
+                    async move {
+                        let rows = fetch_batch(&pool, &round_trips, &database, &batch).await?;
+                        let started = Instant::now();
+                        let tables: Vec<CatalogTable> = rows
+                            .into_iter()
+                            .map(|(name, ddl)| CatalogTable::read(name, ddl, &context))
+                            .collect();
+                        Ok::<_, SchemaError>((tables, started.elapsed()))
+                    }
+                    .instrument(span),
+                )
             })
             .buffered(self.options.parallelism.max(1));
         let mut tables = Vec::with_capacity(names.len());

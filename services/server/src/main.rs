@@ -63,12 +63,11 @@ fn main() -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let _telemetry = telemetry::init(&TelemetryConfig {
-            service_name: format!("shadowsync-{}", format!("{role:?}").to_lowercase()),
-            log_format: config.log_format,
-            log_filter: config.log_filter.clone(),
-            otlp_endpoint: config.otlp_endpoint.clone(),
-        })?;
+        let _telemetry = telemetry::init(&TelemetryConfig::from_config(
+            &format!("shadowsync-{}", role.name()),
+            &config,
+            &env,
+        )?)?;
         let embedded_mode = shadowsync_server::is_embedded(role, &config);
         // Held until the server stops: the data directory's lock lives in it.
         let _embedded = if embedded_mode {
@@ -85,7 +84,6 @@ fn main() -> anyhow::Result<()> {
         if embedded_mode {
             embedded::write_endpoint(&config.data_dir, address, config.tls.is_some())?;
         }
-        tracing::info!(%address, "listening");
         shadowsync_server::run(role, config, listener, shutdown_signal()).await?;
         Ok(())
     })

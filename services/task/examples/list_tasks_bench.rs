@@ -30,7 +30,8 @@ use shadowsync_task::{TaskApi, TaskConfig, TaskDeps};
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
+use shadowsync_common::grpc::Channel;
+use tonic::transport::Server;
 
 const AUDIENCE: &str = "shadowsync-bench";
 const YEAR_MICROS: i64 = 365 * 24 * 3600 * 1_000_000;

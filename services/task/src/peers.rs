@@ -10,7 +10,7 @@ use shadowsync_proto::approval::v1::CheckPermissionRequest;
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use shadowsync_proto::names::REQUEST_TYPE_SHADOW_TABLE_SYNC;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use shadowsync_common::grpc::Channel;
 use tonic::{Request, Status};
 
 use crate::error::{Result, TaskError, from_peer};

@@ -194,3 +194,18 @@ fn every_key_has_a_distinct_env_var() {
     assert_eq!(vars.len(), KEYS.len());
     assert!(vars.contains(&"SHADOWSYNC_AUTH_HS256_SECRET".to_string()));
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_parsed_when_set() {
+    let config = ConfigLoader::new().load().expect("defaults load");
+    assert_eq!(config.metrics_listen, None);
+    let config = ConfigLoader::new()
+        .env(&env(&[("SHADOWSYNC_METRICS_LISTEN", "0.0.0.0:9464")]))
+        .load()
+        .expect("loads");
+    assert_eq!(
+        config.metrics_listen,
+        Some("0.0.0.0:9464".parse().expect("addr"))
+    );
+    assert_refused("metrics.listen=localhost", "metrics.listen", "localhost");
+}

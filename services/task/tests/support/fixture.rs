@@ -16,7 +16,7 @@ use shadowsync_proto::task::v1::task_execution_service_client::TaskExecutionServ
 use shadowsync_proto::task::v1::*;
 use shadowsync_task::TaskConfig;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use shadowsync_common::grpc::Channel;
 
 use super::{Client, MariaDb, Services};
 

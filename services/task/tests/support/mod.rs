@@ -32,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Server};
+use shadowsync_common::grpc::Channel;
+use tonic::transport::Server;
 
 pub const AUDIENCE: &str = "shadowsync-test";
 pub const MARIADB_ROOT: &str = "mysql://root@127.0.0.1:3306";
