@@ -87,7 +87,7 @@ impl Cluster {
 
     /// A cluster with `options.executors` executors, every node SERVING.
     pub async fn start_with(options: ClusterOptions) -> Self {
-        Self::start_observed(options, &[], &mut |_| None).await
+        Self::start_observed(options, &[], &mut |_, _| None).await
     }
 
     /// [`Cluster::start_with`], every node with the `extra` configuration flags and the

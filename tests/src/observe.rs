@@ -299,7 +299,9 @@ fn parse_sample(line: &str) -> Sample {
         let mut key = String::new();
         let end;
         loop {
-            let (index, c) = chars.next().unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            let (index, c) = chars
+                .next()
+                .unwrap_or_else(|| panic!("unclosed labels: {line}"));
             match c {
                 '}' => {
                     end = index + 1;
@@ -310,7 +312,9 @@ fn parse_sample(line: &str) -> Sample {
                     assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
                     let mut value = String::new();
                     loop {
-                        let (_, c) = chars.next().unwrap_or_else(|| panic!("unclosed value: {line}"));
+                        let (_, c) = chars
+                            .next()
+                            .unwrap_or_else(|| panic!("unclosed value: {line}"));
                         match c {
                             '"' => break,
                             '\\' => match chars.next().map(|(_, c)| c) {

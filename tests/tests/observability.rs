@@ -20,9 +20,7 @@ use shadowsync_server::Role;
 use shadowsync_system_tests::api::{self, PATIENCE};
 use shadowsync_system_tests::cluster::{Cluster, ClusterOptions};
 use shadowsync_system_tests::node::NodeTelemetry;
-use shadowsync_system_tests::observe::{
-    CapturedLogs, Exposition, ReceivedSpan, Receiver, scrape,
-};
+use shadowsync_system_tests::observe::{CapturedLogs, Exposition, ReceivedSpan, Receiver, scrape};
 use shadowsync_system_tests::target::MariaDb;
 use tracing::Instrument as _;
 
@@ -45,13 +43,19 @@ impl<'a> Trace<'a> {
         let mut chain = vec![span];
         let mut current = span;
         while !current.parent_span_id.is_empty() {
-            let parent = self.by_id.get(current.parent_span_id.as_str()).unwrap_or_else(|| {
-                panic!(
-                    "{} ({}) names parent {} that no service exported",
-                    current.name, current.service, current.parent_span_id
-                )
-            });
-            assert_eq!(parent.trace_id, current.trace_id, "a parent in another trace");
+            let parent = self
+                .by_id
+                .get(current.parent_span_id.as_str())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} ({}) names parent {} that no service exported",
+                        current.name, current.service, current.parent_span_id
+                    )
+                });
+            assert_eq!(
+                parent.trace_id, current.trace_id,
+                "a parent in another trace"
+            );
             chain.push(parent);
             current = parent;
         }
@@ -83,7 +87,9 @@ fn rpc<'a>(
 ) -> Vec<&'a ReceivedSpan> {
     spans
         .iter()
-        .filter(|s| s.service == service && s.kind == kind && s.name.ends_with(&format!("/{method}")))
+        .filter(|s| {
+            s.service == service && s.kind == kind && s.name.ends_with(&format!("/{method}"))
+        })
         .collect()
 }
 
@@ -118,7 +124,9 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
         guards.lock().expect("guards").push(guard);
         Some(NodeTelemetry {
             dispatch,
-            metrics: (role == Role::Task).then(|| metrics_listener.take()).flatten(),
+            metrics: (role == Role::Task)
+                .then(|| metrics_listener.take())
+                .flatten(),
         })
     };
     let cluster =
@@ -189,7 +197,11 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
         flush();
         let spans = receiver.received.spans();
         async move {
-            spans.iter().filter(|s| s.name.starts_with("CREATE TABLE")).count() == 2
+            spans
+                .iter()
+                .filter(|s| s.name.starts_with("CREATE TABLE"))
+                .count()
+                == 2
                 && spans
                     .iter()
                     .any(|s| s.kind == SpanKind::Consumer && s.service == "shadowsync-executor")
@@ -209,7 +221,10 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
         "shadowsync-executor",
         CLIENT,
     ] {
-        assert!(services.contains(service), "no span from {service}: {services:?}");
+        assert!(
+            services.contains(service),
+            "no span from {service}: {services:?}"
+        );
     }
 
     // The client's SubmitTask, continued by the task service, with the RPC conventions.
@@ -247,7 +262,10 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
     let dispatch = one(&spans, "dispatch span", |s| {
         s.service == "shadowsync-approval" && s.name == "approval dispatch"
     });
-    assert!(trace.descends_from(dispatch, journey), "dispatch outside the journey");
+    assert!(
+        trace.descends_from(dispatch, journey),
+        "dispatch outside the journey"
+    );
     let approve_server = rpc(&spans, "shadowsync-task", SpanKind::Server, "ApproveTask");
     assert!(
         approve_server
@@ -282,7 +300,12 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
     );
     assert_eq!(claim_client.len(), 1);
     assert!(trace.descends_from(claim_client[0], process));
-    let claim_server = rpc(&spans, "shadowsync-task", SpanKind::Server, "ClaimExecution");
+    let claim_server = rpc(
+        &spans,
+        "shadowsync-task",
+        SpanKind::Server,
+        "ClaimExecution",
+    );
     assert_eq!(claim_server.len(), 1);
     assert_eq!(claim_server[0].parent_span_id, claim_client[0].span_id);
 
@@ -297,10 +320,19 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
             assert!(trace.descends_from(s, process), "{s:?}");
             assert_eq!(s.kind, SpanKind::Client);
             assert_eq!(s.attribute("db.system.name"), Some("mysql"));
-            assert!(s.attribute("db.query.text").is_some_and(|q| q.starts_with("CREATE TABLE")));
+            assert!(
+                s.attribute("db.query.text")
+                    .is_some_and(|q| q.starts_with("CREATE TABLE"))
+            );
             let table = trace.by_id[s.parent_span_id.as_str()];
-            assert_eq!(table.attribute("db.collection.name"), s.attribute("db.collection.name"));
-            assert_eq!(table.attribute("shadowsync.table.status"), Some("SUCCEEDED"));
+            assert_eq!(
+                table.attribute("db.collection.name"),
+                s.attribute("db.collection.name")
+            );
+            assert_eq!(
+                table.attribute("shadowsync.table.status"),
+                Some("SUCCEEDED")
+            );
             s.attribute("db.collection.name").expect("shadow")
         })
         .collect();
@@ -322,7 +354,11 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
     for span in &spans {
         for (key, value) in &span.attributes {
             for forbidden in [decoy_password.as_str(), secret.as_str(), "Bearer "] {
-                assert!(!value.contains(forbidden), "{key} of {} leaks a secret", span.name);
+                assert!(
+                    !value.contains(forbidden),
+                    "{key} of {} leaks a secret",
+                    span.name
+                );
             }
         }
     }
@@ -361,9 +397,15 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
                 .any(|line| line["trace_id"].as_str() == Some(trace_id))
         };
         match role {
-            Role::Task => assert!(in_trace(&submit_server.trace_id), "no task log in the journey"),
+            Role::Task => assert!(
+                in_trace(&submit_server.trace_id),
+                "no task log in the journey"
+            ),
             Role::Executor => {
-                assert!(in_trace(&process.trace_id), "no executor log in the execution")
+                assert!(
+                    in_trace(&process.trace_id),
+                    "no executor log in the execution"
+                )
             }
             _ => {}
         }
@@ -404,7 +446,11 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
         ("shadowsync_execution_tables_total", "counter"),
         ("shadowsync_build_info", "gauge"),
     ] {
-        assert_eq!(types.get(family).map(String::as_str), Some(kind), "{family}");
+        assert_eq!(
+            types.get(family).map(String::as_str),
+            Some(kind),
+            "{family}"
+        );
     }
     let value = |name: &str, labels: &[(&str, &str)]| exposition.sum(name, labels);
     assert_eq!(
@@ -421,7 +467,10 @@ async fn one_journey_is_one_navigable_trace_with_metrics_and_correlated_logs() {
         ),
         2.0
     );
-    assert_eq!(value("db_client_operation_duration_seconds_count", &[]), 2.0);
+    assert_eq!(
+        value("db_client_operation_duration_seconds_count", &[]),
+        2.0
+    );
     assert_eq!(
         value(
             "db_client_operation_duration_seconds_bucket",

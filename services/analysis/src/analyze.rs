@@ -2,8 +2,8 @@
 //! well below tonic's 4 MiB message limit, ending with a summary or a failure.
 
 use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
-use tracing::Instrument as _;
 use std::collections::BTreeSet;
+use tracing::Instrument as _;
 
 use prost::Message as _;
 use shadowsync_proto::analysis::v1::{
@@ -41,7 +41,9 @@ pub async fn run(config: AnalysisConfig, request: AnalyzeRequest, out: Sender) {
         otel.status_code = tracing::field::Empty,
     );
     let started = std::time::Instant::now();
-    let result = analyze(&config, request, &out).instrument(span.clone()).await;
+    let result = analyze(&config, request, &out)
+        .instrument(span.clone())
+        .await;
     metrics()
         .analysis_duration
         .record(started.elapsed().as_secs_f64(), &[]);
@@ -222,10 +224,11 @@ async fn analyze(
     };
     // Diffing thousands of tables is CPU work: keep it off the async threads.
     let planning = tracing::info_span!("diff and render", shadowsync.analysis.tables = sources);
-    let planned = tokio::task::spawn_blocking(move || planning.in_scope(|| plan(&catalog, &analysis)))
-        .await
-        .map_err(|e| AnalysisError::Internal(format!("planning stopped: {e}")))?
-        .map_err(|e| target_error(&e))?;
+    let planned =
+        tokio::task::spawn_blocking(move || planning.in_scope(|| plan(&catalog, &analysis)))
+            .await
+            .map_err(|e| AnalysisError::Internal(format!("planning stopped: {e}")))?
+            .map_err(|e| target_error(&e))?;
     let mut tables = convert::analyzed_tables(planned);
     let first_missing = u32::try_from(tables.len()).unwrap_or(u32::MAX);
     for (i, name) in missing.iter().enumerate() {

@@ -66,9 +66,11 @@ impl AnalysisService for AnalysisApi {
         // analysis waits for it rather than piling results up in memory.
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         // The analysis outlives this call's future: it carries the RPC's span with it.
-        tokio::spawn(
-            tracing::Instrument::in_current_span(analyze::run(self.config, request.into_inner(), sender)),
-        );
+        tokio::spawn(tracing::Instrument::in_current_span(analyze::run(
+            self.config,
+            request.into_inner(),
+            sender,
+        )));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

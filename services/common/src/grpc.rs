@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{
-    Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity, Server,
-    ServerTlsConfig,
+    Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity, Server, ServerTlsConfig,
 };
 use tower::layer::util::{Identity, Stack};
 

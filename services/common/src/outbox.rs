@@ -255,7 +255,9 @@ impl OutboxRelay {
             &row.message,
         );
         if let Some(stored) = row.message.traceparent() {
-            let _ = span.set_parent(crate::telemetry::propagation::context_from_traceparent(stored));
+            let _ = span.set_parent(crate::telemetry::propagation::context_from_traceparent(
+                stored,
+            ));
         }
         let mut message = row.message.clone();
         if let Some(traceparent) = crate::telemetry::propagation::traceparent_of(&span) {

@@ -73,8 +73,11 @@ pub async fn run_worker(
         match next {
             Some(Ok(delivery)) => {
                 // A new trace linked to the dispatch (see `telemetry::messaging::Relation`).
-                let span =
-                    messaging::process_span(queue_name.as_str(), delivery.message(), Relation::Link);
+                let span = messaging::process_span(
+                    queue_name.as_str(),
+                    delivery.message(),
+                    Relation::Link,
+                );
                 running.spawn(worker.clone().handle(delivery, slot).instrument(span));
             }
             Some(Err(error)) => {

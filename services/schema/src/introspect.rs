@@ -6,11 +6,11 @@
 //! their existing shadows, and the parents whose shadows are missing — as multi-statement batches over a small pool, so round trips
 //! grow as N / batch size. Every query sent is counted (see [`Introspector::round_trips`]).
 
-use tracing::Instrument as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use futures::{StreamExt, TryStreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};

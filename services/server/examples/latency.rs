@@ -28,8 +28,8 @@ use std::time::SystemTime;
 use shadowsync_common::testing::MariaDb;
 use shadowsync_proto::task::v1 as task;
 use support::{
-    Bench, OtlpSink, analyse, auto_approve_everything, ensure_succeeded, flag, report, since, submit,
-    submit_until_succeeded, wait_final,
+    Bench, OtlpSink, analyse, auto_approve_everything, ensure_succeeded, flag, report, since,
+    submit, submit_until_succeeded, wait_final,
 };
 
 #[tokio::main]

@@ -207,7 +207,10 @@ pub async fn run_background(api: &TaskApi, shutdown: impl std::future::Future<Ou
             }
         }
     };
-    let gauge = status_gauge::run(core.tasks.store.database().clone(), stopped(stop.subscribe()));
+    let gauge = status_gauge::run(
+        core.tasks.store.database().clone(),
+        stopped(stop.subscribe()),
+    );
     let signal = async {
         shutdown.await;
         let _ = stop.send(true);

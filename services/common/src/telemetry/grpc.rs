@@ -285,7 +285,10 @@ mod tests {
             .expect("call");
 
         let text = lines.text();
-        assert!(!text.contains("s3cr3t"), "a credential reached a log line: {text}");
+        assert!(
+            !text.contains("s3cr3t"),
+            "a credential reached a log line: {text}"
+        );
         let line: serde_json::Value = serde_json::from_str(
             text.lines()
                 .find(|line| line.contains("handled"))
@@ -298,7 +301,10 @@ mod tests {
         assert_eq!(line["trace_id"], "0af7651916cd43dd8448eb211c80319c");
         let span_id = line["span_id"].as_str().expect("span id");
         assert_eq!(span_id.len(), 16);
-        assert_ne!(span_id, "b7ad6b7169203331", "the server span is a new child");
+        assert_ne!(
+            span_id, "b7ad6b7169203331",
+            "the server span is a new child"
+        );
         assert_eq!(line["span"]["rpc.method"], "DoThing");
         assert_eq!(line["span"]["rpc.service"], "pkg.v1.Things");
         assert_eq!(line["span"]["rpc.system"], "grpc");
@@ -345,7 +351,11 @@ mod tests {
             .instrument(caller)
             .await
             .expect("call");
-        let sent = seen.lock().expect("seen").clone().expect("traceparent sent");
+        let sent = seen
+            .lock()
+            .expect("seen")
+            .clone()
+            .expect("traceparent sent");
         // Same trace as the caller, but the client span's own id.
         assert_eq!(sent[..35], caller_traceparent[..35]);
         assert_ne!(sent, caller_traceparent);

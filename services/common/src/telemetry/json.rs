@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
 use tracing::dispatcher::WeakDispatch;
+use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
@@ -57,7 +57,10 @@ where
             .unwrap_or_default();
         line.insert("timestamp".into(), Value::String(now));
         line.insert("level".into(), Value::String(metadata.level().to_string()));
-        line.insert("target".into(), Value::String(metadata.target().to_string()));
+        line.insert(
+            "target".into(),
+            Value::String(metadata.target().to_string()),
+        );
         line.insert("service".into(), Value::String(self.service.clone()));
         event.record(&mut JsonVisitor(&mut line));
 
@@ -78,7 +81,9 @@ where
                 .dispatch
                 .get()
                 .and_then(WeakDispatch::upgrade)
-                .and_then(|dispatch| tracing_opentelemetry::get_otel_context(&span.id(), &dispatch));
+                .and_then(|dispatch| {
+                    tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
+                });
             if let Some(context) = context {
                 let span_context = context.span().span_context().clone();
                 if span_context.is_valid() {

@@ -42,7 +42,11 @@ pub fn destination_name(topology: &Topology, destination: &Destination) -> Strin
 
 /// A `PRODUCER` span for publishing `message` to `destination`, child of the current span
 /// (the relay's, itself continuing the row's stored context).
-pub fn publish_span(destination_name: &str, destination: &Destination, message: &Message) -> tracing::Span {
+pub fn publish_span(
+    destination_name: &str,
+    destination: &Destination,
+    message: &Message,
+) -> tracing::Span {
     let routing_key = match destination {
         Destination::ExecuteQueue => "",
         Destination::Event { routing_key } => routing_key.as_str(),

@@ -275,9 +275,7 @@ where
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
     let tracer = tracer_provider.tracer("shadowsync");
-    let otel_layer: BoxedLayer = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .boxed();
+    let otel_layer: BoxedLayer = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
 
     let guard = TelemetryGuard {
         tracer_provider: Some(tracer_provider),

@@ -212,8 +212,9 @@ mod tests {
 
     #[test]
     fn bad_samplers_are_refused_naming_the_variable() {
-        let error = OtelSettings::from_env("s", None, &env(&[("OTEL_TRACES_SAMPLER", "sometimes")]))
-            .expect_err("unknown sampler");
+        let error =
+            OtelSettings::from_env("s", None, &env(&[("OTEL_TRACES_SAMPLER", "sometimes")]))
+                .expect_err("unknown sampler");
         assert_eq!(error.variable, "OTEL_TRACES_SAMPLER");
         let error = OtelSettings::from_env(
             "s",

@@ -80,7 +80,12 @@ fn encode_metric<T: SampleValue>(out: &mut String, metric: &Metric, data: &Metri
         MetricData::Gauge(gauge) => {
             help(out, &base, "gauge");
             for point in gauge.data_points() {
-                sample(out, &base, &labels(point.attributes(), None), point.value().text());
+                sample(
+                    out,
+                    &base,
+                    &labels(point.attributes(), None),
+                    point.value().text(),
+                );
             }
         }
         MetricData::Sum(sum) => {
@@ -91,7 +96,12 @@ fn encode_metric<T: SampleValue>(out: &mut String, metric: &Metric, data: &Metri
             };
             help(out, &name, kind);
             for point in sum.data_points() {
-                sample(out, &name, &labels(point.attributes(), None), point.value().text());
+                sample(
+                    out,
+                    &name,
+                    &labels(point.attributes(), None),
+                    point.value().text(),
+                );
             }
         }
         MetricData::Histogram(histogram) => {
@@ -108,10 +118,20 @@ fn encode_metric<T: SampleValue>(out: &mut String, metric: &Metric, data: &Metri
                     }
                 }
                 let inf = labels(point.attributes(), Some("+Inf".into()));
-                sample(out, &format!("{base}_bucket"), &inf, point.count().to_string());
+                sample(
+                    out,
+                    &format!("{base}_bucket"),
+                    &inf,
+                    point.count().to_string(),
+                );
                 let plain = labels(point.attributes(), None);
                 sample(out, &format!("{base}_sum"), &plain, point.sum().text());
-                sample(out, &format!("{base}_count"), &plain, point.count().to_string());
+                sample(
+                    out,
+                    &format!("{base}_count"),
+                    &plain,
+                    point.count().to_string(),
+                );
             }
         }
         // Never configured (no view selects it); skipped rather than written wrongly.
@@ -126,7 +146,12 @@ fn sample(out: &mut String, name: &str, labels: &str, value: String) {
 /// `{k="v",…}` sorted by key (empty when there are none), `le` last for buckets.
 fn labels<'a>(attributes: impl Iterator<Item = &'a KeyValue>, le: Option<String>) -> String {
     let sorted: BTreeMap<String, String> = attributes
-        .map(|kv| (sanitize_label(kv.key.as_str()), kv.value.as_str().into_owned()))
+        .map(|kv| {
+            (
+                sanitize_label(kv.key.as_str()),
+                kv.value.as_str().into_owned(),
+            )
+        })
         .collect();
     let mut parts: Vec<String> = sorted
         .into_iter()
@@ -268,6 +293,7 @@ mod tests {
     use std::sync::Arc;
 
     use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::reader::MetricReader as _;
     use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 
     use super::*;
@@ -340,7 +366,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("shadowsync_task_transitions_total{shadowsync_task_status=\"EXECUTING\"} 2\n"),
+            text.contains(
+                "shadowsync_task_transitions_total{shadowsync_task_status=\"EXECUTING\"} 2\n"
+            ),
             "{text}"
         );
         assert!(
@@ -349,7 +377,10 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("# TYPE executor_active gauge\nexecutor_active 2\n"), "{text}");
+        assert!(
+            text.contains("# TYPE executor_active gauge\nexecutor_active 2\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -375,7 +406,10 @@ mod tests {
 
     #[test]
     fn names_are_sanitized() {
-        assert_eq!(sanitize_name("rpc.server.call.duration"), "rpc_server_call_duration");
+        assert_eq!(
+            sanitize_name("rpc.server.call.duration"),
+            "rpc_server_call_duration"
+        );
         assert_eq!(sanitize_name("9lives-x"), "_9lives_x");
         assert_eq!(sanitize_label("a:b"), "a_b");
         assert_eq!(unit_suffix("{task}"), "");
@@ -385,9 +419,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_endpoint_serves_metrics_and_nothing_else() {
-        super::super::metrics::metrics()
-            .approval_decisions
-            .add(0, &[KeyValue::new("shadowsync.approval.decision", "approve")]);
+        super::super::metrics::metrics().approval_decisions.add(
+            0,
+            &[KeyValue::new("shadowsync.approval.decision", "approve")],
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -407,9 +442,14 @@ mod tests {
         let metrics = get("/metrics").await;
         assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
         assert!(metrics.contains(CONTENT_TYPE));
-        assert!(metrics.contains("# TYPE shadowsync_build_info gauge"), "{metrics}");
         assert!(
-            metrics.contains("shadowsync_approval_decisions_total{shadowsync_approval_decision=\"approve\"}"),
+            metrics.contains("# TYPE shadowsync_build_info gauge"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                "shadowsync_approval_decisions_total{shadowsync_approval_decision=\"approve\"}"
+            ),
             "{metrics}"
         );
         assert!(get("/other").await.starts_with("HTTP/1.1 404 "));

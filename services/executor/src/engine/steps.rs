@@ -309,12 +309,17 @@ impl Run {
             observed_shadow_fingerprint: observed.unwrap_or_default(),
         };
         if is_final {
-            table.span.record("shadowsync.table.status", status.as_str_name());
+            table
+                .span
+                .record("shadowsync.table.status", status.as_str_name());
             // The table's outcome is known: its span ends here.
             table.span = tracing::Span::none();
             metrics().execution_tables.add(
                 1,
-                &[KeyValue::new("shadowsync.table.status", status.as_str_name())],
+                &[KeyValue::new(
+                    "shadowsync.table.status",
+                    status.as_str_name(),
+                )],
             );
         }
         table.state = if is_final {
@@ -356,7 +361,12 @@ fn operation_name(sql: &str) -> String {
 
 /// A statement's CLIENT span under its table's, with the database semantic conventions. The
 /// text is DDL the guard admitted (no credentials travel in it), cut to a bounded length.
-fn statement_span(table: &tracing::Span, shadow: &str, sql: &str, position: usize) -> tracing::Span {
+fn statement_span(
+    table: &tracing::Span,
+    shadow: &str,
+    sql: &str,
+    position: usize,
+) -> tracing::Span {
     let mut text = sql;
     if text.len() > STATEMENT_TEXT_LIMIT {
         let mut end = STATEMENT_TEXT_LIMIT;

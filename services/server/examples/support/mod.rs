@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use shadowsync_common::auth::{BearerToken, Identity, TokenIssuer};
 use shadowsync_common::config::ConfigLoader;
 use shadowsync_common::grpc;
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::telemetry::{self, TelemetryConfig};
 use shadowsync_common::testing::TestDatabase;
 use shadowsync_proto::approval::v1 as approval;
@@ -16,7 +17,6 @@ use shadowsync_proto::common::v1 as common;
 use shadowsync_proto::task::v1 as task;
 use shadowsync_server::{Role, embedded};
 use tonic::service::interceptor::InterceptedService;
-use shadowsync_common::grpc::Channel;
 
 pub type Tasks =
     task::task_service_client::TaskServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -374,7 +374,9 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
             opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
         >,
     ) -> Result<
-        tonic::Response<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse>,
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
         tonic::Status,
     > {
         let spans: usize = request

@@ -3,11 +3,11 @@
 //! so a read-then-write never races), then status changes are compare-and-set, and the timeline
 //! entry, the log line and the `task.<status>` outbox event are written in the same transaction.
 
-use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use prost::Message as _;
 use shadowsync_common::clock::{Micros, to_timestamp};
 use shadowsync_common::outbox;
 use shadowsync_common::queue::{Destination, Message};
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use shadowsync_proto::common::v1::Actor;
 use shadowsync_proto::task::v1::{
     ApprovalWait, LogLevel, TaskEvent, TaskStatus, TaskType, TimelineEntry, TimelineEntryKind,

@@ -10,8 +10,8 @@
 
 use shadowsync_common::telemetry::messaging::{self, Relation};
 use shadowsync_common::telemetry::metrics::metrics;
-use tracing::Instrument as _;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::StreamExt;
 use shadowsync_common::clock::to_timestamp;
@@ -318,11 +318,8 @@ impl Tasks {
                     let Ok(delivery) = delivery else { continue };
                     // Events are handled moments after they are published: the handling
                     // continues the publisher's trace.
-                    let span = messaging::process_span(
-                        name.as_str(),
-                        delivery.message(),
-                        Relation::Child,
-                    );
+                    let span =
+                        messaging::process_span(name.as_str(), delivery.message(), Relation::Child);
                     match self.handle_event(&delivery).instrument(span).await {
                         Ok(()) => {
                             let _ = delivery.ack().await;
