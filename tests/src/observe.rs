@@ -139,14 +139,24 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Receiver {
     pub endpoint: String,
     pub received: Received,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // Dropped inside the test's runtime, which cannot block on another one's shutdown.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Receiver {
     /// The receiver's runtime: build exporters inside it (`handle().enter()`), so their
     /// connections never depend on the test's own runtime being polled.
     pub fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime.handle().clone()
+        self.runtime.as_ref().expect("running").handle().clone()
     }
 
     pub fn start() -> Self {
@@ -173,7 +183,7 @@ impl Receiver {
         Self {
             endpoint,
             received,
-            runtime,
+            runtime: Some(runtime),
         }
     }
 }

@@ -309,18 +309,16 @@ impl Run {
             observed_shadow_fingerprint: observed.unwrap_or_default(),
         };
         if is_final {
-            table
-                .span
-                .record("shadowsync.table.status", status.as_str_name());
+            let status_name = status
+                .as_str_name()
+                .strip_prefix("TABLE_EXECUTION_STATUS_")
+                .unwrap_or("UNSPECIFIED");
+            table.span.record("shadowsync.table.status", status_name);
             // The table's outcome is known: its span ends here.
             table.span = tracing::Span::none();
-            metrics().execution_tables.add(
-                1,
-                &[KeyValue::new(
-                    "shadowsync.table.status",
-                    status.as_str_name(),
-                )],
-            );
+            metrics()
+                .execution_tables
+                .add(1, &[KeyValue::new("shadowsync.table.status", status_name)]);
         }
         table.state = if is_final {
             TableState::Final(status)
