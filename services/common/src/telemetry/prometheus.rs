@@ -417,6 +417,92 @@ mod tests {
         assert_eq!(f64::INFINITY.text(), "+Inf");
     }
 
+    /// Every metric and label the dashboard and the alert rules name exists: a renamed metric
+    /// cannot leave the operator material silently empty.
+    #[test]
+    fn the_operator_material_names_real_metrics() {
+        use crate::telemetry::metrics::metrics;
+        let m = metrics();
+        let a = |key: &'static str, value: &'static str| [KeyValue::new(key, value)];
+        let rpc = [
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", "s"),
+            KeyValue::new("rpc.method", "m"),
+            KeyValue::new("rpc.grpc.status_code", 0),
+        ];
+        m.rpc_server_duration.record(0.1, &rpc);
+        m.rpc_client_duration.record(0.1, &rpc);
+        m.tasks.record(0, &a("shadowsync.task.status", "EXECUTING"));
+        m.task_transitions
+            .add(0, &a("shadowsync.task.status", "EXECUTING"));
+        m.approval_decisions
+            .add(0, &a("shadowsync.approval.decision", "approve"));
+        m.messages_sent
+            .add(0, &a("messaging.destination.name", "q"));
+        m.messages_consumed
+            .add(0, &a("messaging.destination.name", "q"));
+        m.executor_active_tasks.add(0, &[]);
+        m.lease_expirations.add(0, &[]);
+        m.redispatches.add(0, &[]);
+        m.outbox_backlog.record(0, &[]);
+        m.outbox_oldest_age.record(0.0, &[]);
+        m.analysis_duration.record(0.1, &[]);
+        m.analysis_tables
+            .add(0, &a("shadowsync.table.result", "CREATE"));
+        m.statement_duration
+            .record(0.1, &a("db.operation.name", "CREATE TABLE"));
+        m.statement_failures
+            .add(0, &a("db.response.status_code", "1050"));
+        m.execution_tables
+            .add(0, &a("shadowsync.table.status", "SUCCEEDED"));
+        m.health_serving.record(1, &a("grpc.health.service", ""));
+        let text = encode(&super::super::metrics::collect().expect("collect"));
+        let mut known = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE");
+                known.insert(name.to_string());
+                if kind == "histogram" {
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        known.insert(format!("{name}{suffix}"));
+                    }
+                }
+            } else if let Some((_, labels)) = line.split_once('{') {
+                for pair in labels.split(',') {
+                    if let Some((key, _)) = pair.split_once('=') {
+                        known.insert(key.to_string());
+                    }
+                }
+            }
+        }
+        let material = [
+            include_str!("../../../../deploy/observability/grafana-dashboard.json"),
+            include_str!("../../../../deploy/observability/prometheus-rules.yaml"),
+        ];
+        let prefixes = [
+            "shadowsync_",
+            "rpc_",
+            "messaging_",
+            "db_client_",
+            "db_operation",
+            "db_response",
+            "grpc_health",
+        ];
+        let mut named = 0;
+        for text in material {
+            for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if prefixes.iter().any(|prefix| token.starts_with(prefix)) {
+                    named += 1;
+                    assert!(
+                        known.contains(token),
+                        "{token} is not a metric or label: {known:?}"
+                    );
+                }
+            }
+        }
+        assert!(named > 40, "only {named} names found");
+    }
+
     #[tokio::test]
     async fn the_endpoint_serves_metrics_and_nothing_else() {
         super::super::metrics::metrics().approval_decisions.add(
