@@ -54,6 +54,8 @@ pub struct TelemetryConfig {
     pub resource_attributes: Vec<(String, String)>,
     /// Which traces are recorded (`OTEL_TRACES_SAMPLER`); parent-based by default.
     pub sampler: SamplerChoice,
+    /// Metrics go over OTLP too when an endpoint is set (not for a short-lived client).
+    pub export_metrics: bool,
 }
 
 impl TelemetryConfig {
@@ -74,6 +76,7 @@ impl TelemetryConfig {
             otlp_endpoint: otel.endpoint,
             resource_attributes: otel.resource_attributes,
             sampler: otel.sampler,
+            export_metrics: true,
         })
     }
 
@@ -86,6 +89,7 @@ impl TelemetryConfig {
             otlp_endpoint: None,
             resource_attributes: Vec::new(),
             sampler: SamplerChoice::ParentBasedAlwaysOn,
+            export_metrics: true,
         }
     }
 }
@@ -173,6 +177,7 @@ pub fn init_for_client(
         otlp_endpoint: otel.endpoint,
         resource_attributes: otel.resource_attributes,
         sampler: otel.sampler,
+        export_metrics: false,
     };
     init(&config).map(Some).map_err(|e| e.to_string())
 }
@@ -261,6 +266,12 @@ where
             .build()
             .map_err(|e| exporter_error(endpoint, e.to_string()))?;
         tracer_provider = tracer_provider.with_batch_exporter(spans);
+    }
+    if let Some(endpoint) = config
+        .otlp_endpoint
+        .as_ref()
+        .filter(|_| config.export_metrics)
+    {
         metric_exporter = Some(
             opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
