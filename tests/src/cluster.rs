@@ -16,7 +16,7 @@ use shadowsync_proto::common::v1::ExecuteTask;
 use shadowsync_server::Role;
 
 use crate::api::Endpoints;
-use crate::node::Node;
+use crate::node::{Node, NodeTelemetry};
 
 /// The broker every test shares (`deploy/dev/services.sh`), overridable like the other servers.
 pub fn amqp_url() -> String {
@@ -113,6 +113,16 @@ impl Cluster {
 
     /// A cluster with `options.executors` executors, every node SERVING.
     pub async fn start_with(options: ClusterOptions) -> Self {
+        Self::start_observed(options, &[], &mut |_, _| None).await
+    }
+
+    /// [`Cluster::start_with`], every node with the `extra` configuration flags and the
+    /// telemetry `telemetry` makes for it (given its role and configuration).
+    pub async fn start_observed(
+        options: ClusterOptions,
+        extra: &[String],
+        telemetry: &mut dyn FnMut(Role, &Config) -> Option<NodeTelemetry>,
+    ) -> Self {
         crate::init_logging();
         let store = TestDatabase::postgres().await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -145,11 +155,20 @@ impl Cluster {
                 options.shutdown_grace_seconds
             ),
         ];
+        let mut base = base;
+        base.extend_from_slice(extra);
         let config = config(&base);
+        let mut start = |role: Role, listener: std::net::TcpListener| {
+            let observed = telemetry(role, &config);
+            Node::start_observed(role, config.clone(), listener, observed)
+        };
+        let task = start(Role::Task, task_listener);
+        let approval = start(Role::Approval, approval_listener);
+        let analysis = start(Role::Analysis, analysis_listener);
         let mut cluster = Self {
-            task: Node::start(Role::Task, config.clone(), task_listener),
-            approval: Node::start(Role::Approval, config.clone(), approval_listener),
-            analysis: Node::start(Role::Analysis, config, analysis_listener),
+            task,
+            approval,
+            analysis,
             executors: Vec::new(),
             secret,
             prefix,
@@ -160,7 +179,11 @@ impl Cluster {
             node.wait_serving().await;
         }
         for _ in 0..options.executors {
-            cluster.add_executor().await;
+            let config = cluster.task.config().clone();
+            let observed = telemetry(Role::Executor, &config);
+            let node = Node::start_observed(Role::Executor, config, Node::reserve(), observed);
+            node.wait_serving().await;
+            cluster.executors.push(node);
         }
         cluster
     }

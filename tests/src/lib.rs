@@ -10,7 +10,8 @@
 //! - [`journey`]: the user's journey as scenarios over any deployment's endpoints;
 //! - [`target`]: the MariaDB database being synced, and structure comparisons;
 //! - [`chart`]: the Helm chart rendered with chosen values, as objects to assert on, and its
-//!   containers started as local processes ([`chart::Pods`]).
+//!   containers started as local processes ([`chart::Cluster`]);
+//! - [`observe`]: an in-process OTLP receiver, captured JSON logs, the Prometheus text format.
 //!
 //! The servers are the shared ones `deploy/dev/services.sh` starts, overridable with
 //! `SHADOWSYNC_TEST_PG_URL`, `SHADOWSYNC_TEST_MYSQL_URL` and `SHADOWSYNC_TEST_AMQP_URL`; each test
@@ -36,6 +37,7 @@ pub mod chart;
 pub mod cluster;
 pub mod journey;
 pub mod node;
+pub mod observe;
 pub mod target;
 
 /// Sends the services' logs to stderr when `SHADOWSYNC_SYSTEST_LOG` holds a filter (e.g.

@@ -20,11 +20,22 @@ use tonic_health::pb::health_client::HealthClient;
 /// How long a node may take to report SERVING (migrations on a fresh store included).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a node of an observed cluster records its telemetry with: its own subscriber (as if
+/// it were its own process) and, optionally, the listener of its metrics endpoint.
+pub struct NodeTelemetry {
+    pub dispatch: tracing::Dispatch,
+    pub metrics: Option<std::net::TcpListener>,
+}
+
 /// A running (or killed) server.
 pub struct Node {
     role: Role,
     config: Config,
     address: SocketAddr,
+    /// Every thread of the node's runtime uses it as its default subscriber.
+    dispatch: Option<tracing::Dispatch>,
+    /// Taken by the first launch.
+    metrics: Option<std::net::TcpListener>,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     finished: Option<mpsc::Receiver<Result<(), String>>>,
@@ -39,11 +50,27 @@ impl Node {
 
     /// Starts `role` with `config` on `listener`.
     pub fn start(role: Role, config: Config, listener: std::net::TcpListener) -> Self {
+        Self::start_observed(role, config, listener, None)
+    }
+
+    /// Starts `role` with its own telemetry (see [`NodeTelemetry`]).
+    pub fn start_observed(
+        role: Role,
+        config: Config,
+        listener: std::net::TcpListener,
+        telemetry: Option<NodeTelemetry>,
+    ) -> Self {
         let address = listener.local_addr().expect("listener address");
+        let (dispatch, metrics) = match telemetry {
+            Some(telemetry) => (Some(telemetry.dispatch), telemetry.metrics),
+            None => (None, None),
+        };
         let mut node = Self {
             role,
             config,
             address,
+            dispatch,
+            metrics,
             runtime: None,
             stop: None,
             finished: None,
@@ -57,12 +84,19 @@ impl Node {
             .set_nonblocking(true)
             .expect("non-blocking listener");
         // One worker thread: the node is one small process; several nodes share 2 cores.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
             .worker_threads(1)
             .thread_name(format!("{:?}-{}", self.role, self.address.port()).to_lowercase())
-            .enable_all()
-            .build()
-            .expect("node runtime");
+            .enable_all();
+        if let Some(dispatch) = self.dispatch.clone() {
+            // The node's threads live as long as its runtime: the guard is never dropped.
+            builder.on_thread_start(move || {
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            });
+        }
+        let runtime = builder.build().expect("node runtime");
+        let metrics = self.metrics.take();
         let (stop, stopped) = oneshot::channel::<()>();
         let (finished_sender, finished) = mpsc::channel();
         let role = self.role;
@@ -71,7 +105,19 @@ impl Node {
             let result = async {
                 let listener = tokio::net::TcpListener::from_std(listener)
                     .map_err(|e| format!("listener: {e}"))?;
-                shadowsync_server::run(role, config, listener, async {
+                let metrics = match metrics {
+                    Some(metrics) => {
+                        metrics
+                            .set_nonblocking(true)
+                            .map_err(|e| format!("metrics listener: {e}"))?;
+                        Some(
+                            tokio::net::TcpListener::from_std(metrics)
+                                .map_err(|e| format!("metrics listener: {e}"))?,
+                        )
+                    }
+                    None => None,
+                };
+                shadowsync_server::run_with_metrics(role, config, listener, metrics, async {
                     let _ = stopped.await;
                 })
                 .await

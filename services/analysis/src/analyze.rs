@@ -1,7 +1,9 @@
 //! `Analyze`: list, introspect, plan, then stream the tables in plan order in batches that stay
 //! well below tonic's 4 MiB message limit, ending with a summary or a failure.
 
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use std::collections::BTreeSet;
+use tracing::Instrument as _;
 
 use prost::Message as _;
 use shadowsync_proto::analysis::v1::{
@@ -29,12 +31,49 @@ type Sender = mpsc::Sender<Result<AnalyzeResponse, tonic::Status>>;
 /// receiver is gone.
 pub async fn run(config: AnalysisConfig, request: AnalyzeRequest, out: Sender) {
     let analysis_id = request.analysis_id.clone();
-    let last = match analyze(&config, request, &out).await {
+    let span = tracing::info_span!(
+        "analysis",
+        analysis_id = %shadowsync_common::logged::logged(&analysis_id),
+        shadowsync.analysis.tables = tracing::field::Empty,
+        shadowsync.analysis.create = tracing::field::Empty,
+        shadowsync.analysis.update = tracing::field::Empty,
+        shadowsync.analysis.no_action = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = analyze(&config, request, &out)
+        .instrument(span.clone())
+        .await;
+    metrics()
+        .analysis_duration
+        .record(started.elapsed().as_secs_f64(), &[]);
+    if let Ok(summary) = &result {
+        span.record("shadowsync.analysis.tables", summary.tables_total);
+        span.record("shadowsync.analysis.create", summary.create_count);
+        span.record("shadowsync.analysis.update", summary.update_count);
+        span.record("shadowsync.analysis.no_action", summary.no_action_count);
+        let counted = [
+            ("CREATE", summary.create_count),
+            ("UPDATE", summary.update_count),
+            ("NO_ACTION", summary.no_action_count),
+            ("SOURCE_MISSING", summary.source_missing_count),
+            ("UNSUPPORTED", summary.unsupported_count),
+        ];
+        for (result, count) in counted {
+            metrics().analysis_tables.add(
+                u64::from(count),
+                &[KeyValue::new("shadowsync.table.result", result)],
+            );
+        }
+    } else {
+        span.record("otel.status_code", "ERROR");
+    }
+    let last = match result {
         Ok(summary) => Ok(AnalyzeResponse {
             event: Some(Event::Summary(summary)),
         }),
         Err(AnalysisError::Target { reason, message }) => {
-            warn!(analysis_id = %shadowsync_common::logged::logged(&analysis_id), ?reason, "analysis failed");
+            warn!(parent: &span, analysis_id = %shadowsync_common::logged::logged(&analysis_id), reason = reason.as_str_name(), "analysis failed");
             Ok(AnalyzeResponse {
                 event: Some(Event::Failure(AnalyzeFailure {
                     reason: reason as i32,
@@ -151,10 +190,20 @@ async fn analyze(
             event: Some(progress(AnalyzePhase::Introspecting, done, total)),
         }));
     };
+    let introspection = tracing::info_span!(
+        "introspect",
+        db.system.name = "mysql",
+        db.namespace = %shadowsync_common::logged::logged(&request.database),
+        shadowsync.analysis.tables = total,
+        shadowsync.introspection.round_trips = tracing::field::Empty,
+    );
     let (catalog, stats) = introspector
         .introspect(&request.database, &range, &naming, &mut report)
+        .instrument(introspection.clone())
         .await
         .map_err(|e| target_error(&e))?;
+    introspection.record("shadowsync.introspection.round_trips", stats.round_trips);
+    drop(introspection);
     pool.close().await;
     info!(
         analysis_id = %request.analysis_id,
@@ -174,10 +223,12 @@ async fn analyze(
             .collect::<BTreeSet<_>>(),
     };
     // Diffing thousands of tables is CPU work: keep it off the async threads.
-    let planned = tokio::task::spawn_blocking(move || plan(&catalog, &analysis))
-        .await
-        .map_err(|e| AnalysisError::Internal(format!("planning stopped: {e}")))?
-        .map_err(|e| target_error(&e))?;
+    let planning = tracing::info_span!("diff and render", shadowsync.analysis.tables = sources);
+    let planned =
+        tokio::task::spawn_blocking(move || planning.in_scope(|| plan(&catalog, &analysis)))
+            .await
+            .map_err(|e| AnalysisError::Internal(format!("planning stopped: {e}")))?
+            .map_err(|e| target_error(&e))?;
     let mut tables = convert::analyzed_tables(planned);
     let first_missing = u32::try_from(tables.len()).unwrap_or(u32::MAX);
     for (i, name) in missing.iter().enumerate() {

@@ -64,7 +64,12 @@ impl AnalysisService for AnalysisApi {
         // A few messages of buffer: the task service writes batches as they come, and the
         // analysis waits for it rather than piling results up in memory.
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(analyze::run(self.config, request.into_inner(), sender));
+        // The analysis outlives this call's future: it carries the RPC's span with it.
+        tokio::spawn(tracing::Instrument::in_current_span(analyze::run(
+            self.config,
+            request.into_inner(),
+            sender,
+        )));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

@@ -13,6 +13,7 @@ use shadowsync_common::auth::{
     AuthLayer, Authenticator, BearerToken, Identity, ServiceIdentity, TokenIssuer,
 };
 use shadowsync_common::config::AuthConfig;
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::analysis::v1::analysis_service_client::AnalysisServiceClient;
 use shadowsync_proto::analysis::v1::analyze_response::Event;
@@ -24,7 +25,6 @@ use sqlx::{Connection as _, Executor as _};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 const ROOT: &str = "mysql://root@127.0.0.1:3306";
 

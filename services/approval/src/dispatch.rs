@@ -16,6 +16,14 @@ use crate::store::Tx;
 /// Writes the dispatch of an approved task to the outbox; returns when it becomes due.
 ///
 /// Fails when the resource id is not a task id or the insert fails.
+///
+/// Its span is the one the `ExecuteTask` outbox row carries: the execution links back to it.
+#[tracing::instrument(
+    name = "approval dispatch",
+    skip_all,
+    fields(approval_id = %approval.id, task_id = %shadowsync_common::logged::logged(&approval.resource.id)),
+    err(Display)
+)]
 pub async fn enqueue_dispatch(tx: &mut Tx, approval: &Approval, now: Micros) -> Result<Micros> {
     let task_id: i64 = approval
         .resource

@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::grpc::{self, AuthenticatedChannel};
 use shadowsync_common::secret::Secret;
-use tonic::transport::Channel;
 
 use crate::CliError;
 

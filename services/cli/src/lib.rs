@@ -112,6 +112,26 @@ pub fn code_name(code: tonic::Code) -> String {
     name
 }
 
+impl Cli {
+    /// The command's first word (`task`, `health`, …), as traces name it (never its arguments,
+    /// which may hold a token).
+    pub fn command_name(&self) -> &'static str {
+        match self.command {
+            Command::Analysis(_) => "analysis",
+            Command::Approval(_) => "approval",
+            Command::Connection(_) => "connection",
+            Command::Guard(_) => "guard",
+            Command::Health => "health",
+            Command::Whoami => "whoami",
+            Command::Plan(_) => "plan",
+            Command::Permission(_) => "permission",
+            Command::Task(_) => "task",
+            Command::Template(_) => "template",
+            Command::Token(_) => "token",
+        }
+    }
+}
+
 /// Runs one command; the exit code says whether what was asked for holds (e.g. every service
 /// healthy).
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {

@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity, Server,
-    ServerTlsConfig,
+    Certificate, ClientTlsConfig, Endpoint, Identity as TlsIdentity, Server, ServerTlsConfig,
 };
 use tower::layer::util::{Identity, Stack};
 
@@ -17,6 +16,7 @@ use crate::auth::{BearerToken, ServiceCredentials};
 use crate::config::TlsConfig;
 use crate::grpc_body::InvalidBodyLayer;
 use crate::secret::Secret;
+use crate::telemetry::grpc::{GrpcServerTelemetryLayer, TracedChannel};
 
 /// Why a server or client could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -47,20 +47,29 @@ fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, GrpcError> {
     })
 }
 
-/// Every shadowsync server: tonic's, with [`InvalidBodyLayer`] around its routes.
-pub type ShadowServer = Server<Stack<InvalidBodyLayer, Identity>>;
+/// The layers of every shadowsync server: telemetry (outermost, so it times and traces
+/// everything, refusals included), then [`InvalidBodyLayer`].
+pub type ShadowLayers = Stack<InvalidBodyLayer, Stack<GrpcServerTelemetryLayer, Identity>>;
+
+/// Every shadowsync server: tonic's, with [`ShadowLayers`] around its routes.
+pub type ShadowServer = Server<ShadowLayers>;
 
 /// The routes of a [`ShadowServer`], ready for [`serve`].
-pub type ShadowRouter = tonic::transport::server::Router<Stack<InvalidBodyLayer, Identity>>;
+pub type ShadowRouter = tonic::transport::server::Router<ShadowLayers>;
 
-/// A server builder, with TLS (and client-certificate checks) when configured, that answers an
-/// undecodable request with `INVALID_ARGUMENT`.
+/// A client channel: tonic's, with a span per call whose trace context travels in the
+/// request's `traceparent` (see [`crate::telemetry::grpc`]).
+pub type Channel = TracedChannel<tonic::transport::Channel>;
+
+/// A server builder, with TLS (and client-certificate checks) when configured, that traces and
+/// measures every RPC and answers an undecodable request with `INVALID_ARGUMENT`.
 ///
 /// Fails when a certificate, key or CA file cannot be read or is not valid PEM.
 pub fn server_builder(tls: Option<&TlsConfig>) -> Result<ShadowServer, GrpcError> {
     let builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(GrpcServerTelemetryLayer)
         .layer(InvalidBodyLayer);
     let Some(tls) = tls else {
         return Ok(builder);
@@ -137,7 +146,7 @@ pub struct ClientTls {
     pub domain: Option<String>,
 }
 
-/// A lazily connecting channel to `endpoint` (`http://…` or `https://…`).
+/// A lazily connecting, traced channel to `endpoint` (`http://…` or `https://…`).
 ///
 /// Fails only on a malformed endpoint or TLS settings; connection errors surface per call as
 /// `UNAVAILABLE`, so a service can start before its peers.
@@ -165,7 +174,7 @@ pub fn channel(endpoint: &str, tls: Option<&ClientTls>) -> Result<Channel, GrpcE
             .tls_config(config)
             .map_err(|e| GrpcError::Tls(e.to_string()))?;
     }
-    Ok(builder.connect_lazy())
+    Ok(TracedChannel::new(builder.connect_lazy()))
 }
 
 /// A channel that presents `token` on every call.

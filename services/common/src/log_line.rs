@@ -48,6 +48,61 @@ impl<W: Write> Write for OneLine<W> {
 
 /// `event` (with or without its final newline) as one escaped, bounded line ending in `\n`.
 pub fn one_line(event: &[u8]) -> Vec<u8> {
+    escape_line(event, false)
+}
+
+/// [`one_line`], except that colour sequences (SGR: `ESC [` digits and `;` then `m`) pass, for
+/// pretty logs on a terminal. They can only colour text: anything that moves the cursor,
+/// clears the screen or starts a line is still escaped.
+pub fn one_line_keeping_colours(event: &[u8]) -> Vec<u8> {
+    escape_line(event, true)
+}
+
+/// A [`MakeWriter`] like [`OneLinePerEvent`] that lets colour sequences through (see
+/// [`one_line_keeping_colours`]); for a terminal only.
+#[derive(Clone, Debug)]
+pub struct ColouredLinePerEvent<M>(pub M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for ColouredLinePerEvent<M> {
+    type Writer = ColouredLine<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        ColouredLine(self.0.make_writer())
+    }
+}
+
+/// The writer of [`ColouredLinePerEvent`].
+#[derive(Debug)]
+pub struct ColouredLine<W>(W);
+
+impl<W: Write> Write for ColouredLine<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(&one_line_keeping_colours(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The length of the SGR sequence starting at `body[index]`, if one does.
+fn sgr_length(body: &[u8], index: usize) -> Option<usize> {
+    if body.get(index) != Some(&0x1b) || body.get(index + 1) != Some(&b'[') {
+        return None;
+    }
+    let mut end = index + 2;
+    while end < body.len() && (body[end].is_ascii_digit() || body[end] == b';') {
+        end += 1;
+    }
+    (body.get(end) == Some(&b'm')).then_some(end + 1 - index)
+}
+
+fn escape_line(event: &[u8], keep_sgr: bool) -> Vec<u8> {
     let body = event.strip_suffix(b"\n").unwrap_or(event);
     let mut line = Vec::with_capacity(body.len().min(MAX_LINE_BYTES) + 32);
     let mut index = 0;
@@ -65,6 +120,11 @@ pub fn one_line(event: &[u8]) -> Vec<u8> {
         if c1 {
             line.extend_from_slice(format!("\\x{:02x}", body[index + 1]).as_bytes());
             index += 2;
+            continue;
+        }
+        if keep_sgr && let Some(length) = sgr_length(body, index) {
+            line.extend_from_slice(&body[index..index + length]);
+            index += length;
             continue;
         }
         if byte < 0x20 || byte == 0x7f {
@@ -93,6 +153,17 @@ mod tests {
         assert_eq!(line.matches('\n').count(), 1);
         // Non-ASCII text passes.
         assert_eq!(one_line("café – 表\n".as_bytes()), "café – 表\n".as_bytes());
+    }
+
+    #[test]
+    fn colours_pass_on_a_terminal_and_nothing_else_does() {
+        let event = "\x1b[2m2026\x1b[0m \x1b[32mINFO\x1b[0m x\x1b[2J\x1b[1;1H\ny\x1b[31";
+        let line = String::from_utf8(one_line_keeping_colours(event.as_bytes())).unwrap();
+        assert_eq!(
+            line,
+            "\x1b[2m2026\x1b[0m \x1b[32mINFO\x1b[0m x\\x1b[2J\\x1b[1;1H\\x0ay\\x1b[31\n"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
     }
 
     #[test]

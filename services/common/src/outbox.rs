@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, Row as _};
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::clock::{Clock, Micros, micros};
 use crate::db::{Backend, Database};
@@ -126,7 +128,14 @@ pub async fn enqueue(
     .bind(&message.message_type)
     .bind(&message.payload)
     .bind(i64::from(message.priority.get()))
-    .bind(message.traceparent().map(str::to_string))
+    // The producing span's context, unless the message carries one: the relay publishes it,
+    // so the consumer's work joins the trace of the change that caused it.
+    .bind(
+        message
+            .traceparent()
+            .map(str::to_string)
+            .or_else(crate::telemetry::propagation::current_traceparent),
+    )
     .bind(not_before)
     .bind(now)
     .fetch_one(&mut *connection)
@@ -198,8 +207,15 @@ impl OutboxRelay {
                 return Ok(published);
             }
             for row in claimed {
-                match self.queue.publish(&row.destination, &row.message).await {
+                let (span, message) = self.publish_span(&row);
+                match self
+                    .queue
+                    .publish(&row.destination, &message)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(()) => {
+                        crate::telemetry::messaging::record_published(&self.destination_name(&row));
                         sqlx::query(
                             "UPDATE outbox SET sent_at = $1, locked_until = NULL WHERE id = $2",
                         )
@@ -217,7 +233,8 @@ impl OutboxRelay {
                                     u32::try_from(row.attempts.min(8)).unwrap_or(8),
                                 ))
                                 .min(Duration::from_secs(60));
-                        tracing::warn!(outbox_id = row.id, error = %error, "outbox publish failed; will retry");
+                        span.record("otel.status_code", "ERROR");
+                        tracing::warn!(parent: &span, outbox_id = row.id, error = %error, "outbox publish failed; will retry");
                         sqlx::query(
                             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
                              locked_until = $2 WHERE id = $3",
@@ -232,6 +249,30 @@ impl OutboxRelay {
                 }
             }
         }
+    }
+
+    fn destination_name(&self, row: &Claimed) -> String {
+        crate::telemetry::messaging::destination_name(self.queue.topology(), &row.destination)
+    }
+
+    /// The publish span of `row`, continuing the trace of the change that wrote it, and the
+    /// message carrying the publish span's own context (so consumers point at the publish).
+    fn publish_span(&self, row: &Claimed) -> (tracing::Span, Message) {
+        let span = crate::telemetry::messaging::publish_span(
+            &self.destination_name(row),
+            &row.destination,
+            &row.message,
+        );
+        if let Some(stored) = row.message.traceparent() {
+            let _ = span.set_parent(crate::telemetry::propagation::context_from_traceparent(
+                stored,
+            ));
+        }
+        let mut message = row.message.clone();
+        if let Some(traceparent) = crate::telemetry::propagation::traceparent_of(&span) {
+            message = message.with_traceparent(traceparent);
+        }
+        (span, message)
     }
 
     async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
@@ -276,12 +317,44 @@ impl OutboxRelay {
         Ok(claimed)
     }
 
+    /// Records the backlog gauges: how many due rows are unsent and how long the oldest has
+    /// waited (0 when none). Returns `(backlog, oldest age)`.
+    ///
+    /// Fails when the store fails.
+    pub async fn record_backlog(&self) -> Result<(u64, Duration), sqlx::Error> {
+        let now = self.clock.now();
+        let row = sqlx::query(
+            "SELECT COUNT(*), MIN(not_before) FROM outbox WHERE sent_at IS NULL AND not_before <= $1",
+        )
+        .bind(now)
+        .fetch_one(self.db.pool())
+        .await?;
+        let backlog = u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0);
+        let oldest = row
+            .try_get::<Option<i64>, _>(1)?
+            .map(|due| u64::try_from(now.saturating_sub(due)).unwrap_or(0))
+            .map_or(Duration::ZERO, Duration::from_micros);
+        let metrics = crate::telemetry::metrics::metrics();
+        metrics.outbox_backlog.record(backlog, &[]);
+        metrics.outbox_oldest_age.record(oldest.as_secs_f64(), &[]);
+        Ok((backlog, oldest))
+    }
+
     /// Relays until `shutdown` completes: at once when woken, otherwise every idle poll.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // The backlog is measured at most this often (a count per idle poll would be waste).
+        const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+        let mut backlog_measured: Option<std::time::Instant> = None;
         loop {
             if let Err(error) = self.relay_due().await {
                 tracing::warn!(error = %error, "outbox relay pass failed");
+            }
+            if backlog_measured.is_none_or(|at| at.elapsed() >= BACKLOG_EVERY) {
+                backlog_measured = Some(std::time::Instant::now());
+                if let Err(error) = self.record_backlog().await {
+                    tracing::warn!(error = %error, "outbox backlog not measured");
+                }
             }
             tokio::select! {
                 () = &mut shutdown => return,
@@ -399,6 +472,31 @@ mod tests {
         assert_eq!(got[0].message_type, "test.Committed");
     }
 
+    async fn rows_carry_the_producing_trace_and_the_backlog_is_measured(db: Database) {
+        let f = fixture(db).await;
+        let producer = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let message = Message::new("test.Traced", b"t".to_vec()).with_traceparent(producer);
+        enqueue_committed(&f, &message, f.clock.now()).await;
+        let stored: Option<String> = sqlx::query_scalar("SELECT traceparent FROM outbox")
+            .fetch_one(f.db.pool())
+            .await
+            .expect("row");
+        assert_eq!(stored.as_deref(), Some(producer));
+        f.clock.advance(Duration::from_secs(90));
+        let (backlog, oldest) = f.relay.record_backlog().await.expect("backlog");
+        assert_eq!(backlog, 1);
+        assert_eq!(oldest, Duration::from_secs(90));
+        assert_eq!(f.relay.relay_due().await.expect("relay"), 1);
+        assert_eq!(
+            f.relay.record_backlog().await.expect("backlog"),
+            (0, Duration::ZERO)
+        );
+        // No subscriber records spans in this test, so the publish span has no context of its
+        // own and the stored one travels as it is.
+        let got = received(&f, 1).await;
+        assert_eq!(got[0].traceparent(), Some(producer));
+    }
+
     async fn scheduled_rows_wait_until_due(db: Database) {
         let f = fixture(db).await;
         let due_at = f.clock.now() + 60_000_000;
@@ -427,6 +525,7 @@ mod tests {
 
     crate::conformance!("outbox_test", MIGRATIONS;
         publishes_committed_rows_once,
+        rows_carry_the_producing_trace_and_the_backlog_is_measured,
         scheduled_rows_wait_until_due,
         due_rows_go_out_most_urgent_first,
     );

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use shadowsync_common::clock::Clock;
 use tokio::task::JoinHandle;
@@ -96,31 +97,35 @@ impl LeaseKeeper {
     pub fn start(backend: Arc<dyn ExecutionBackend>, lease: &Lease, watch: LeaseWatch) -> Self {
         let lease_ref: LeaseRef = lease.lease.clone();
         let interval = lease.heartbeat_interval.max(MIN_HEARTBEAT_INTERVAL);
-        let handle = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await; // the claim itself just renewed it
-            loop {
-                ticker.tick().await;
-                match backend.heartbeat(&lease_ref, "").await {
-                    Ok(reply) => {
-                        watch.renewed(reply.lease_expire_time);
-                        if reply.abort_requested {
-                            watch.mark_abort_requested();
+        let handle = tokio::spawn(
+            async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.tick().await; // the claim itself just renewed it
+                loop {
+                    ticker.tick().await;
+                    match backend.heartbeat(&lease_ref, "").await {
+                        Ok(reply) => {
+                            watch.renewed(reply.lease_expire_time);
+                            if reply.abort_requested {
+                                watch.mark_abort_requested();
+                            }
                         }
-                    }
-                    Err(BackendError::LeaseLost) => {
-                        tracing::warn!(task_id = lease_ref.task_id, "lease lost on heartbeat");
-                        watch.mark_lost();
-                        return;
-                    }
-                    // Retried on the next tick; if the task service stays away, the expiry
-                    // check stops the engine before another executor can take over.
-                    Err(error) => {
-                        tracing::warn!(task_id = lease_ref.task_id, %error, "heartbeat failed");
+                        Err(BackendError::LeaseLost) => {
+                            tracing::warn!(task_id = lease_ref.task_id, "lease lost on heartbeat");
+                            watch.mark_lost();
+                            return;
+                        }
+                        // Retried on the next tick; if the task service stays away, the expiry
+                        // check stops the engine before another executor can take over.
+                        Err(error) => {
+                            tracing::warn!(task_id = lease_ref.task_id, %error, "heartbeat failed");
+                        }
                     }
                 }
             }
-        });
+            // Heartbeats belong to the execution's trace.
+            .instrument(tracing::Span::current()),
+        );
         Self { handle }
     }
 }

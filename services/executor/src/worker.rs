@@ -17,10 +17,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shadowsync_common::queue::{Delivery, QueueResult};
+use shadowsync_common::telemetry::messaging::{self, Relation};
+use shadowsync_common::telemetry::metrics::metrics;
 use shadowsync_proto::common::v1::ExecuteTask;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::ExecutorDeps;
 use crate::backend::{BackendError, ClaimOutcome};
@@ -69,7 +72,13 @@ pub async fn run_worker(
         };
         match next {
             Some(Ok(delivery)) => {
-                running.spawn(worker.clone().handle(delivery, slot));
+                // A new trace linked to the dispatch (see `telemetry::messaging::Relation`).
+                let span = messaging::process_span(
+                    queue_name.as_str(),
+                    delivery.message(),
+                    Relation::Link,
+                );
+                running.spawn(worker.clone().handle(delivery, slot).instrument(span));
             }
             Some(Err(error)) => {
                 // The stream resubscribes by itself.
@@ -218,7 +227,11 @@ impl Worker {
             }
             ClaimOutcome::Granted(claimed) => claimed,
         };
-        match execute(&self.context, *claimed).await {
+        let active = &metrics().executor_active_tasks;
+        active.add(1, &[]);
+        let end = execute(&self.context, *claimed).await;
+        active.add(-1, &[]);
+        match end {
             ExecutionEnd::Completed(outcome) => {
                 tracing::info!(
                     task_id,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use futures::{StreamExt, TryStreamExt};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
@@ -376,15 +377,25 @@ impl Introspector {
                 let round_trips = Arc::clone(&self.round_trips);
                 let database = database.to_owned();
                 let context = Arc::clone(&context);
-                tokio::spawn(async move {
-                    let rows = fetch_batch(&pool, &round_trips, &database, &batch).await?;
-                    let started = Instant::now();
-                    let tables: Vec<CatalogTable> = rows
-                        .into_iter()
-                        .map(|(name, ddl)| CatalogTable::read(name, ddl, &context))
-                        .collect();
-                    Ok::<_, SchemaError>((tables, started.elapsed()))
-                })
+                // One span per batch: one round trip, then parsing (the spawned task carries
+                // it, since it would otherwise lose the caller's).
+                let span = tracing::info_span!(
+                    "introspection batch",
+                    db.operation.name = "SHOW CREATE TABLE",
+                    db.operation.batch.size = batch.len(),
+                );
+                tokio::spawn(
+                    async move {
+                        let rows = fetch_batch(&pool, &round_trips, &database, &batch).await?;
+                        let started = Instant::now();
+                        let tables: Vec<CatalogTable> = rows
+                            .into_iter()
+                            .map(|(name, ddl)| CatalogTable::read(name, ddl, &context))
+                            .collect();
+                        Ok::<_, SchemaError>((tables, started.elapsed()))
+                    }
+                    .instrument(span),
+                )
             })
             .buffered(self.options.parallelism.max(1));
         let mut tables = Vec::with_capacity(names.len());

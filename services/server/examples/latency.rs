@@ -3,7 +3,13 @@
 //! ```sh
 //! cargo run --release -p shadowsync-server --example latency -- --mode embedded --tasks 200
 //! cargo run --release -p shadowsync-server --example latency -- --mode postgres --tasks 200
+//! cargo run --release -p shadowsync-server --example latency -- --mode postgres --tasks 200 \
+//!     --telemetry on 2>/dev/null
 //! ```
+//!
+//! `--telemetry on` measures the cost of observability: every span recorded at `info`, traces and
+//! metrics exported over OTLP (to an in-process sink that counts and drops them), JSON log lines
+//! written, and `/metrics` served. Off (the default), the filter is `warn`: spans are not built.
 //!
 //! Runs `serve all` in this process, on the embedded defaults (SQLite, in-process queue) or on
 //! a throw-away PostgreSQL database and RabbitMQ, against a throw-away MariaDB database of
@@ -22,15 +28,30 @@ use std::time::SystemTime;
 use shadowsync_common::testing::MariaDb;
 use shadowsync_proto::task::v1 as task;
 use support::{
-    Bench, analyse, auto_approve_everything, ensure_succeeded, flag, report, since, submit,
-    submit_until_succeeded, wait_final,
+    Bench, OtlpSink, analyse, auto_approve_everything, ensure_succeeded, flag, report, since,
+    submit, submit_until_succeeded, wait_final,
 };
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mode = flag("--mode").unwrap_or_else(|| "embedded".into());
     let tasks: usize = flag("--tasks").unwrap_or_else(|| "200".into()).parse()?;
-    let mut bench = Bench::start(&mode, &[]).await?;
+    let telemetry = flag("--telemetry").unwrap_or_else(|| "off".into());
+    let sink = match telemetry.as_str() {
+        "off" => None,
+        "on" => Some(OtlpSink::start().await?),
+        other => anyhow::bail!("--telemetry is on or off, not {other}"),
+    };
+    let extra: Vec<String> = match &sink {
+        None => Vec::new(),
+        Some(sink) => vec![
+            format!("otlp.endpoint={}", sink.endpoint),
+            "log.filter=info".into(),
+            "log.format=json".into(),
+            "metrics.listen=127.0.0.1:0".into(),
+        ],
+    };
+    let mut bench = Bench::start(&mode, &extra).await?;
 
     let target = MariaDb::create("ss_bench").await;
     let ddl: String = (0..2 * tasks)
@@ -79,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         submit_to_success.push(submit_until_succeeded(&mut bench.alice, &analysis).await?);
     }
 
-    println!("mode {mode}, {tasks} one-table tasks each, one at a time");
+    println!("mode {mode}, telemetry {telemetry}, {tasks} one-table tasks each, one at a time");
     report("approval -> execution start", &mut approval_to_start);
     report(
         "submit (auto-approve) -> EXECUTION_SUCCEEDED",
@@ -87,6 +108,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     bench.stop().await?;
+    if let Some(sink) = &sink {
+        println!("spans exported so far: {}", sink.spans());
+    }
     target.drop_database().await;
     Ok(())
 }

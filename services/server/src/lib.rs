@@ -23,6 +23,7 @@ use shadowsync_common::auth::{AuthLayer, Authenticator};
 use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::Config;
 use shadowsync_common::grpc;
+use shadowsync_common::telemetry;
 use tokio::net::TcpListener;
 use tonic::service::RoutesBuilder;
 
@@ -53,6 +54,17 @@ impl Role {
         }
     }
 
+    /// The role's name as the command line spells it (`task`, …, `all`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Task => "task",
+            Role::Approval => "approval",
+            Role::Analysis => "analysis",
+            Role::Executor => "executor",
+            Role::All => "all",
+        }
+    }
+
     /// True when this role runs `other`'s service.
     pub fn includes(self, other: Role) -> bool {
         self == Role::All || self == other
@@ -77,15 +89,36 @@ pub fn is_embedded(role: Role, config: &Config) -> bool {
     role == Role::All && config.database_url.is_none() && config.queue.url.is_none()
 }
 
-/// Serves `role` on `listener` until `shutdown` completes.
+/// Serves `role` on `listener` until `shutdown` completes, and Prometheus metrics on
+/// `metrics.listen` when it is set.
 ///
 /// In embedded mode, call [`embedded::prepare`] first so the configuration carries the signing
-/// secret. Fails when no token verification key is configured, TLS files are unreadable, or the
-/// transport fails.
+/// secret. Fails when no token verification key is configured, TLS files are unreadable, the
+/// metrics address cannot be bound, or the transport fails.
 pub async fn run(
     role: Role,
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+            ServerError::Dependency(format!("metrics.listen: cannot listen on {address}: {e}"))
+        })?),
+        None => None,
+    };
+    run_with_metrics(role, config, listener, metrics, shutdown).await
+}
+
+/// [`run`], serving Prometheus metrics on `metrics` (already bound) instead of binding
+/// `metrics.listen`.
+///
+/// Fails like [`run`].
+pub async fn run_with_metrics(
+    role: Role,
+    config: Config,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let authenticator = Arc::new(Authenticator::from_config(&config.auth)?);
@@ -143,9 +176,29 @@ pub async fn run(
         None => None,
     };
     let router = grpc::server_builder(config.tls.as_ref())?.add_routes(routes.routes());
-    let address = listener.local_addr().ok();
-    tracing::info!(?role, ?address, tls = config.tls.is_some(), "serving");
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_address = match metrics {
+        Some(metrics) => {
+            let address = metrics
+                .local_addr()
+                .map_err(|e| ServerError::Dependency(format!("metrics.listen: {e}")))?;
+            tokio::spawn(telemetry::prometheus::serve(metrics, async {
+                let _ = metrics_stopped.await;
+            }));
+            address.to_string()
+        }
+        None => "off".to_string(),
+    };
+    // Start-up succeeded: from here on the port answers (NOT_SERVING until the stores are ready).
+    tracing::info!(
+        role = role.name(),
+        address = %local_address,
+        tls = config.tls.is_some(),
+        metrics = %metrics_address,
+        "listening"
+    );
     let served = grpc::serve(router, listener, shutdown).await;
+    let _ = metrics_stop.send(());
     readiness_task.abort();
     if let Some(health_server) = health_server {
         health_server.abort();

@@ -89,13 +89,17 @@ fn load_config(
     Ok(loader.load()?)
 }
 
-fn telemetry_config(service: &str, config: &shadowsync_common::config::Config) -> TelemetryConfig {
-    TelemetryConfig {
-        service_name: format!("shadowsync-{service}"),
-        log_format: config.log_format,
-        log_filter: config.log_filter.clone(),
-        otlp_endpoint: config.otlp_endpoint.clone(),
-    }
+/// Telemetry for `shadowsync-<service>`, with the standard `OTEL_*` variables honoured.
+fn telemetry_config(
+    service: &str,
+    config: &shadowsync_common::config::Config,
+) -> anyhow::Result<TelemetryConfig> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    Ok(TelemetryConfig::from_config(
+        &format!("shadowsync-{service}"),
+        config,
+        &env,
+    )?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,7 +126,7 @@ fn main() -> anyhow::Result<()> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(async move {
-                let _telemetry = telemetry::init(&telemetry_config("migrate", &config))?;
+                let _telemetry = telemetry::init(&telemetry_config("migrate", &config)?)?;
                 for migrated in shadowsync_server::migrate::migrate(&config, wait).await? {
                     println!("{migrated}");
                 }
@@ -140,7 +144,7 @@ fn serve(role: Role, mut config: shadowsync_common::config::Config) -> anyhow::R
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let service = format!("{role:?}").to_lowercase();
-        let _telemetry = telemetry::init(&telemetry_config(&service, &config))?;
+        let _telemetry = telemetry::init(&telemetry_config(&service, &config)?)?;
         let embedded_mode = shadowsync_server::is_embedded(role, &config);
         // Held until the server stops: the data directory's lock lives in it.
         let _embedded = if embedded_mode {
@@ -157,7 +161,6 @@ fn serve(role: Role, mut config: shadowsync_common::config::Config) -> anyhow::R
         if embedded_mode {
             embedded::write_endpoint(&config.data_dir, address, config.tls.is_some())?;
         }
-        tracing::info!(%address, "listening");
         shadowsync_server::run(role, config, listener, shutdown_signal()).await?;
         Ok(())
     })

@@ -5,6 +5,7 @@
 //! Start-up steps are retried until they succeed: a service started before its database keeps
 //! serving health (NOT_SERVING) and becomes SERVING once the database is up, instead of crashing.
 
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,9 +84,13 @@ impl Readiness {
     }
 
     async fn set(&self, status: ServingStatus) {
+        let serving = u64::from(status == ServingStatus::Serving);
+        let gauge = &metrics().health_serving;
         self.reporter.set_service_status("", status).await;
+        gauge.record(serving, &[KeyValue::new("grpc.health.service", "")]);
         for service in &self.services {
             self.reporter.set_service_status(*service, status).await;
+            gauge.record(serving, &[KeyValue::new("grpc.health.service", *service)]);
         }
     }
 

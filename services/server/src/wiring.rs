@@ -188,7 +188,7 @@ fn peer_endpoint(
 
 /// A lazily connecting channel to a peer: TLS, verified against `tls.peer_ca`, for `https://`
 /// endpoints (configuration refuses an `https://` endpoint without that CA).
-fn peer_channel(config: &Config, endpoint: &str) -> Result<tonic::transport::Channel, ServerError> {
+fn peer_channel(config: &Config, endpoint: &str) -> Result<grpc::Channel, ServerError> {
     let tls = match &config.endpoints.peer_ca {
         Some(path) if endpoint.starts_with("https://") => Some(grpc::ClientTls {
             ca: Some(std::fs::read(path).map_err(|e| {

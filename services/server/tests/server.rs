@@ -79,7 +79,7 @@ fn token(identity: &Identity) -> Secret<String> {
         .issue(identity, Duration::from_secs(300))
 }
 
-async fn wait_serving(channel: tonic::transport::Channel, service: &str) {
+async fn wait_serving(channel: shadowsync_common::grpc::Channel, service: &str) {
     let mut health = HealthClient::new(channel);
     for _ in 0..100 {
         let response = health

@@ -21,6 +21,7 @@ use shadowsync_common::clock::{Clock, SystemClock, to_timestamp};
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::Database;
 use shadowsync_common::db::testing::TestDatabase;
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::secret::Secret;
 use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use shadowsync_proto::task::v1::{ListTasksRequest, TaskStatus};
@@ -29,8 +30,8 @@ use shadowsync_task::peers::{Approvals, PeerCredentials, analysis_client};
 use shadowsync_task::{TaskApi, TaskConfig, TaskDeps};
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
 
 const AUDIENCE: &str = "shadowsync-bench";
 const YEAR_MICROS: i64 = 365 * 24 * 3600 * 1_000_000;

@@ -31,6 +31,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod page;
 pub mod peers;
+pub mod status_gauge;
 pub mod store;
 pub mod tasks;
 
@@ -212,11 +213,15 @@ pub async fn run_background(api: &TaskApi, shutdown: impl std::future::Future<Ou
             }
         }
     };
+    let gauge = status_gauge::run(
+        core.tasks.store.database().clone(),
+        stopped(stop.subscribe()),
+    );
     let signal = async {
         shutdown.await;
         let _ = stop.send(true);
     };
-    tokio::join!(runner, events, relay, sweeper, signal);
+    tokio::join!(runner, events, relay, sweeper, gauge, signal);
 }
 
 /// The wire form of a verified identity.

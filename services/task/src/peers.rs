@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use shadowsync_common::auth::{BearerToken, Identity, ServiceCredentials};
+use shadowsync_common::grpc::Channel;
 use shadowsync_proto::analysis::v1::analysis_service_client::AnalysisServiceClient;
 use shadowsync_proto::approval::v1::CheckPermissionRequest;
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use shadowsync_proto::names::REQUEST_TYPE_SHADOW_TABLE_SYNC;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::error::{Result, TaskError, from_peer};

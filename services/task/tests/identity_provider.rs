@@ -35,7 +35,7 @@ fn person(subject: &str, extra: serde_json::Value) -> serde_json::Value {
     claims
 }
 
-fn channel(services: &Services) -> tonic::transport::Channel {
+fn channel(services: &Services) -> shadowsync_common::grpc::Channel {
     shadowsync_common::grpc::channel(&format!("http://{}", services.task_address), None)
         .expect("channel")
 }

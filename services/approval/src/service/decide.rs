@@ -3,6 +3,7 @@
 
 use shadowsync_common::clock::Micros;
 use shadowsync_common::logged::logged;
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use shadowsync_proto::approval::v1 as pb;
 use shadowsync_proto::names;
 
@@ -50,6 +51,13 @@ impl Service {
         })
         .await?;
         self.committed(Some(&approval.id));
+        metrics().approval_decisions.add(
+            1,
+            &[KeyValue::new(
+                "shadowsync.approval.decision",
+                if approve { "approve" } else { "reject" },
+            )],
+        );
         tracing::info!(
             approval_id = %approval.id,
             node = approval.current_node,

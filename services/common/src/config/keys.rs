@@ -71,6 +71,11 @@ pub const KEYS: &[Key] = &[
         None,
         "OTLP/gRPC endpoint for traces and metrics",
     ),
+    key(
+        "metrics.listen",
+        None,
+        "HTTP address serving Prometheus metrics at /metrics, e.g. 0.0.0.0:9464 (off when unset)",
+    ),
     key("auth.hs256_secret", None, "HS256 token signing secret"),
     key(
         "auth.rs256_public_keys",
@@ -433,6 +438,14 @@ pub(super) fn parse(raw: &Raw) -> Result<Config, ConfigError> {
         log_format,
         log_filter,
         otlp_endpoint: r.url("otlp.endpoint", &["http", "https"])?,
+        metrics_listen: r
+            .string("metrics.listen")
+            .map(|address| {
+                address
+                    .parse::<SocketAddr>()
+                    .map_err(|e| r.invalid("metrics.listen", format!("{address:?}: {e}")))
+            })
+            .transpose()?,
         auth,
         tls,
         database_url,

@@ -176,6 +176,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_filter: String,
     pub otlp_endpoint: Option<String>,
+    /// Where Prometheus scrapes `/metrics` (`metrics.listen`); not served when unset.
+    pub metrics_listen: Option<SocketAddr>,
     pub auth: AuthConfig,
     pub tls: Option<TlsConfig>,
     /// Metadata store URL (`postgres://…` or `sqlite://…`); SQLite under the data directory

@@ -378,3 +378,18 @@ fn identity_provider_mistakes_name_their_key() {
             .unwrap_or_else(|e| panic!("{loopback}: {e}"));
     }
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_parsed_when_set() {
+    let config = ConfigLoader::new().load().expect("defaults load");
+    assert_eq!(config.metrics_listen, None);
+    let config = ConfigLoader::new()
+        .env(&env(&[("SHADOWSYNC_METRICS_LISTEN", "0.0.0.0:9464")]))
+        .load()
+        .expect("loads");
+    assert_eq!(
+        config.metrics_listen,
+        Some("0.0.0.0:9464".parse().expect("addr"))
+    );
+    assert_refused("metrics.listen=localhost", "metrics.listen", "localhost");
+}

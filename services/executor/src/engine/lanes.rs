@@ -318,6 +318,7 @@ mod tests {
             state: TableState::Waiting,
             next: 0,
             start_time: None,
+            span: tracing::Span::none(),
         }
     }
 

@@ -104,6 +104,9 @@ struct TableRun {
     /// Index of the next statement to run.
     next: usize,
     start_time: Option<i64>,
+    /// The table's span, from its start to its outcome (its statements are its children;
+    /// lanes interleave tables, so it is held here rather than entered).
+    span: tracing::Span,
 }
 
 /// Runs a claimed task to its end (see the module documentation).
@@ -187,6 +190,7 @@ impl Run {
                 plan,
                 next: 0,
                 start_time: None,
+                span: tracing::Span::none(),
             })
             .collect();
         let table_count = u64::try_from(tables.len()).unwrap_or(u64::MAX);

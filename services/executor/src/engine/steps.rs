@@ -2,7 +2,9 @@
 //! point), each statement, the end. Failures, NOT_RUN and the reports that record them belong
 //! to the run, which every lane shares.
 
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use shadowsync_proto::task::v1::{ErrorStrategy, TableExecutionStatus};
+use tracing::Instrument as _;
 
 use crate::backend::{BackendError, TableReport};
 use crate::guard::GUARD_REFUSED_CODE;
@@ -34,6 +36,14 @@ impl Lane<'_> {
             decision = TableStart::AlreadyInSync;
         }
         table.start_time = Some(run.context.clock.now());
+        table.span = tracing::info_span!(
+            "execute table",
+            otel.name = %format!("execute table {}", plan.shadow),
+            shadowsync.table.source = %plan.source,
+            db.collection.name = %plan.shadow,
+            shadowsync.table.statements = count,
+            shadowsync.table.status = tracing::field::Empty,
+        );
         match decision {
             TableStart::SourceDrift { expected, found } => {
                 let found = found.unwrap_or_else(|| "(missing)".into());
@@ -120,7 +130,10 @@ impl Lane<'_> {
             other => Stop::Interrupted(format!("the task log cannot be written: {other}")),
         })?;
         let started = std::time::Instant::now();
-        match self.database.run(&sql).await {
+        let span = statement_span(&table.span, &table.plan.shadow, &sql, position);
+        let result = self.database.run(&sql).instrument(span.clone()).await;
+        record_statement(&span, &sql, started.elapsed(), &result);
+        match result {
             Ok(duration) => {
                 run.log.info(
                     &name,
@@ -295,6 +308,18 @@ impl Run {
             end_time: is_final.then_some(now),
             observed_shadow_fingerprint: observed.unwrap_or_default(),
         };
+        if is_final {
+            let status_name = status
+                .as_str_name()
+                .strip_prefix("TABLE_EXECUTION_STATUS_")
+                .unwrap_or("UNSPECIFIED");
+            table.span.record("shadowsync.table.status", status_name);
+            // The table's outcome is known: its span ends here.
+            table.span = tracing::Span::none();
+            metrics()
+                .execution_tables
+                .add(1, &[KeyValue::new("shadowsync.table.status", status_name)]);
+        }
         table.state = if is_final {
             TableState::Final(status)
         } else {
@@ -317,4 +342,95 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// Statement text beyond this many bytes is cut from span attributes (a table's CREATE can be
+/// long; the task log keeps it whole).
+const STATEMENT_TEXT_LIMIT: usize = 1024;
+
+/// `CREATE TABLE` / `ALTER TABLE`: the statement's first two words (the guard admits no other).
+fn operation_name(sql: &str) -> String {
+    sql.split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A statement's CLIENT span under its table's, with the database semantic conventions. The
+/// text is DDL the guard admitted (no credentials travel in it), cut to a bounded length.
+fn statement_span(
+    table: &tracing::Span,
+    shadow: &str,
+    sql: &str,
+    position: usize,
+) -> tracing::Span {
+    let mut text = sql;
+    if text.len() > STATEMENT_TEXT_LIMIT {
+        let mut end = STATEMENT_TEXT_LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text = &text[..end];
+    }
+    let operation = operation_name(sql);
+    tracing::info_span!(
+        parent: table,
+        "db statement",
+        otel.name = %format!("{operation} {shadow}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        db.system.name = "mysql",
+        db.operation.name = %operation,
+        db.collection.name = %shadow,
+        db.query.text = %text,
+        db.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        shadowsync.statement.position = position,
+    )
+}
+
+/// Records the statement's outcome on its span and in the metrics.
+fn record_statement(
+    span: &tracing::Span,
+    sql: &str,
+    elapsed: std::time::Duration,
+    result: &Result<std::time::Duration, StatementError>,
+) {
+    let operation = operation_name(sql);
+    let mut attributes = vec![
+        KeyValue::new("db.system.name", "mysql"),
+        KeyValue::new("db.operation.name", operation),
+    ];
+    match result {
+        Ok(_) => {}
+        Err(StatementError::Database { code, .. }) => {
+            span.record("db.response.status_code", code.as_str());
+            span.record("error.type", code.as_str());
+            span.record("otel.status_code", "ERROR");
+            attributes.push(KeyValue::new("error.type", code.clone()));
+            metrics().statement_failures.add(
+                1,
+                &[
+                    KeyValue::new("db.system.name", "mysql"),
+                    KeyValue::new("db.response.status_code", code.clone()),
+                ],
+            );
+        }
+        Err(StatementError::Connection(_)) => {
+            span.record("error.type", "connection");
+            span.record("otel.status_code", "ERROR");
+            attributes.push(KeyValue::new("error.type", "connection"));
+            metrics().statement_failures.add(
+                1,
+                &[
+                    KeyValue::new("db.system.name", "mysql"),
+                    KeyValue::new("db.response.status_code", "connection"),
+                ],
+            );
+        }
+    }
+    metrics()
+        .statement_duration
+        .record(elapsed.as_secs_f64(), &attributes);
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use shadowsync_common::auth::{BearerToken, Identity, TokenIssuer};
 use shadowsync_common::config::ConfigLoader;
 use shadowsync_common::grpc;
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::telemetry::{self, TelemetryConfig};
 use shadowsync_common::testing::TestDatabase;
 use shadowsync_proto::approval::v1 as approval;
@@ -16,7 +17,6 @@ use shadowsync_proto::common::v1 as common;
 use shadowsync_proto::task::v1 as task;
 use shadowsync_server::{Role, embedded};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 pub type Tasks =
     task::task_service_client::TaskServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -93,13 +93,10 @@ impl Bench {
         );
         // The first bench's telemetry serves the whole process (its guard is kept for good);
         // a later bench finds it set and goes on.
-        let _ = telemetry::init(&TelemetryConfig {
-            service_name: "shadowsync-bench".into(),
-            log_format: config.log_format,
-            log_filter: config.log_filter.clone(),
-            otlp_endpoint: None,
-        })
-        .map(std::mem::forget);
+        let mut telemetry_config =
+            TelemetryConfig::local("shadowsync-bench", config.log_format, &config.log_filter);
+        telemetry_config.otlp_endpoint = config.otlp_endpoint.clone();
+        let _ = telemetry::init(&telemetry_config).map(std::mem::forget);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -355,4 +352,87 @@ pub fn report(what: &str, samples: &mut [Duration]) {
         at(1.0).as_secs_f64() * 1e3,
         mean.as_secs_f64() * 1e3,
     );
+}
+
+/// An OTLP/gRPC receiver that counts and drops what it gets: the far end of the exporters when a
+/// benchmark measures the cost of telemetry.
+pub struct OtlpSink {
+    pub endpoint: String,
+    spans: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone, Default)]
+struct SinkService(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for SinkService
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let spans: usize = request
+            .into_inner()
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter())
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.fetch_add(
+            u64::try_from(spans).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService
+    for SinkService
+{
+    async fn export(
+        &self,
+        _request: tonic::Request<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+impl OtlpSink {
+    /// Serves on 127.0.0.1 (a free port) until the process ends.
+    pub async fn start() -> anyhow::Result<Self> {
+        use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
+        use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let service = SinkService::default();
+        let spans = service.0.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(service.clone()))
+                .add_service(MetricsServiceServer::new(service))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Ok(Self { endpoint, spans })
+    }
+
+    /// Spans received so far.
+    pub fn spans(&self) -> u64 {
+        self.spans.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }

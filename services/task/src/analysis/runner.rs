@@ -107,7 +107,12 @@ impl Runner {
     /// Runs analysis `id` in the background if it is still PENDING.
     pub fn spawn(&self, id: String) {
         let runner = self.clone();
-        self.inner.runs.spawn(async move { runner.run(&id).await });
+        // The run continues the trace of the call that started it.
+        self.inner
+            .runs
+            .spawn(tracing::Instrument::in_current_span(async move {
+                runner.run(&id).await
+            }));
     }
 
     /// Claims and runs one analysis to its end (or until shutdown).

@@ -7,6 +7,7 @@ use prost::Message as _;
 use shadowsync_common::clock::{Micros, to_timestamp};
 use shadowsync_common::outbox;
 use shadowsync_common::queue::{Destination, Message};
+use shadowsync_common::telemetry::metrics::{KeyValue, metrics};
 use shadowsync_proto::common::v1::Actor;
 use shadowsync_proto::task::v1::{
     ApprovalWait, LogLevel, TaskEvent, TaskStatus, TaskType, TimelineEntry, TimelineEntryKind,
@@ -412,6 +413,13 @@ impl TaskTx {
 
     /// Commits, with the queued events in the outbox.
     pub async fn commit(mut self) -> Result<TaskRecord, sqlx::Error> {
+        let reached: Vec<&'static str> = self
+            .events
+            .iter()
+            .map(|event| {
+                status_name(TaskStatus::try_from(event.status).unwrap_or(TaskStatus::Unspecified))
+            })
+            .collect();
         for event in std::mem::take(&mut self.events) {
             let status = TaskStatus::try_from(event.status).unwrap_or(TaskStatus::Unspecified);
             let routing_key = format!("task.{}", status_name(status).to_lowercase());
@@ -426,6 +434,14 @@ impl TaskTx {
             .await?;
         }
         self.tx.commit().await?;
+        for status in &reached {
+            metrics()
+                .task_transitions
+                .add(1, &[KeyValue::new("shadowsync.task.status", *status)]);
+        }
+        if !reached.is_empty() {
+            crate::status_gauge::STATUS_CHANGED.notify_one();
+        }
         Ok(self.task)
     }
 }

@@ -8,7 +8,10 @@
 //! - the consumer of `approval.*.shadow_table_sync` and `execution.dispatched` events, each
 //!   confirmed with the approval service before anything changes.
 
+use shadowsync_common::telemetry::messaging::{self, Relation};
+use shadowsync_common::telemetry::metrics::metrics;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::StreamExt;
 use shadowsync_common::clock::to_timestamp;
@@ -138,6 +141,7 @@ impl Tasks {
             tx.note(TimelineEntryKind::Cancelled, None, reason).await?;
             tx.log(LogLevel::Warn, reason).await?;
             tx.commit().await?;
+            metrics().lease_expirations.add(1, &[]);
             return Ok(());
         }
         let attempt = task.attempt + 1;
@@ -203,6 +207,8 @@ impl Tasks {
         )
         .await?;
         tx.commit().await?;
+        metrics().lease_expirations.add(1, &[]);
+        metrics().redispatches.add(1, &[]);
         Ok(())
     }
 
@@ -296,11 +302,12 @@ impl Tasks {
                             ],
                         )
                         .await?;
-                    queue.consume(&name, 16).await
+                    let stream = queue.consume(&name, 16).await?;
+                    Ok::<_, shadowsync_common::queue::QueueError>((name, stream))
                 }
                 .await;
-                let mut deliveries = match subscribed {
-                    Ok(stream) => stream,
+                let (name, mut deliveries) = match subscribed {
+                    Ok(subscribed) => subscribed,
                     Err(error) => {
                         warn!(%error, "cannot subscribe to approval events yet");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -309,7 +316,11 @@ impl Tasks {
                 };
                 while let Some(delivery) = deliveries.next().await {
                     let Ok(delivery) = delivery else { continue };
-                    match self.handle_event(&delivery).await {
+                    // Events are handled moments after they are published: the handling
+                    // continues the publisher's trace.
+                    let span =
+                        messaging::process_span(name.as_str(), delivery.message(), Relation::Child);
+                    match self.handle_event(&delivery).instrument(span).await {
                         Ok(()) => {
                             let _ = delivery.ack().await;
                         }

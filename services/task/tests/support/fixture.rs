@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use shadowsync_common::auth::{BearerToken, Identity, ServiceIdentity};
 use shadowsync_common::clock::{Clock, ManualClock, SystemClock};
+use shadowsync_common::grpc::Channel;
 use shadowsync_proto::approval::v1::{
     GetApprovalRequest, GrantPermissionRequest, get_approval_request,
 };
@@ -16,7 +17,6 @@ use shadowsync_proto::task::v1::task_execution_service_client::TaskExecutionServ
 use shadowsync_proto::task::v1::*;
 use shadowsync_task::TaskConfig;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use super::{Client, MariaDb, Services};
 

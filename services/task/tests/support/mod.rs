@@ -17,6 +17,7 @@ use shadowsync_common::clock::{Clock, SystemClock};
 use shadowsync_common::config::AuthConfig;
 use shadowsync_common::db::Database;
 use shadowsync_common::db::testing::TestDatabase;
+use shadowsync_common::grpc::Channel;
 use shadowsync_common::queue::{InProcessQueue, MessageQueue, Topology};
 use shadowsync_common::secret::Secret;
 use shadowsync_common::testing::TcpProxy;
@@ -32,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::RoutesBuilder;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Server};
+use tonic::transport::Server;
 
 pub const AUDIENCE: &str = "shadowsync-test";
 pub const MARIADB_ROOT: &str = "mysql://root@127.0.0.1:3306";
