@@ -180,8 +180,14 @@ fn each_service_gets_only_its_own_secrets() {
 #[test]
 fn every_variable_the_chart_sets_is_a_configuration_key() {
     let known: BTreeSet<String> = KEYS.iter().map(|k| k.env_var()).collect();
-    // Read by the PostgreSQL driver, not by shadowsync's configuration.
-    let driver = ["PGSSLMODE", "PGSSLROOTCERT"];
+    // Read by the PostgreSQL driver and the OpenTelemetry settings, not by shadowsync's keys.
+    let driver = [
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+    ];
     for rendered in [render(&[]), production()] {
         let mut names: Vec<(String, String)> = Vec::new();
         for config_map in rendered.of_kind("ConfigMap") {
@@ -196,7 +202,7 @@ fn every_variable_the_chart_sets_is_a_configuration_key() {
             names.push((pod, text(entry, &["name"]).to_string()));
         }
         for (owner, variable) in names {
-            if owner.ends_with("-runbook") {
+            if owner.ends_with("-runbook") || owner.ends_with("-dashboard") {
                 continue;
             }
             assert!(
@@ -563,4 +569,49 @@ fn the_image_is_pinned_by_tag_or_digest() {
             .ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
     );
     assert!(try_render(&["--set", "image.digest=latest"]).is_err());
+}
+
+#[test]
+fn metrics_are_served_and_the_operator_material_ships_on_request() {
+    let rendered = render(&[]);
+    for service in SERVICES {
+        let listen = &rendered.config_map(&name(service))["SHADOWSYNC_METRICS_LISTEN"];
+        let port: u64 = listen.rsplit(':').next().expect("port").parse().expect("number");
+        let object = rendered.get("Service", &name(service));
+        let metrics = list(&object["spec"]["ports"])
+            .iter()
+            .find(|p| text(p, &["name"]) == "metrics")
+            .unwrap_or_else(|| panic!("{service}: no metrics port on its Service"));
+        assert_eq!(metrics["port"].as_u64(), Some(port), "{service}");
+    }
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        assert!(rendered.of_kind(kind).is_empty(), "{kind} is opt-in");
+    }
+    assert!(rendered.find("ConfigMap", &name("dashboard")).is_none());
+
+    let on = production();
+    let monitor = on.of_kind("ServiceMonitor")[0];
+    assert_eq!(
+        text(&list(&monitor["spec"]["endpoints"])[0], &["port"]),
+        "metrics"
+    );
+    let rules = on.of_kind("PrometheusRule")[0];
+    let shipped: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart::repository().join("deploy/observability/prometheus-rules.yaml"))
+            .expect("rules file"),
+    )
+    .expect("rules YAML");
+    assert_eq!(rules["spec"]["groups"], shipped["groups"], "the rules as shipped");
+    let dashboard = on.get("ConfigMap", &name("dashboard"));
+    assert_eq!(
+        text(dashboard, &["metadata", "labels", "grafana_dashboard"]),
+        "1"
+    );
+    let json = text(dashboard, &["data", "shadowsync.json"]);
+    assert_eq!(
+        json.trim(),
+        std::fs::read_to_string(chart::repository().join("deploy/observability/grafana-dashboard.json"))
+            .expect("dashboard file")
+            .trim()
+    );
 }
