@@ -576,7 +576,12 @@ fn metrics_are_served_and_the_operator_material_ships_on_request() {
     let rendered = render(&[]);
     for service in SERVICES {
         let listen = &rendered.config_map(&name(service))["SHADOWSYNC_METRICS_LISTEN"];
-        let port: u64 = listen.rsplit(':').next().expect("port").parse().expect("number");
+        let port: u64 = listen
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("number");
         let object = rendered.get("Service", &name(service));
         let metrics = list(&object["spec"]["ports"])
             .iter()
@@ -597,11 +602,16 @@ fn metrics_are_served_and_the_operator_material_ships_on_request() {
     );
     let rules = on.of_kind("PrometheusRule")[0];
     let shipped: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(chart::repository().join("deploy/observability/prometheus-rules.yaml"))
-            .expect("rules file"),
+        &std::fs::read_to_string(
+            chart::repository().join("deploy/observability/prometheus-rules.yaml"),
+        )
+        .expect("rules file"),
     )
     .expect("rules YAML");
-    assert_eq!(rules["spec"]["groups"], shipped["groups"], "the rules as shipped");
+    assert_eq!(
+        rules["spec"]["groups"], shipped["groups"],
+        "the rules as shipped"
+    );
     let dashboard = on.get("ConfigMap", &name("dashboard"));
     assert_eq!(
         text(dashboard, &["metadata", "labels", "grafana_dashboard"]),
@@ -610,8 +620,10 @@ fn metrics_are_served_and_the_operator_material_ships_on_request() {
     let json = text(dashboard, &["data", "shadowsync.json"]);
     assert_eq!(
         json.trim(),
-        std::fs::read_to_string(chart::repository().join("deploy/observability/grafana-dashboard.json"))
-            .expect("dashboard file")
-            .trim()
+        std::fs::read_to_string(
+            chart::repository().join("deploy/observability/grafana-dashboard.json")
+        )
+        .expect("dashboard file")
+        .trim()
     );
 }

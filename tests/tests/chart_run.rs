@@ -80,6 +80,25 @@ async fn health(address: Ipv4Addr, port: u16) -> Option<ServingStatus> {
     ServingStatus::try_from(response.into_inner().status).ok()
 }
 
+/// `GET /metrics` over plain HTTP/1.1.
+async fn scrape(address: Ipv4Addr, port: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect((address, port))
+        .await
+        .expect("metrics port answers");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
 /// Waits for the pod's readiness probe to pass, as the kubelet would before routing to it.
 async fn wait_ready(pod: &mut Pod) {
     let (kind, port) = pod.readiness_probe();
@@ -259,6 +278,25 @@ async fn every_rendered_container_runs_and_a_task_executes() {
         .await;
     target::assert_in_sync(&db, "customers", "_test_customers").await;
     target::assert_in_sync(&db, "orders", "_test_orders").await;
+
+    // Every pod serves Prometheus text on the port its Service names `metrics`.
+    let metrics_port =
+        chart::list(&rendered.get("Service", &format!("{RELEASE}-task"))["spec"]["ports"])
+            .iter()
+            .find(|p| text(p, &["name"]) == "metrics")
+            .and_then(|p| p["port"].as_u64())
+            .expect("a metrics port");
+    for pod in &pods {
+        let body = scrape(pod.ip, u16::try_from(metrics_port).expect("port")).await;
+        assert!(body.contains("# TYPE "), "{}: {body}", pod.name);
+        if pod.name.ends_with("-task") {
+            assert!(
+                body.contains("shadowsync_task_transitions_total"),
+                "{}: {body}",
+                pod.name
+            );
+        }
+    }
 
     // Every service still runs, and logs in JSON as the chart asks.
     for pod in &mut pods {
