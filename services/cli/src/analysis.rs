@@ -12,41 +12,86 @@ use shadowsync_proto::task::v1::get_analysis_table_request::Table;
 use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use shadowsync_proto::task::v1::{
     Analysis, AnalysisStatus, AnalysisTab, AnalysisTable, GetAnalysisRequest,
-    GetAnalysisTableRequest, GetSqlPreviewRequest, SetTablesSkippedRequest, StartAnalysisRequest,
+    GetAnalysisTableRequest, GetSqlPreviewRequest, GetSqlPreviewResponse, SetTablesSkippedRequest,
+    StartAnalysisRequest,
 };
 
-use crate::CliError;
 use crate::client::ClientArgs;
 use crate::output::{self, OutputFormat, proto_json, request_id};
+use crate::{CliError, Exit};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum AnalysisCommand {
     /// Analyse a database's tables against their shadows.
+    #[command(after_help = "\
+Prints the analysis; its id is what the other analysis commands and `task submit` take.
+
+Examples:
+  shadowctl analysis start --connection local --database shop --all --wait
+  shadowctl analysis start --connection local --database shop --tables orders,customers
+  shadowctl analysis start --connection local --database shop --all --suffix _t")]
     Start(StartArgs),
     /// Show an analysis and its tables.
+    #[command(after_help = "\
+Examples:
+  shadowctl analysis show 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10
+  shadowctl analysis show 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 --tab synced")]
     Show {
+        /// The analysis id.
+        #[arg(value_name = "ANALYSIS")]
         id: String,
         /// Only the Synchronized (CREATE/UPDATE, not skipped) or Unsynchronized tab.
         #[arg(long, value_enum)]
         tab: Option<TabArg>,
     },
     /// One table's source DDL, current shadow DDL and change SQL.
-    Table { id: String, table: String },
+    #[command(after_help = "\
+Example:
+  shadowctl analysis table 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 orders")]
+    Table {
+        /// The analysis id.
+        #[arg(value_name = "ANALYSIS")]
+        id: String,
+        /// The source table (as in the analysis, not its shadow).
+        #[arg(value_name = "TABLE")]
+        table: String,
+    },
     /// Move tables to the Unsynchronized tab, with the tables whose shadows would then
     /// reference them (a shadow never references a production table); both are listed.
+    #[command(after_help = "\
+Example:
+  shadowctl analysis skip 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 notes audit_log")]
     Skip {
+        /// The analysis id.
+        #[arg(value_name = "ANALYSIS")]
         id: String,
-        #[arg(required = true)]
+        /// The source tables to skip.
+        #[arg(required = true, value_name = "TABLE")]
         tables: Vec<String>,
     },
     /// Move skipped tables back to the Synchronized tab, with the tables skipped with them.
+    #[command(after_help = "\
+Example:
+  shadowctl analysis unskip 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 notes")]
     Unskip {
+        /// The analysis id.
+        #[arg(value_name = "ANALYSIS")]
         id: String,
-        #[arg(required = true)]
+        /// The skipped source tables to bring back.
+        #[arg(required = true, value_name = "TABLE")]
         tables: Vec<String>,
     },
     /// The exact SQL script that would run, in order.
-    Preview { id: String },
+    #[command(after_help = "\
+With --output json: the GetSqlPreviewResponse message holding every statement (all pages).
+
+Example:
+  shadowctl analysis preview 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 > sync.sql")]
+    Preview {
+        /// The analysis id.
+        #[arg(value_name = "ANALYSIS")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -54,6 +99,7 @@ pub struct StartArgs {
     /// Connection name or id.
     #[arg(long)]
     pub connection: String,
+    /// The database (schema) whose tables are analysed.
     #[arg(long)]
     pub database: String,
     /// Every table of the database.
@@ -176,7 +222,7 @@ pub async fn run(
         }
         AnalysisCommand::Preview { id } => {
             let mut page_token = String::new();
-            let mut script = String::new();
+            let mut whole = GetSqlPreviewResponse::default();
             loop {
                 let page = client
                     .get_sql_preview(GetSqlPreviewRequest {
@@ -186,19 +232,29 @@ pub async fn run(
                     })
                     .await?
                     .into_inner();
-                for statement in page.statements {
-                    script.push_str(statement.sql.trim_end());
-                    if !statement.sql.trim_end().ends_with(';') {
-                        script.push(';');
-                    }
-                    script.push('\n');
-                }
+                whole.statements.extend(page.statements);
+                whole.total_size = page.total_size;
+                whole.preview_etag = page.preview_etag;
+                whole.script_sha256 = page.script_sha256;
                 if page.next_page_token.is_empty() {
                     break;
                 }
                 page_token = page.next_page_token;
             }
-            output::write_all(out, script.as_bytes())?;
+            match format {
+                OutputFormat::Json => output::json(out, &proto_json(&whole)?)?,
+                OutputFormat::Table => {
+                    let mut script = String::new();
+                    for statement in &whole.statements {
+                        script.push_str(statement.sql.trim_end());
+                        if !statement.sql.trim_end().ends_with(';') {
+                            script.push(';');
+                        }
+                        script.push('\n');
+                    }
+                    output::write_all(out, script.as_bytes())?;
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -218,7 +274,7 @@ pub(crate) async fn report_started(
     }
     show(client, out, format, &analysis.id, None).await?;
     if analysis.status == AnalysisStatus::Failed as i32 {
-        return Ok(ExitCode::FAILURE);
+        return Ok(Exit::Unsuccessful.code());
     }
     Ok(ExitCode::SUCCESS)
 }

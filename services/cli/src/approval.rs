@@ -17,6 +17,10 @@ use crate::output::{self, OutputFormat, local_time, proto_json, request_id};
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ApprovalCommand {
     /// List approval requests (newest first).
+    #[command(after_help = "\
+Examples:
+  shadowctl approval list --pending
+  shadowctl approval list --mine --status approved,rejected")]
     List {
         /// Only requests waiting for my decision.
         #[arg(long, conflicts_with = "mine")]
@@ -32,22 +36,47 @@ pub enum ApprovalCommand {
         request_type: Vec<String>,
     },
     /// Show one approval request with its nodes and decisions.
-    Show { id: String },
-    /// Approve at the current node.
-    Approve {
+    #[command(after_help = "\
+Example:
+  shadowctl approval show 0c6f3e1a-8d2b-4f57-b9e4-7a1c5d3e9f20")]
+    Show {
+        /// The approval request's id.
+        #[arg(value_name = "APPROVAL")]
         id: String,
+    },
+    /// Approve at the current node.
+    #[command(after_help = "\
+Example:
+  shadowctl approval approve 0c6f3e1a-8d2b-4f57-b9e4-7a1c5d3e9f20 --comment 'checked the plan'")]
+    Approve {
+        /// The approval request's id.
+        #[arg(value_name = "APPROVAL")]
+        id: String,
+        /// Why (recorded with the decision).
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// Reject the request.
+    #[command(after_help = "\
+Example:
+  shadowctl approval reject 0c6f3e1a-8d2b-4f57-b9e4-7a1c5d3e9f20 --comment 'not during the freeze'")]
     Reject {
+        /// The approval request's id.
+        #[arg(value_name = "APPROVAL")]
         id: String,
+        /// Why (recorded with the decision).
         #[arg(long, default_value = "")]
         comment: String,
     },
     /// Cancel a pending request (its requester, an admin, or the owning service).
+    #[command(after_help = "\
+Example:
+  shadowctl approval cancel 0c6f3e1a-8d2b-4f57-b9e4-7a1c5d3e9f20 --reason 'submitted by mistake'")]
     Cancel {
+        /// The approval request's id.
+        #[arg(value_name = "APPROVAL")]
         id: String,
+        /// Why (recorded with the request).
         #[arg(long, default_value = "")]
         reason: String,
     },
@@ -58,7 +87,12 @@ fn parse_status(text: &str) -> Result<i32, CliError> {
     let name = format!("APPROVAL_STATUS_{}", text.trim().to_uppercase());
     ApprovalStatus::from_str_name(&name)
         .map(|s| s as i32)
-        .ok_or_else(|| CliError::Usage(format!("--status: unknown status {text:?}")))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--status: unknown status {text:?}; expected pending, approved, rejected, \
+                 cancelled or expired"
+            ))
+        })
 }
 
 pub async fn run(

@@ -48,17 +48,52 @@ pub struct ClientArgs {
     pub tls_server_name: Option<String>,
 }
 
+/// The endpoint to call and where it came from (told when the server cannot be reached).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedEndpoint {
+    /// With a scheme: `127.0.0.1:50051` is taken as `http://127.0.0.1:50051`.
+    pub url: String,
+    /// `--endpoint`, `SHADOWSYNC_ENDPOINT`, the endpoint file's path, or the default with the
+    /// file that was looked for.
+    pub origin: String,
+}
+
 impl ClientArgs {
-    /// The endpoint to call.
-    pub fn endpoint(&self) -> String {
+    /// The endpoint to call: `--endpoint` > `SHADOWSYNC_ENDPOINT` > the data directory's
+    /// `endpoint` file > the default.
+    pub fn endpoint(&self) -> ResolvedEndpoint {
         if let Some(endpoint) = &self.endpoint {
-            return endpoint.clone();
+            // clap fills the field from either; the environment wins the name only when the
+            // flag is absent, i.e. when the values agree.
+            let origin = match std::env::var("SHADOWSYNC_ENDPOINT") {
+                Ok(value) if &value == endpoint && !flag_given("--endpoint") => {
+                    "SHADOWSYNC_ENDPOINT"
+                }
+                _ => "--endpoint",
+            };
+            return ResolvedEndpoint {
+                url: with_scheme(endpoint.trim()),
+                origin: origin.to_string(),
+            };
         }
-        std::fs::read_to_string(self.data_dir.join("endpoint"))
+        let file = self.data_dir.join("endpoint");
+        match std::fs::read_to_string(&file)
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
+        {
+            Some(endpoint) => ResolvedEndpoint {
+                url: with_scheme(&endpoint),
+                origin: file.display().to_string(),
+            },
+            None => ResolvedEndpoint {
+                url: DEFAULT_ENDPOINT.to_string(),
+                origin: format!(
+                    "the default: no --endpoint, no SHADOWSYNC_ENDPOINT, no {}",
+                    file.display()
+                ),
+            },
+        }
     }
 
     /// The caller's token.
@@ -72,7 +107,7 @@ impl ClientArgs {
         std::fs::read_to_string(&path)
             .map(|token| Secret::new(token.trim().to_string()))
             .map_err(|_| {
-                CliError::Usage(format!(
+                CliError::Denied(format!(
                     "no token: pass --token, set SHADOWSYNC_TOKEN, or run next to an embedded server ({} not found)",
                     path.display()
                 ))
@@ -84,7 +119,7 @@ impl ClientArgs {
     /// Fails when the endpoint is malformed, or is https:// without `--ca` (the client trusts
     /// no system roots: a cluster's services carry certificates of its own CA).
     pub fn channel(&self) -> Result<Channel, CliError> {
-        let endpoint = self.endpoint();
+        let endpoint = self.endpoint().url;
         let tls = if endpoint.starts_with("https://") {
             let path = self.ca.as_ref().ok_or_else(|| {
                 CliError::Usage(format!(
@@ -109,5 +144,62 @@ impl ClientArgs {
     pub fn authenticated(&self) -> Result<AuthenticatedChannel, CliError> {
         let token = self.token()?;
         Ok(grpc::authenticated(self.channel()?, &token)?)
+    }
+}
+
+/// `host:port` without a scheme means plaintext gRPC, as `serve all` listens by default; any
+/// scheme given is kept (and refused later if it is not http or https).
+fn with_scheme(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+/// Whether the command line itself carries `flag` (as `--flag VALUE` or `--flag=VALUE`).
+fn flag_given(flag: &str) -> bool {
+    std::env::args().any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_without_a_scheme_is_plaintext_grpc() {
+        assert_eq!(with_scheme("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(with_scheme("localhost:50051"), "http://localhost:50051");
+        assert_eq!(with_scheme("https://task:8443"), "https://task:8443");
+    }
+
+    #[test]
+    fn without_anything_the_default_names_the_file_it_looked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = ClientArgs {
+            endpoint: None,
+            token: None,
+            data_dir: dir.path().join(".shadowsync"),
+            ca: None,
+            tls_server_name: None,
+        };
+        let resolved = args.endpoint();
+        assert_eq!(resolved.url, DEFAULT_ENDPOINT);
+        assert!(
+            resolved.origin.contains("the default"),
+            "{}",
+            resolved.origin
+        );
+        assert!(
+            resolved.origin.contains(".shadowsync"),
+            "{}",
+            resolved.origin
+        );
+
+        std::fs::create_dir(dir.path().join(".shadowsync")).expect("mkdir");
+        std::fs::write(dir.path().join(".shadowsync/endpoint"), "127.0.0.1:6000\n").expect("write");
+        let resolved = args.endpoint();
+        assert_eq!(resolved.url, "http://127.0.0.1:6000");
+        assert!(resolved.origin.ends_with("endpoint"), "{}", resolved.origin);
     }
 }

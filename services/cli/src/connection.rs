@@ -21,31 +21,71 @@ use crate::output::{self, OutputFormat, proto_json, request_id};
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ConnectionCommand {
     /// Register a database server (admin only).
+    #[command(after_help = "\
+The password comes from SHADOWSYNC_DB_PASSWORD or, with --password-stdin, from the first
+line of standard input; never from the command line.
+
+Examples:
+  shadowctl connection add local --dialect mariadb --host 127.0.0.1 --port 3306 --user root
+  shadowctl connection add prod-orders --host db.internal --user shadowsync \\
+    --environment prod --option ssl-mode=VERIFY_IDENTITY --password-stdin < password.txt")]
     Add(AddArgs),
     /// List connections.
+    #[command(after_help = "\
+Examples:
+  shadowctl connection list
+  shadowctl connection list --name prod -o json")]
     List {
         /// Only names containing this text.
         #[arg(long)]
         name: Option<String>,
     },
     /// Show one connection (by name or id).
-    Show { connection: String },
+    #[command(after_help = "\
+Example:
+  shadowctl connection show local")]
+    Show {
+        /// The connection's name or id.
+        #[arg(value_name = "CONNECTION")]
+        connection: String,
+    },
     /// Try to connect and report the server version or the database's error (admin only).
-    Test { connection: String },
+    #[command(after_help = "\
+Exits 0 when the connection works, 1 when the database refused or could not be reached
+(the reason is printed).
+
+Example:
+  shadowctl connection test local")]
+    Test {
+        /// The connection's name or id.
+        #[arg(value_name = "CONNECTION")]
+        connection: String,
+    },
     /// Delete a connection no unfinished task uses (admin only).
-    Rm { connection: String },
+    #[command(after_help = "\
+Example:
+  shadowctl connection rm local")]
+    Rm {
+        /// The connection's name or id.
+        #[arg(value_name = "CONNECTION")]
+        connection: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddArgs {
     /// Unique name.
     pub name: String,
+    /// The server's SQL dialect.
     #[arg(long, value_enum, default_value_t = DialectArg::Mariadb)]
     pub dialect: DialectArg,
+    /// The server's host name or address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The server's port.
     #[arg(long, default_value_t = 3306)]
     pub port: u32,
+    /// The database user shadowsync connects as.
     #[arg(long, default_value = "root")]
     pub user: String,
     /// Environment label used by approval templates (dev, test, prod, …).
@@ -55,6 +95,20 @@ pub struct AddArgs {
     /// SHADOWSYNC_DB_PASSWORD, or none).
     #[arg(long)]
     pub password_stdin: bool,
+    /// A connection option as KEY=VALUE, repeatable (e.g. ssl-mode=REQUIRED,
+    /// connect-timeout=10s); the server refuses unknown keys and values, naming them.
+    #[arg(long = "option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    pub options: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, both sides non-empty after trimming.
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, found {text:?}")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +150,7 @@ pub async fn run(
                         username: args.user.clone(),
                         password,
                         environment: args.environment.clone(),
-                        options: Default::default(),
+                        options: args.options.iter().cloned().collect(),
                     }),
                     request_id: request_id(),
                 })
@@ -163,7 +217,7 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| CliError::Usage(format!("cannot read the password from stdin: {e}")))?;
+            .map_err(|e| CliError::Failure(format!("cannot read the password from stdin: {e}")))?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_string());
     }
     Ok(std::env::var("SHADOWSYNC_DB_PASSWORD").unwrap_or_default())
@@ -204,7 +258,7 @@ pub async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Connection
         .into_inner();
     response
         .connection
-        .ok_or_else(|| CliError::Usage(format!("no connection named {name_or_id:?}")))
+        .ok_or_else(|| CliError::NotFound(format!("no connection named {name_or_id:?}")))
 }
 
 fn show(

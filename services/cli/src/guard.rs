@@ -107,7 +107,7 @@ pub fn run(
             reason: refusal.as_ref().map(|refusal| refusal.reason()),
         };
         let json = serde_json::to_string(&line)
-            .map_err(|error| CliError::Usage(format!("cannot encode a verdict: {error}")))?;
+            .map_err(|error| CliError::Failure(format!("cannot encode a verdict: {error}")))?;
         lines.push_str(&json);
         lines.push('\n');
     }

@@ -9,9 +9,10 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::client::ClientArgs;
 use crate::output::{self, OutputFormat};
-use crate::{CliError, code_name};
+use crate::{CliError, Exit, code_name};
 
-/// Succeeds only when every service the endpoint serves is SERVING.
+/// Succeeds only when every service the endpoint serves is SERVING; exits 5 (unavailable)
+/// otherwise, so a script can wait for readiness.
 pub async fn run(
     client: &ClientArgs,
     format: OutputFormat,
@@ -52,7 +53,7 @@ pub async fn run(
         OutputFormat::Json => output::json(
             out,
             &serde_json::json!({
-                "endpoint": client.endpoint(),
+                "endpoint": client.endpoint().url,
                 "healthy": healthy,
                 "services": rows.iter().map(|row| serde_json::json!({"service": row[0], "status": row[1]})).collect::<Vec<_>>(),
             }),
@@ -61,6 +62,6 @@ pub async fn run(
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        Exit::Unavailable.code()
     })
 }

@@ -61,7 +61,7 @@ pub fn fields(out: &mut dyn Write, fields: &[(&str, String)]) -> Result<(), CliE
 
 /// Writes a value as one line of JSON (for JSON-lines streams).
 pub fn json_line(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
-    let mut text = serde_json::to_string(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut text = serde_json::to_string(value).map_err(|e| CliError::Failure(e.to_string()))?;
     text.push('\n');
     write_all(out, text.as_bytes())
 }
@@ -69,7 +69,7 @@ pub fn json_line(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), C
 /// Writes a value as pretty JSON.
 pub fn json(out: &mut dyn Write, value: &serde_json::Value) -> Result<(), CliError> {
     let mut text =
-        serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Failure(e.to_string()))?;
     text.push('\n');
     write_all(out, text.as_bytes())
 }
@@ -89,7 +89,7 @@ pub fn local_time(timestamp: prost_types::Timestamp) -> String {
 pub fn proto_json<M: prost::Message + prost::Name>(
     message: &M,
 ) -> Result<serde_json::Value, CliError> {
-    shadowsync_proto::json::to_json(message).map_err(|e| CliError::Usage(e.to_string()))
+    shadowsync_proto::json::to_json(message).map_err(|e| CliError::Failure(e.to_string()))
 }
 
 /// A client request id, unique per invocation: retries inside one command are idempotent.
@@ -104,7 +104,7 @@ pub fn request_id() -> String {
 pub fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| CliError::Usage(format!("cannot write output: {e}")))
+        .map_err(|e| CliError::Failure(format!("cannot write output: {e}")))
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ use crate::when::parse_duration;
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PermissionCommand {
     /// Apply for permission (an approval request of type permission_apply).
+    #[command(after_help = "\
+Example:
+  shadowctl permission apply --connection prod-orders --database shop --duration 7d \\
+    --reason 'load test of the new checkout'")]
     Apply {
         #[command(flatten)]
         scope: Scope,
@@ -28,7 +32,12 @@ pub enum PermissionCommand {
         reason: String,
     },
     /// List permissions (yours, or anyone's for admins).
+    #[command(after_help = "\
+Examples:
+  shadowctl permission list
+  shadowctl permission list --user bob --all")]
     List {
+        /// Only this user's permissions (admins; others see their own).
         #[arg(long)]
         user: Option<String>,
         /// Include expired and revoked grants.
@@ -36,17 +45,28 @@ pub enum PermissionCommand {
         all: bool,
     },
     /// Grant a permission directly (admin only).
+    #[command(after_help = "\
+Example:
+  shadowctl permission grant --user bob --connection prod-orders --database shop --duration 30d")]
     Grant {
+        /// Who receives the permission.
         #[arg(long)]
         user: String,
         #[command(flatten)]
         scope: Scope,
+        /// Why (recorded with the grant).
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Revoke a permission (admin only).
+    #[command(after_help = "\
+Example:
+  shadowctl permission revoke 7d2e9c41-5a3b-4e8f-9c10-2b6a8d4f1e37 --reason 'project ended'")]
     Revoke {
+        /// The permission's id (`permission list` shows it).
+        #[arg(value_name = "PERMISSION")]
         id: String,
+        /// Why (recorded with the revocation).
         #[arg(long, default_value = "")]
         reason: String,
     },

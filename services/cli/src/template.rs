@@ -31,20 +31,52 @@ pub enum TemplateCommand {
     /// List templates in priority order.
     List,
     /// Show one template (by name or id).
-    Show { template: String },
+    #[command(after_help = "\
+Examples:
+  shadowctl template show prod-dba
+  shadowctl template show prod-dba -o json > prod-dba.json")]
+    Show {
+        /// The template's name or id.
+        #[arg(value_name = "TEMPLATE")]
+        template: String,
+    },
     /// Create a template from a JSON or YAML file (admin only).
+    #[command(after_help = "\
+The file holds a shadowsync.approval.v1.Template as proto3 JSON, or the same in YAML:
+
+  name: prod-dba
+  enabled: true
+  matchRule: { requestTypes: [shadow_table_sync], environments: [prod] }
+  nodes:
+    - { name: dba, approverRoles: [dba], mode: APPROVAL_MODE_ANY }
+
+Example:
+  shadowctl template create -f prod-dba.yaml")]
     Create {
+        /// The template file (.json, .yaml or .yml).
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
     /// Replace a template from a file naming its id or name (admin only). The file's `version`,
     /// when present, guards against overwriting someone else's change.
+    #[command(after_help = "\
+Example:
+  shadowctl template show prod-dba -o json > prod-dba.json   # edit it, then:
+  shadowctl template update -f prod-dba.json")]
     Update {
+        /// The template file (.json, .yaml or .yml).
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
     /// Delete a template (admin only; the built-in fallback cannot be deleted).
-    Rm { template: String },
+    #[command(after_help = "\
+Example:
+  shadowctl template rm prod-dba")]
+    Rm {
+        /// The template's name or id.
+        #[arg(value_name = "TEMPLATE")]
+        template: String,
+    },
     /// Show the priority order, or set it with `priority set ID…` (admin only).
     Priority {
         #[command(subcommand)]
@@ -55,8 +87,12 @@ pub enum TemplateCommand {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PriorityAction {
     /// Set the complete order, highest priority first (names or ids).
+    #[command(after_help = "\
+Example:
+  shadowctl template priority set prod-dba staging default")]
     Set {
-        #[arg(required = true)]
+        /// Every template, highest priority first.
+        #[arg(required = true, value_name = "TEMPLATE")]
         templates: Vec<String>,
     },
 }
@@ -151,7 +187,7 @@ pub async fn run(
                     .entries
                     .iter()
                     .find(|e| &e.template_id == key || &e.template_name == key)
-                    .ok_or_else(|| CliError::Usage(format!("no template named {key:?}")))?;
+                    .ok_or_else(|| CliError::NotFound(format!("no template named {key:?}")))?;
                 ids.push(entry.template_id.clone());
             }
             let updated = client
@@ -220,7 +256,7 @@ async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Template, CliE
         .await?
         .into_inner()
         .template
-        .ok_or_else(|| CliError::Usage(format!("no template named {name_or_id:?}")))
+        .ok_or_else(|| CliError::NotFound(format!("no template named {name_or_id:?}")))
 }
 
 fn show_list(

@@ -18,7 +18,7 @@ use shadowsync_common::secret::Secret;
 
 use crate::CliError;
 use crate::client::ClientArgs;
-use crate::output;
+use crate::output::{self, OutputFormat};
 use crate::when::parse_duration;
 
 /// The longest lifetime `token` mints: 30 days.
@@ -26,6 +26,12 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Flags of `shadowctl token`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Prints the token alone on stdout; with --output json, {\"token\": \"...\"}.
+
+Examples:
+  export SHADOWSYNC_TOKEN=$(shadowctl token --user bob --roles admin)
+  shadowctl token --user carol --roles dba,approver --ttl 8h")]
 pub struct TokenArgs {
     /// The token's subject (user id).
     #[arg(long)]
@@ -41,6 +47,7 @@ pub struct TokenArgs {
 pub fn run(
     client: &ClientArgs,
     args: &TokenArgs,
+    format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<ExitCode, CliError> {
     let user = args.user.trim();
@@ -78,6 +85,9 @@ pub fn run(
         .collect();
     let token = TokenIssuer::hs256(&Secret::new(secret.trim().to_string()), "shadowsync")
         .issue(&Identity::user(user, &roles), args.ttl);
-    output::write_all(out, format!("{}\n", token.expose()).as_bytes())?;
+    match format {
+        OutputFormat::Json => output::json(out, &serde_json::json!({ "token": token.expose() }))?,
+        OutputFormat::Table => output::write_all(out, format!("{}\n", token.expose()).as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
 }

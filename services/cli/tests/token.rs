@@ -33,11 +33,11 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Asserts the CLI's bad-input convention: exit 1, nothing on stdout, one `error: <flag>: …`
-/// line on stderr; returns that line.
+/// Asserts the CLI's bad-input convention: exit 2 (usage, `shadowctl help exit-codes`),
+/// nothing on stdout, one `error: <flag>: …` line on stderr; returns that line.
 fn refused(output: &Output, flag: &str) -> String {
     let text = stderr(output);
-    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(output.stdout.is_empty(), "no token is printed");
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.starts_with(&format!("error: {flag}: ")), "{text}");

@@ -125,12 +125,32 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
         .open(&path)
         .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(failed(
-            "another shadowsync server is using this data directory; stop it, or give this one \
-             another --data-dir"
-                .into(),
-        )),
+        Ok(()) => {
+            // The holder's PID, for the message a second server gives.
+            let mut holder = &file;
+            holder
+                .set_len(0)
+                .and_then(|()| holder.write_all(std::process::id().to_string().as_bytes()))
+                .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .map(|text| text.trim().to_string())
+                .filter(|pid| !pid.is_empty())
+                .map_or_else(String::new, |pid| format!(" (PID {pid})"));
+            let endpoint = std::fs::read_to_string(dir.join(ENDPOINT_FILE))
+                .ok()
+                .map(|text| text.trim().to_string())
+                .filter(|endpoint| !endpoint.is_empty())
+                .map_or_else(String::new, |endpoint| format!(", serving {endpoint}"));
+            Err(failed(format!(
+                "another shadowsync server{pid} is using this data directory{endpoint}; \
+                 use that one (shadowctl finds it here), stop it, or give this one another \
+                 --data-dir"
+            )))
+        }
         Err(std::fs::TryLockError::Error(e)) => {
             Err(failed(format!("cannot lock {}: {e}", path.display())))
         }
@@ -231,10 +251,27 @@ mod tests {
         let running = prepare(&mut load()).expect("first server");
         let token = std::fs::read_to_string(&running.admin_token).expect("token");
 
+        write_endpoint(
+            &data_dir,
+            "127.0.0.1:50999".parse().expect("address"),
+            false,
+        )
+        .expect("endpoint");
         let error = prepare(&mut load()).expect_err("the directory is in use");
+        let message = error.to_string();
+        assert!(message.contains("another shadowsync server"), "{message}");
         assert!(
-            error.to_string().contains("another shadowsync server"),
-            "{error}"
+            message.contains(&format!("PID {}", std::process::id())),
+            "names the running server: {message}"
+        );
+        assert!(
+            message.contains("http://127.0.0.1:50999"),
+            "names its endpoint: {message}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(data_dir.join(ENDPOINT_FILE)).expect("endpoint"),
+            "http://127.0.0.1:50999\n",
+            "the running server's endpoint is untouched"
         );
         assert_eq!(
             std::fs::read_to_string(&running.admin_token).expect("token"),

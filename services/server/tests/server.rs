@@ -520,3 +520,78 @@ fn the_binary_serves_embedded_and_stops_cleanly_on_sigterm() {
     let _ = child.kill();
     panic!("shadowsync did not stop within 5 s of SIGTERM");
 }
+
+/// A second `serve all` on a data directory in use exits at once, naming the running server's
+/// PID and endpoint, and leaves the files `shadowctl` reads as they were: the first server stays
+/// usable.
+#[test]
+fn a_second_embedded_server_leaves_the_first_usable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shadowsync"));
+        command
+            .args(["serve", "all", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("SHADOWSYNC_DATABASE_URL")
+            .env_remove("SHADOWSYNC_QUEUE_URL");
+        command
+    };
+    let mut first = serve()
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start shadowsync");
+    let endpoint_file = dir.path().join(shadowsync_server::embedded::ENDPOINT_FILE);
+    let token_file = dir
+        .path()
+        .join(shadowsync_server::embedded::ADMIN_TOKEN_FILE);
+    let mut endpoint = String::new();
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&endpoint_file) {
+            endpoint = text.trim().to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!endpoint.is_empty(), "the first server wrote no endpoint");
+    let token = std::fs::read_to_string(&token_file).expect("admin token");
+
+    let started = std::time::Instant::now();
+    let second = serve().output().expect("run a second shadowsync");
+    assert!(!second.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the second server must exit at once"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("PID {}", first.id())) && stderr.contains(&endpoint),
+        "names the running server's PID and endpoint: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&endpoint_file)
+            .expect("endpoint")
+            .trim(),
+        endpoint
+    );
+    assert_eq!(
+        std::fs::read_to_string(&token_file).expect("token"),
+        token,
+        "the admin token is untouched"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let channel = grpc::channel(&endpoint, None).expect("channel");
+        wait_serving(channel.clone(), "").await;
+        let authed =
+            grpc::authenticated(channel, &Secret::new(token.trim().to_string())).expect("header");
+        let me = TaskServiceClient::new(authed)
+            .get_identity(GetIdentityRequest {})
+            .await
+            .expect("the first server still answers with its token")
+            .into_inner();
+        assert!(me.admin);
+    });
+    let _ = first.kill();
+    let _ = first.wait();
+}

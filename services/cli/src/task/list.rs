@@ -18,6 +18,11 @@ use crate::when;
 const ALL_PAGES_SIZE: i32 = 500;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  shadowctl task list
+  shadowctl task list --scope mine --status executing,execution_failed --since 7d
+  shadowctl task list --connection prod-orders --all-pages -o json | jq '.tasks[].id'")]
 pub struct ListArgs {
     /// Only tasks on these connections (name or id; repeat or comma-separate).
     #[arg(long, value_name = "ID", value_delimiter = ',')]

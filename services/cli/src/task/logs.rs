@@ -14,7 +14,7 @@ use shadowsync_proto::task::v1::{
 };
 use tokio::io::AsyncWriteExt as _;
 
-use super::{Client, is_final, short_name};
+use super::{Client, is_final, outcome, short_name};
 use crate::CliError;
 use crate::output::{self, OutputFormat, local_time, proto_json};
 
@@ -22,6 +22,12 @@ use crate::output::{self, OutputFormat, local_time, proto_json};
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  shadowctl task logs 42
+  shadowctl task logs 42 --follow          # exits 0 on EXECUTION_SUCCEEDED, 8 otherwise
+  shadowctl task logs 42 --alert --grep orders
+  shadowctl task logs 42 --download task-42.log")]
 pub struct LogsArgs {
     /// The task id.
     #[arg(value_name = "ID")]
@@ -32,7 +38,8 @@ pub struct LogsArgs {
     /// Only lines whose message contains TEXT (case-insensitive).
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
-    /// Keep printing new lines until the task reaches a final status.
+    /// Keep printing new lines until the task reaches a final status; then exit by its outcome
+    /// (0 EXECUTION_SUCCEEDED, 8 otherwise).
     #[arg(long, conflicts_with = "download")]
     pub follow: bool,
     /// Write the log to FILE (as text, streamed) instead of printing it.
@@ -90,10 +97,10 @@ pub async fn run(
     };
     let mut printer = Printer { out, format };
     if args.follow {
-        follow(&mut source, &mut printer, FOLLOW_INTERVAL).await?;
-    } else {
-        drain(&mut source, &mut printer, 0).await?;
+        let status = follow(&mut source, &mut printer, FOLLOW_INTERVAL).await?;
+        return Ok(outcome(status).code());
     }
+    drain(&mut source, &mut printer, 0).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -105,8 +112,8 @@ trait LogSource {
         after: u64,
         page_token: String,
     ) -> Result<ListTaskLogsResponse, CliError>;
-    /// Whether the task has reached a final status.
-    async fn is_final(&mut self) -> Result<bool, CliError>;
+    /// The task's status when it is final; `None` while it may still change.
+    async fn final_status(&mut self) -> Result<Option<i32>, CliError>;
 }
 
 struct Service<'a> {
@@ -129,7 +136,7 @@ impl LogSource for Service<'_> {
         Ok(self.client.list_task_logs(request).await?.into_inner())
     }
 
-    async fn is_final(&mut self) -> Result<bool, CliError> {
+    async fn final_status(&mut self) -> Result<Option<i32>, CliError> {
         let task = self
             .client
             .get_task(GetTaskRequest {
@@ -139,7 +146,7 @@ impl LogSource for Service<'_> {
             .into_inner()
             .task
             .unwrap_or_default();
-        Ok(is_final(task.status))
+        Ok(is_final(task.status).then_some(task.status))
     }
 }
 
@@ -199,24 +206,27 @@ async fn drain<S: LogSource>(
 
 /// Prints everything, then new lines every `interval`, until the task is final and a poll
 /// after that found nothing new: lines written just before the final status are not lost.
+/// Returns the final status.
 async fn follow<S: LogSource>(
     source: &mut S,
     printer: &mut Printer<'_>,
     interval: Duration,
-) -> Result<(), CliError> {
+) -> Result<i32, CliError> {
     let mut after = 0;
-    let mut final_seen = false;
+    let mut final_status = None;
     loop {
         let newest = drain(source, printer, after).await?;
         if let Some(sequence) = newest {
             after = sequence;
         }
-        if final_seen && newest.is_none() {
-            return Ok(());
+        if let Some(status) = final_status
+            && newest.is_none()
+        {
+            return Ok(status);
         }
-        if !final_seen {
-            final_seen = source.is_final().await?;
-            if !final_seen {
+        if final_status.is_none() {
+            final_status = source.final_status().await?;
+            if final_status.is_none() {
                 tokio::time::sleep(interval).await;
             }
         }
@@ -242,7 +252,8 @@ async fn download<S: ChunkSource>(mut chunks: S, path: &Path) -> Result<u64, Cli
     let mut part_name = path.as_os_str().to_owned();
     part_name.push(".part");
     let part = PathBuf::from(part_name);
-    let disk = |e: std::io::Error| CliError::Usage(format!("cannot write {}: {e}", part.display()));
+    let disk =
+        |e: std::io::Error| CliError::Failure(format!("cannot write {}: {e}", part.display()));
     let mut file = tokio::fs::File::create(&part).await.map_err(disk)?;
     let written: Result<u64, CliError> = async {
         let mut bytes = 0u64;
@@ -259,7 +270,7 @@ async fn download<S: ChunkSource>(mut chunks: S, path: &Path) -> Result<u64, Cli
         Ok(bytes) => tokio::fs::rename(&part, path)
             .await
             .map(|()| bytes)
-            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display()))),
+            .map_err(|e| CliError::Failure(format!("cannot write {}: {e}", path.display()))),
         Err(error) => Err(error),
     };
     if renamed.is_err() {
@@ -274,6 +285,7 @@ mod tests {
     use std::collections::VecDeque;
 
     use prost_types::Timestamp;
+    use shadowsync_proto::task::v1::TaskStatus;
 
     use super::*;
 
@@ -331,10 +343,10 @@ mod tests {
             })
         }
 
-        async fn is_final(&mut self) -> Result<bool, CliError> {
+        async fn final_status(&mut self) -> Result<Option<i32>, CliError> {
             let (grow, fin) = self.checks.pop_front().expect("no more checks expected");
             self.visible = (self.visible + grow).min(self.log.len());
-            Ok(fin)
+            Ok(fin.then_some(TaskStatus::ExecutionFailed as i32))
         }
     }
 
@@ -376,9 +388,10 @@ mod tests {
             out: &mut out,
             format: OutputFormat::Table,
         };
-        follow(&mut fake, &mut printer, Duration::ZERO)
+        let status = follow(&mut fake, &mut printer, Duration::ZERO)
             .await
             .expect("follow");
+        assert_eq!(status, TaskStatus::ExecutionFailed as i32);
         assert_eq!(printed(out), lines(1..=6));
         assert!(fake.checks.is_empty());
         let afters: Vec<u64> = fake.requests.iter().map(|(after, _)| *after).collect();

@@ -12,6 +12,7 @@ mod list;
 mod logs;
 mod render;
 mod show;
+mod wait;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ pub enum TaskCommand {
     /// Show a task's basic information, and on request its process and settings.
     Show(show::ShowArgs),
     /// Abort a task that is not final.
+    #[command(after_help = "\
+Example:
+  shadowctl task abort 42 --comment 'wrong database'")]
     Abort {
         /// The task id.
         #[arg(value_name = "ID")]
@@ -51,26 +55,40 @@ pub enum TaskCommand {
     /// Analyse again with the task's parameters and skips, ready to submit as a new task.
     Again(AgainArgs),
     /// Approve the task at its current approval node.
+    #[command(after_help = "\
+Example:
+  shadowctl task approve 42 --comment 'looks right'")]
     Approve {
         /// The task id.
         #[arg(value_name = "ID")]
         id: i64,
+        /// Why (required; recorded in the timeline).
         #[arg(long)]
         comment: String,
     },
     /// Reject the task.
+    #[command(after_help = "\
+Example:
+  shadowctl task reject 42 --comment 'drops a column the tests need'")]
     Reject {
         /// The task id.
         #[arg(value_name = "ID")]
         id: i64,
+        /// Why (required; recorded in the timeline).
         #[arg(long)]
         comment: String,
     },
     /// Print a task's log, follow it while the task runs, or download it to a file.
     Logs(logs::LogsArgs),
+    /// Wait until a task is final; the exit status says how it ended.
+    Wait(wait::WaitArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  shadowctl task submit 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 --remarks 'first sync'
+  shadowctl task submit 5f0c2a9e-1b7d-4c36-9a51-2d8e6f4b7a10 --at 2h --on-error continue")]
 pub struct SubmitArgs {
     /// The analysis id (it must have succeeded).
     #[arg(value_name = "ANALYSIS")]
@@ -97,6 +115,10 @@ pub enum OnErrorArg {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  shadowctl task again 42 --wait
+  shadowctl task again 42 --database shop_staging --discard-skips")]
 pub struct AgainArgs {
     /// The task id.
     #[arg(value_name = "ID")]
@@ -202,6 +224,7 @@ pub async fn run(
                 .task
         }
         TaskCommand::Logs(args) => return logs::run(&mut client, out, format, args).await,
+        TaskCommand::Wait(args) => return wait::run(&mut client, out, format, args).await,
     };
     show::print(out, format, &show::Details::task(task.unwrap_or_default()))?;
     Ok(ExitCode::SUCCESS)
@@ -271,6 +294,16 @@ fn is_final(status: i32) -> bool {
             | TaskStatus::ApprovalExpired
             | TaskStatus::WaitForExecutionExpired)
     )
+}
+
+/// The exit status of a task that reached `status`, a final one: only EXECUTION_SUCCEEDED is
+/// success.
+fn outcome(status: i32) -> crate::Exit {
+    if status == TaskStatus::ExecutionSucceeded as i32 {
+        crate::Exit::Success
+    } else {
+        crate::Exit::Unsuccessful
+    }
 }
 
 /// An enum value's proto name without its prefix (`TASK_STATUS_EXECUTING` → `EXECUTING`), or the

@@ -14,6 +14,10 @@ use crate::CliError;
 use crate::output::{self, OutputFormat, proto_json};
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Examples:
+  shadowctl task show 42
+  shadowctl task show 42 --process --settings")]
 pub struct ShowArgs {
     /// The task id.
     #[arg(value_name = "ID")]
