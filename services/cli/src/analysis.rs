@@ -11,7 +11,7 @@ use shadowsync_proto::common::v1::{
 use shadowsync_proto::task::v1::get_analysis_table_request::Table;
 use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use shadowsync_proto::task::v1::{
-    Analysis, AnalysisStatus, AnalysisTab, AnalysisTable, GetAnalysisRequest,
+    Analysis, AnalysisStatus, AnalysisTab, AnalysisTable, GetAnalysisRequest, GetAnalysisResponse,
     GetAnalysisTableRequest, GetSqlPreviewRequest, GetSqlPreviewResponse, SetTablesSkippedRequest,
     StartAnalysisRequest,
 };
@@ -211,6 +211,10 @@ pub async fn run(
                 })
                 .await?
                 .into_inner();
+            if format == OutputFormat::Json {
+                output::json(out, &proto_json(&response)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             // A shadow never references production: the tables skipped (or restored) along with
             // the named ones are said first, so nobody is surprised by them.
             let cascade = Cascade {
@@ -318,11 +322,7 @@ async fn wait(client: &mut Client, id: &str) -> Result<Analysis, CliError> {
 
 fn result_name(result: i32) -> String {
     TableAnalysisResult::try_from(result)
-        .map(|r| {
-            r.as_str_name()
-                .trim_start_matches("TABLE_ANALYSIS_RESULT_")
-                .to_string()
-        })
+        .map(|r| r.as_str_name().to_string())
         .unwrap_or_default()
 }
 
@@ -344,8 +344,8 @@ async fn show(
     show_with(client, out, format, id, tab, None).await
 }
 
-/// [`show`], preceded (text) or completed (JSON `cascadedTables`) by what a skip or an undo
-/// changed along with the tables named.
+/// [`show`], for people preceded by what a skip or an undo changed along with the tables
+/// named.
 async fn show_with(
     client: &mut Client,
     out: &mut dyn Write,
@@ -380,23 +380,14 @@ async fn show_with(
         page_token = page.next_page_token;
     };
     if format == OutputFormat::Json {
-        let mut value = proto_json(&analysis)?;
-        let rows = tables
-            .iter()
-            .map(proto_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert("tables".into(), serde_json::Value::Array(rows));
-            if let Some(cascade) = &cascade {
-                let cascaded = cascade
-                    .tables
-                    .iter()
-                    .map(proto_json)
-                    .collect::<Result<Vec<_>, _>>()?;
-                object.insert("cascadedTables".into(), serde_json::Value::Array(cascaded));
-            }
-        }
-        return output::json(out, &value);
+        // Every page's tables in one GetAnalysis response.
+        let response = GetAnalysisResponse {
+            total_size: i32::try_from(tables.len()).unwrap_or(i32::MAX),
+            analysis: Some(analysis),
+            tables,
+            next_page_token: String::new(),
+        };
+        return output::json(out, &proto_json(&response)?);
     }
     if let Some(cascade) = &cascade
         && !cascade.tables.is_empty()
@@ -415,11 +406,7 @@ async fn show_with(
         output::write_all(out, line.as_bytes())?;
     }
     let status = AnalysisStatus::try_from(analysis.status)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("ANALYSIS_STATUS_")
-                .to_string()
-        })
+        .map(|s| s.as_str_name().to_string())
         .unwrap_or_default();
     let mut header = format!(
         "analysis {}  {}  {}%  {}/{} tables  synced {}  unsynced {}\n",

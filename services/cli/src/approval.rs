@@ -7,7 +7,8 @@ use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClie
 use shadowsync_proto::approval::v1::get_approval_request::Key;
 use shadowsync_proto::approval::v1::{
     Approval, ApprovalScope, ApprovalStatus, ApproveRequest, CancelApprovalRequest,
-    GetApprovalRequest, ListApprovalsRequest, RejectRequest,
+    GetApprovalRequest, GetApprovalResponse, ListApprovalsRequest, ListApprovalsResponse,
+    RejectRequest,
 };
 
 use crate::CliError;
@@ -189,7 +190,12 @@ pub async fn run(
     };
     let approval = approval.unwrap_or_default();
     match format {
-        OutputFormat::Json => output::json(out, &proto_json(&approval)?)?,
+        OutputFormat::Json => output::json(
+            out,
+            &proto_json(&GetApprovalResponse {
+                approval: Some(approval),
+            })?,
+        )?,
         OutputFormat::Table => show_one(out, &approval)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -197,11 +203,7 @@ pub async fn run(
 
 fn status_name(status: i32) -> String {
     ApprovalStatus::try_from(status)
-        .map(|s| {
-            s.as_str_name()
-                .trim_start_matches("APPROVAL_STATUS_")
-                .to_string()
-        })
+        .map(|s| s.as_str_name().to_string())
         .unwrap_or_default()
 }
 
@@ -211,11 +213,12 @@ fn show_list(
     approvals: &[Approval],
 ) -> Result<(), CliError> {
     if format == OutputFormat::Json {
-        let values = approvals
-            .iter()
-            .map(proto_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        return output::json(out, &serde_json::Value::Array(values));
+        let response = ListApprovalsResponse {
+            approvals: approvals.to_vec(),
+            next_page_token: String::new(),
+            total_size: i32::try_from(approvals.len()).unwrap_or(i32::MAX),
+        };
+        return output::json(out, &proto_json(&response)?);
     }
     let rows: Vec<Vec<String>> = approvals
         .iter()
@@ -289,11 +292,7 @@ fn show_one(out: &mut dyn Write, approval: &Approval) -> Result<(), CliError> {
                     .map(|a| a.subject.clone())
                     .unwrap_or_default(),
                 shadowsync_proto::approval::v1::DecisionOutcome::try_from(d.outcome)
-                    .map(|o| {
-                        o.as_str_name()
-                            .trim_start_matches("DECISION_OUTCOME_")
-                            .to_string()
-                    })
+                    .map(|o| o.as_str_name().to_string())
                     .unwrap_or_default(),
                 d.comment.clone(),
                 d.time.map(local_time).unwrap_or_default(),

@@ -11,7 +11,8 @@ use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 use shadowsync_proto::task::v1::test_connection_request::Target;
 use shadowsync_proto::task::v1::{
     Connection, ConnectionSpec, CreateConnectionRequest, DeleteConnectionRequest,
-    GetConnectionRequest, ListConnectionsRequest, TestConnectionRequest,
+    GetConnectionRequest, GetConnectionResponse, ListConnectionsRequest, ListConnectionsResponse,
+    TestConnectionRequest,
 };
 
 use crate::CliError;
@@ -157,15 +158,15 @@ pub async fn run(
                 .await?
                 .into_inner();
             let connection = response.connection.unwrap_or_default();
-            show(out, format, &[connection])?;
+            show(out, format, Shown::One(Box::new(connection)))?;
         }
         ConnectionCommand::List { name } => {
             let connections = list(&mut client, name.clone()).await?;
-            show(out, format, &connections)?;
+            show(out, format, Shown::List(connections))?;
         }
         ConnectionCommand::Show { connection } => {
             let connection = resolve(&mut client, connection).await?;
-            show(out, format, &[connection])?;
+            show(out, format, Shown::One(Box::new(connection)))?;
         }
         ConnectionCommand::Test { connection } => {
             let id = resolve(&mut client, connection).await?.id;
@@ -261,44 +262,49 @@ pub async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Connection
         .ok_or_else(|| CliError::NotFound(format!("no connection named {name_or_id:?}")))
 }
 
-fn show(
-    out: &mut dyn Write,
-    format: OutputFormat,
-    connections: &[Connection],
-) -> Result<(), CliError> {
-    match format {
-        OutputFormat::Json => {
-            let values = connections
-                .iter()
-                .map(proto_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            output::json(out, &serde_json::Value::Array(values))
+/// What a command prints: one connection (as its Get/Create response) or a listing.
+enum Shown {
+    One(Box<Connection>),
+    List(Vec<Connection>),
+}
+
+fn show(out: &mut dyn Write, format: OutputFormat, shown: Shown) -> Result<(), CliError> {
+    let connections = match (format, shown) {
+        (OutputFormat::Json, Shown::One(connection)) => {
+            let response = GetConnectionResponse {
+                connection: Some(*connection),
+            };
+            return output::json(out, &proto_json(&response)?);
         }
-        OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = connections
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.name.clone(),
-                        Dialect::try_from(c.dialect)
-                            .map(|d| {
-                                d.as_str_name()
-                                    .trim_start_matches("DIALECT_")
-                                    .to_lowercase()
-                            })
-                            .unwrap_or_default(),
-                        format!("{}:{}", c.host, c.port),
-                        c.username.clone(),
-                        c.environment.clone(),
-                        c.id.clone(),
-                    ]
-                })
-                .collect();
-            output::table(
-                out,
-                &["NAME", "DIALECT", "ADDRESS", "USER", "ENVIRONMENT", "ID"],
-                &rows,
-            )
+        (OutputFormat::Json, Shown::List(connections)) => {
+            let response = ListConnectionsResponse {
+                total_size: i32::try_from(connections.len()).unwrap_or(i32::MAX),
+                connections,
+                next_page_token: String::new(),
+            };
+            return output::json(out, &proto_json(&response)?);
         }
-    }
+        (OutputFormat::Table, Shown::One(connection)) => vec![*connection],
+        (OutputFormat::Table, Shown::List(connections)) => connections,
+    };
+    let rows: Vec<Vec<String>> = connections
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                Dialect::try_from(c.dialect)
+                    .map(|d| d.as_str_name().to_string())
+                    .unwrap_or_default(),
+                format!("{}:{}", c.host, c.port),
+                c.username.clone(),
+                c.environment.clone(),
+                c.id.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        out,
+        &["NAME", "DIALECT", "ADDRESS", "USER", "ENVIRONMENT", "ID"],
+        &rows,
+    )
 }

@@ -85,6 +85,13 @@ pub fn local_time(timestamp: prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// An enum value as the API names it (`TASK_STATUS_EXECUTING`): tables show the same names as
+/// JSON, so what a person reads is what a script matches. The number when this client does not
+/// know the value (a newer server's).
+pub fn enum_name(value: i32, name: Option<&str>) -> String {
+    name.map_or_else(|| value.to_string(), str::to_string)
+}
+
 /// A message as canonical proto3 JSON.
 pub fn proto_json<M: prost::Message + prost::Name>(
     message: &M,

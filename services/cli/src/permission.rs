@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use shadowsync_proto::approval::v1::{
-    ApplyPermissionRequest, GrantPermissionRequest, ListPermissionsRequest, Permission,
+    ApplyPermissionRequest, ApplyPermissionResponse, GrantPermissionRequest,
+    GrantPermissionResponse, ListPermissionsRequest, ListPermissionsResponse, Permission,
     PermissionStatus, RevokePermissionRequest,
 };
 use shadowsync_proto::names::REQUEST_TYPE_SHADOW_TABLE_SYNC;
@@ -125,7 +126,12 @@ pub async fn run(
                 .approval
                 .unwrap_or_default();
             match format {
-                OutputFormat::Json => output::json(out, &proto_json(&approval)?)?,
+                OutputFormat::Json => output::json(
+                    out,
+                    &proto_json(&ApplyPermissionResponse {
+                        approval: Some(approval),
+                    })?,
+                )?,
                 OutputFormat::Table => output::write_all(
                     out,
                     format!(
@@ -192,7 +198,11 @@ pub async fn run(
                 .unwrap_or_default(),
         ],
     };
-    show(out, format, &permissions)?;
+    let single = matches!(
+        command,
+        PermissionCommand::Grant { .. } | PermissionCommand::Revoke { .. }
+    );
+    show(out, format, &permissions, single)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -200,13 +210,27 @@ fn show(
     out: &mut dyn Write,
     format: OutputFormat,
     permissions: &[Permission],
+    single: bool,
 ) -> Result<(), CliError> {
     if format == OutputFormat::Json {
-        let values = permissions
-            .iter()
-            .map(proto_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        return output::json(out, &serde_json::Value::Array(values));
+        // One permission changed is its Grant/Revoke response; a listing is ListPermissions'.
+        return if let (true, [permission]) = (single, permissions) {
+            output::json(
+                out,
+                &proto_json(&GrantPermissionResponse {
+                    permission: Some(permission.clone()),
+                })?,
+            )
+        } else {
+            output::json(
+                out,
+                &proto_json(&ListPermissionsResponse {
+                    permissions: permissions.to_vec(),
+                    next_page_token: String::new(),
+                    total_size: i32::try_from(permissions.len()).unwrap_or(i32::MAX),
+                })?,
+            )
+        };
     }
     let rows: Vec<Vec<String>> = permissions
         .iter()
@@ -221,11 +245,7 @@ fn show(
                     p.database.clone()
                 },
                 PermissionStatus::try_from(p.status)
-                    .map(|s| {
-                        s.as_str_name()
-                            .trim_start_matches("PERMISSION_STATUS_")
-                            .to_string()
-                    })
+                    .map(|s| s.as_str_name().to_string())
                     .unwrap_or_default(),
                 p.expire_time
                     .map(local_time)

@@ -18,8 +18,9 @@ use std::process::ExitCode;
 
 use shadowsync_proto::approval::v1::approval_service_client::ApprovalServiceClient;
 use shadowsync_proto::approval::v1::{
-    CreateTemplateRequest, DeleteTemplateRequest, GetPriorityRequest, GetTemplateRequest,
-    ListTemplatesRequest, PriorityEntry, SetPriorityRequest, Template, UpdateTemplateRequest,
+    CreateTemplateRequest, CreateTemplateResponse, DeleteTemplateRequest, GetPriorityRequest,
+    GetPriorityResponse, GetTemplateRequest, GetTemplateResponse, ListTemplatesRequest,
+    ListTemplatesResponse, SetPriorityRequest, Template, UpdateTemplateRequest,
 };
 
 use crate::CliError;
@@ -113,7 +114,14 @@ pub async fn run(
         }
         TemplateCommand::Show { template } => {
             let template = resolve(&mut client, template).await?;
-            output::json(out, &proto_json(&template)?)?;
+            // For people, the template alone: a file `template update -f` takes back.
+            let value = match format {
+                OutputFormat::Json => proto_json(&GetTemplateResponse {
+                    template: Some(template),
+                })?,
+                OutputFormat::Table => proto_json(&template)?,
+            };
+            output::json(out, &value)?;
         }
         TemplateCommand::Create { file } => {
             let template = read_template(file)?;
@@ -126,7 +134,7 @@ pub async fn run(
                 .into_inner()
                 .template
                 .unwrap_or_default();
-            show_list(out, format, &[created])?;
+            show_one(out, format, created)?;
         }
         TemplateCommand::Update { file } => {
             let mut template = read_template(file)?;
@@ -152,7 +160,7 @@ pub async fn run(
                 .into_inner()
                 .template
                 .unwrap_or_default();
-            show_list(out, format, &[updated])?;
+            show_one(out, format, updated)?;
         }
         TemplateCommand::Rm { template } => {
             let current = resolve(&mut client, template).await?;
@@ -172,7 +180,7 @@ pub async fn run(
                 .get_priority(GetPriorityRequest {})
                 .await?
                 .into_inner();
-            show_priority(out, format, &priority.entries)?;
+            show_priority(out, format, priority)?;
         }
         TemplateCommand::Priority {
             action: Some(PriorityAction::Set { templates }),
@@ -197,7 +205,14 @@ pub async fn run(
                 })
                 .await?
                 .into_inner();
-            show_priority(out, format, &updated.entries)?;
+            show_priority(
+                out,
+                format,
+                GetPriorityResponse {
+                    entries: updated.entries,
+                    version: updated.version,
+                },
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -217,6 +232,15 @@ fn read_template(path: &Path) -> Result<Template, CliError> {
         serde_json::from_str(&text)
             .or_else(|_| serde_yaml::from_str(&text))
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+    };
+    // `template show -o json` prints the GetTemplate response; its template is what is meant.
+    let value = match value {
+        serde_json::Value::Object(mut object)
+            if object.len() == 1 && object.contains_key("template") =>
+        {
+            object.remove("template").unwrap_or_default()
+        }
+        other => other,
     };
     shadowsync_proto::json::from_json(value)
         .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
@@ -265,11 +289,12 @@ fn show_list(
     templates: &[Template],
 ) -> Result<(), CliError> {
     if format == OutputFormat::Json {
-        let values = templates
-            .iter()
-            .map(proto_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        return output::json(out, &serde_json::Value::Array(values));
+        let response = ListTemplatesResponse {
+            templates: templates.to_vec(),
+            next_page_token: String::new(),
+            total_size: i32::try_from(templates.len()).unwrap_or(i32::MAX),
+        };
+        return output::json(out, &proto_json(&response)?);
     }
     let rows: Vec<Vec<String>> = templates
         .iter()
@@ -295,18 +320,26 @@ fn show_list(
     )
 }
 
+/// A created or updated template: its Create/Update response (the same shape) in JSON.
+fn show_one(out: &mut dyn Write, format: OutputFormat, template: Template) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        let response = CreateTemplateResponse {
+            template: Some(template),
+        };
+        return output::json(out, &proto_json(&response)?);
+    }
+    show_list(out, format, &[template])
+}
+
 fn show_priority(
     out: &mut dyn Write,
     format: OutputFormat,
-    entries: &[PriorityEntry],
+    priority: GetPriorityResponse,
 ) -> Result<(), CliError> {
     if format == OutputFormat::Json {
-        let values = entries
-            .iter()
-            .map(proto_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        return output::json(out, &serde_json::Value::Array(values));
+        return output::json(out, &proto_json(&priority)?);
     }
+    let entries = &priority.entries;
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {

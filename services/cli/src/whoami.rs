@@ -8,7 +8,7 @@ use shadowsync_proto::task::v1::task_service_client::TaskServiceClient;
 
 use crate::CliError;
 use crate::client::ClientArgs;
-use crate::output::{self, OutputFormat};
+use crate::output::{self, OutputFormat, proto_json};
 
 pub async fn run(
     client: &ClientArgs,
@@ -19,7 +19,7 @@ pub async fn run(
         .get_identity(GetIdentityRequest {})
         .await?
         .into_inner();
-    let caller = response.caller.unwrap_or_default();
+    let caller = response.caller.clone().unwrap_or_default();
     let expires = response
         .token_expire_time
         .map(output::local_time)
@@ -36,16 +36,7 @@ pub async fn run(
                 expires,
             ]],
         )?,
-        OutputFormat::Json => output::json(
-            out,
-            &serde_json::json!({
-                "subject": caller.subject,
-                "name": caller.display_name,
-                "roles": caller.roles,
-                "admin": response.admin,
-                "token_expire_time": expires,
-            }),
-        )?,
+        OutputFormat::Json => output::json(out, &proto_json(&response)?)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,9 @@ fn templates_and_their_priority_from_yaml_files() {
         &["template", "priority", "--output", "json"],
     );
     let entries: serde_json::Value = serde_json::from_slice(&priority.stdout).expect("json");
-    let names: Vec<&str> = entries
+    // The GetPriority response, as the API returns it.
+    assert!(entries["version"].is_string(), "{entries}");
+    let names: Vec<&str> = entries["entries"]
         .as_array()
         .expect("array")
         .iter()
@@ -107,7 +109,10 @@ fn permission_application_goes_through_approval() {
         String::from_utf8_lossy(&applied.stderr)
     );
     let approval: serde_json::Value = serde_json::from_slice(&applied.stdout).expect("json");
-    let approval_id = approval["id"].as_str().expect("approval id").to_string();
+    let approval_id = approval["approval"]["id"]
+        .as_str()
+        .expect("approval id")
+        .to_string();
 
     // The requester never approves their own request.
     let own = shadowctl(
@@ -155,7 +160,7 @@ fn permission_application_goes_through_approval() {
         &["--output", "json", "permission", "list", "--user", "alice"],
     );
     let grants: serde_json::Value = serde_json::from_slice(&granted.stdout).expect("json");
-    let grant = &grants.as_array().expect("array")[0];
+    let grant = &grants["permissions"].as_array().expect("array")[0];
     assert_eq!(grant["connectionId"], "conn-1");
     assert_eq!(grant["database"], "shop");
     assert_eq!(grant["status"], "PERMISSION_STATUS_ACTIVE");

@@ -51,8 +51,10 @@ fn whoami_uses_the_embedded_admin_token() {
         String::from_utf8_lossy(&output.stderr)
     );
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(value["subject"], "admin");
+    // The GetIdentity response, as the API returns it.
+    assert_eq!(value["caller"]["subject"], "admin");
     assert_eq!(value["admin"], true);
+    assert!(value["tokenExpireTime"].is_string(), "{value}");
 
     let table = stdout(&shadowctl(server.data_dir(), &["whoami"]));
     assert!(table.starts_with("SUBJECT"), "{table}");
@@ -103,9 +105,12 @@ fn token_mints_identities_the_server_accepts() {
         &["whoami", "--output", "json", "--token", &token],
     );
     let value: serde_json::Value = serde_json::from_slice(&whoami.stdout).expect("json");
-    assert_eq!(value["subject"], "bob");
-    assert_eq!(value["roles"], serde_json::json!(["dba", "approver"]));
-    assert_eq!(value["admin"], false);
+    assert_eq!(value["caller"]["subject"], "bob");
+    assert_eq!(
+        value["caller"]["roles"],
+        serde_json::json!(["dba", "approver"])
+    );
+    assert_eq!(value.get("admin"), None, "false is omitted in proto3 JSON");
 
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let refused = shadowctl(elsewhere.path(), &["token", "--user", "bob"]);

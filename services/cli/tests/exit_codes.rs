@@ -186,7 +186,10 @@ fn task_wait_and_follow_exit_by_the_outcome() {
                 "--wait",
             ],
         )));
-        let analysis = analysis["id"].as_str().expect("analysis id").to_string();
+        let analysis = analysis["analysis"]["id"]
+            .as_str()
+            .expect("analysis id")
+            .to_string();
         let task = json(&ok(shadowctl(
             dir,
             &["-o", "json", "task", "submit", &analysis],

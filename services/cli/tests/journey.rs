@@ -47,8 +47,10 @@ fn connections_are_added_tested_listed_and_removed() {
         &["--output", "json", "connection", "list"],
     );
     let connections: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
-    assert_eq!(connections[0]["name"], "local");
-    assert!(connections[0].get("password").is_none(), "{connections}");
+    // The ListConnections response, as the API returns it.
+    let first = &connections["connections"][0];
+    assert_eq!(first["name"], "local");
+    assert!(first.get("password").is_none(), "{connections}");
 
     let table = stdout(&shadowctl(
         server.data_dir(),
@@ -114,10 +116,10 @@ fn analysis_skip_and_preview_through_the_embedded_server() {
     );
     let analysis: serde_json::Value = serde_json::from_slice(&started.stdout).expect("json");
     assert_eq!(
-        analysis["status"], "ANALYSIS_STATUS_SUCCEEDED",
+        analysis["analysis"]["status"], "ANALYSIS_STATUS_SUCCEEDED",
         "{analysis}"
     );
-    let id = analysis["id"].as_str().expect("id").to_string();
+    let id = analysis["analysis"]["id"].as_str().expect("id").to_string();
     let result_of = |value: &serde_json::Value, table: &str| {
         value["tables"]
             .as_array()

@@ -43,7 +43,10 @@ fn reject_again_schedule_abort_and_read_the_logs() {
             "--wait",
         ],
     )));
-    let first = first["id"].as_str().expect("analysis id").to_string();
+    let first = first["analysis"]["id"]
+        .as_str()
+        .expect("analysis id")
+        .to_string();
     ok(shadowctl(dir, &["analysis", "skip", &first, "notes"]));
     let submitted = json(ok(shadowctl(
         dir,
@@ -100,7 +103,10 @@ fn reject_again_schedule_abort_and_read_the_logs() {
         dir,
         &["--output", "json", "task", "again", &rejected_id, "--wait"],
     )));
-    let second = again["id"].as_str().expect("analysis id").to_string();
+    let second = again["analysis"]["id"]
+        .as_str()
+        .expect("analysis id")
+        .to_string();
     assert_ne!(second, first);
     wait_for(|| {
         let shown = json(ok(shadowctl(

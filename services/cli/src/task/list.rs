@@ -103,7 +103,11 @@ pub fn parse_status(text: &str) -> Result<TaskStatus, String> {
             let known: Vec<String> = (1..)
                 .map_while(|n| TaskStatus::try_from(n).ok())
                 .filter(|s| listed(*s))
-                .map(|s| status_name(s as i32).to_lowercase())
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("TASK_STATUS_")
+                        .to_lowercase()
+                })
                 .collect();
             Err(format!(
                 "unknown status; expected one of {}",
@@ -413,13 +417,13 @@ mod tests {
             row(&task),
             [
                 "42",
-                "APPROVING",
+                "TASK_STATUS_APPROVING",
                 "prod",
                 "shop",
                 "alice",
                 "",
                 "ap-9",
-                "view,abort,initiate_again"
+                "TASK_ACTION_VIEW,TASK_ACTION_ABORT,TASK_ACTION_INITIATE_AGAIN"
             ]
         );
     }

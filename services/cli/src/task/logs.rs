@@ -14,8 +14,9 @@ use shadowsync_proto::task::v1::{
 };
 use tokio::io::AsyncWriteExt as _;
 
-use super::{Client, is_final, outcome, short_name};
+use super::{Client, is_final, outcome};
 use crate::CliError;
+use crate::output::enum_name;
 use crate::output::{self, OutputFormat, local_time, proto_json};
 
 /// How often `--follow` asks for new lines.
@@ -167,13 +168,15 @@ impl Printer<'_> {
 
 /// `<local time> <LEVEL> [<table>] <message>`, without `[]` for task-level lines.
 fn line(entry: &TaskLogEntry) -> String {
-    let level = short_name(
+    // A log line reads like any log: the bare level (the JSON lines carry the API's name).
+    let level = enum_name(
         entry.level,
         LogLevel::try_from(entry.level)
             .ok()
             .map(|l| l.as_str_name()),
-        "LOG_LEVEL_",
-    );
+    )
+    .trim_start_matches("LOG_LEVEL_")
+    .to_string();
     let time = entry.time.map(local_time).unwrap_or_default();
     let message = entry.message.trim_end();
     if entry.table.is_empty() {

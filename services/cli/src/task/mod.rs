@@ -27,7 +27,7 @@ use shadowsync_proto::task::v1::{
 
 use crate::CliError;
 use crate::client::ClientArgs;
-use crate::output::{OutputFormat, request_id};
+use crate::output::{OutputFormat, enum_name, request_id};
 use crate::when;
 
 type Client = TaskServiceClient<shadowsync_common::grpc::AuthenticatedChannel>;
@@ -306,21 +306,11 @@ fn outcome(status: i32) -> crate::Exit {
     }
 }
 
-/// An enum value's proto name without its prefix (`TASK_STATUS_EXECUTING` → `EXECUTING`), or the
-/// number when this client does not know it (a newer server's value).
-fn short_name(value: i32, name: Option<&str>, prefix: &str) -> String {
-    name.map_or_else(
-        || value.to_string(),
-        |name| name.trim_start_matches(prefix).to_string(),
-    )
-}
-
-/// `EXECUTING`, as the list and details show a task's status.
+/// `TASK_STATUS_EXECUTING`, as the list, the details and JSON show a task's status.
 fn status_name(status: i32) -> String {
-    short_name(
+    enum_name(
         status,
         TaskStatus::try_from(status).ok().map(|s| s.as_str_name()),
-        "TASK_STATUS_",
     )
 }
 
@@ -479,7 +469,10 @@ mod tests {
 
     #[test]
     fn unknown_enum_values_show_their_number() {
-        assert_eq!(status_name(TaskStatus::Executing as i32), "EXECUTING");
+        assert_eq!(
+            status_name(TaskStatus::Executing as i32),
+            "TASK_STATUS_EXECUTING"
+        );
         assert_eq!(status_name(99), "99");
     }
 }

@@ -6,7 +6,8 @@ use shadowsync_proto::task::v1::{
     TaskTable, TaskType, TimelineEntry, TimelineEntryKind,
 };
 
-use super::{short_name, status_name};
+use super::status_name;
+use crate::output::enum_name;
 use crate::output::local_time;
 
 /// The connection as the list shows it: its name, or its id when the name is unknown.
@@ -23,12 +24,10 @@ pub fn actions(task: &Task) -> String {
     task.allowed_actions
         .iter()
         .map(|action| {
-            short_name(
+            enum_name(
                 *action,
                 TaskAction::try_from(*action).ok().map(|a| a.as_str_name()),
-                "TASK_ACTION_",
             )
-            .to_lowercase()
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -74,14 +73,12 @@ pub fn task_fields(task: &Task) -> Vec<(&'static str, String)> {
         ("status", status_name(task.status)),
         (
             "type",
-            short_name(
+            enum_name(
                 task.r#type,
                 TaskType::try_from(task.r#type)
                     .ok()
                     .map(|t| t.as_str_name()),
-                "TASK_TYPE_",
-            )
-            .to_lowercase(),
+            ),
         ),
         ("connection", connection),
         ("database", task.database.clone()),
@@ -175,12 +172,11 @@ fn one_line(text: &str) -> String {
 }
 
 fn table_status_name(status: i32) -> String {
-    short_name(
+    enum_name(
         status,
         TableExecutionStatus::try_from(status)
             .ok()
             .map(|s| s.as_str_name()),
-        "TABLE_EXECUTION_STATUS_",
     )
 }
 
@@ -189,11 +185,7 @@ pub fn timeline_row(entry: &TimelineEntry) -> Vec<String> {
     vec![
         entry.sequence.to_string(),
         entry.time.map(local_time).unwrap_or_default(),
-        short_name(
-            entry.kind,
-            kind.map(|k| k.as_str_name()),
-            "TIMELINE_ENTRY_KIND_",
-        ),
+        enum_name(entry.kind, kind.map(|k| k.as_str_name())),
         entry
             .actor
             .as_ref()
@@ -254,12 +246,14 @@ fn timeline_detail(entry: &TimelineEntry, kind: Option<TimelineEntryKind>) -> St
 }
 
 pub fn table_row(table: &TaskTable) -> Vec<String> {
+    // Which tab of the analysis the table was on: "synced" alone read as an outcome beside a
+    // FAILED status.
     let synced = if table.synced {
-        "yes"
+        "synchronized"
     } else if table.skipped {
         "skipped"
     } else {
-        "no"
+        "unsynchronized"
     };
     let (status, statements) = if table.synced {
         (
@@ -280,12 +274,11 @@ pub fn table_row(table: &TaskTable) -> Vec<String> {
         table.ordinal.to_string(),
         table.source_table.clone(),
         table.shadow_table.clone(),
-        short_name(
+        enum_name(
             table.analysis_result,
             TableAnalysisResult::try_from(table.analysis_result)
                 .ok()
                 .map(|r| r.as_str_name()),
-            "TABLE_ANALYSIS_RESULT_",
         ),
         synced.into(),
         status,
@@ -369,8 +362,8 @@ pub(super) mod tests {
     fn basic_information() {
         let task = task();
         assert_eq!(field(&task, "id"), "42");
-        assert_eq!(field(&task, "status"), "APPROVING");
-        assert_eq!(field(&task, "type"), "shadow_table_sync");
+        assert_eq!(field(&task, "status"), "TASK_STATUS_APPROVING");
+        assert_eq!(field(&task, "type"), "TASK_TYPE_SHADOW_TABLE_SYNC");
         assert_eq!(field(&task, "connection"), "prod (c-1)");
         assert_eq!(field(&task, "database"), "shop");
         assert_eq!(
@@ -440,7 +433,7 @@ pub(super) mod tests {
         };
         let row = timeline_row(&approved);
         assert_eq!(row[0], "7");
-        assert_eq!(row[2], "APPROVED");
+        assert_eq!(row[2], "TIMELINE_ENTRY_KIND_APPROVED");
         assert_eq!(row[3], "svc:executor");
         assert_eq!(row[4], "node 1 \"owner\"; looks good");
 
@@ -474,14 +467,17 @@ pub(super) mod tests {
         };
         assert_eq!(
             timeline_row(&finished)[4],
-            "attempt 2; orders FAILED; 1146: no such table"
+            "attempt 2; orders TABLE_EXECUTION_STATUS_FAILED; 1146: no such table"
         );
 
         let initiated = TimelineEntry {
             actor: None,
             ..entry(TimelineEntryKind::Initiated)
         };
-        assert_eq!(timeline_row(&initiated)[2..], ["INITIATED", "", ""]);
+        assert_eq!(
+            timeline_row(&initiated)[2..],
+            ["TIMELINE_ENTRY_KIND_INITIATED", "", ""]
+        );
     }
 
     #[test]
@@ -505,9 +501,9 @@ pub(super) mod tests {
                 "3",
                 "orders",
                 "_test_orders",
-                "UPDATE",
-                "yes",
-                "FAILED",
+                "TABLE_ANALYSIS_RESULT_UPDATE",
+                "synchronized",
+                "TABLE_EXECUTION_STATUS_FAILED",
                 "1/4",
                 "1054: Unknown column"
             ]
@@ -522,7 +518,16 @@ pub(super) mod tests {
         };
         assert_eq!(
             table_row(&skipped),
-            ["4", "items", "_test_items", "CREATE", "skipped", "", "", ""]
+            [
+                "4",
+                "items",
+                "_test_items",
+                "TABLE_ANALYSIS_RESULT_CREATE",
+                "skipped",
+                "",
+                "",
+                ""
+            ]
         );
         let unsupported = TaskTable {
             analysis_result: TableAnalysisResult::Unsupported as i32,
@@ -531,7 +536,13 @@ pub(super) mod tests {
         };
         assert_eq!(
             table_row(&unsupported)[3..],
-            ["UNSUPPORTED", "no", "", "", "shadow name too long"]
+            [
+                "TABLE_ANALYSIS_RESULT_UNSUPPORTED",
+                "unsynchronized",
+                "",
+                "",
+                "shadow name too long"
+            ]
         );
     }
 

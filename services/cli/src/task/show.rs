@@ -160,7 +160,7 @@ pub fn print(out: &mut dyn Write, format: OutputFormat, details: &Details) -> Re
                 "SOURCE",
                 "SHADOW",
                 "RESULT",
-                "SYNCED",
+                "TAB",
                 "STATUS",
                 "STATEMENTS",
                 "ERROR",
@@ -239,10 +239,10 @@ mod tests {
         print(&mut out, OutputFormat::Table, &details).expect("print");
         let text = String::from_utf8(out).expect("utf8");
         assert!(
-            text.starts_with("id               42\nstatus           APPROVING\n"),
+            text.starts_with("id               42\nstatus           TASK_STATUS_APPROVING\n"),
             "{text}"
         );
-        assert!(text.contains("\n-- process\nSEQ  TIME  KIND       ACTOR         DETAIL\n7          INITIATED  svc:executor\n"), "{text}");
+        assert!(text.contains("\n-- process\nSEQ  TIME  KIND                           ACTOR         DETAIL\n7          TIMELINE_ENTRY_KIND_INITIATED  svc:executor\n"), "{text}");
         assert!(text.contains("\n-- tables\nORDINAL  SOURCE"), "{text}");
         assert!(text.ends_with("\n-- SQL script\nSELECT 1;\n"), "{text}");
     }
