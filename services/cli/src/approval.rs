@@ -286,7 +286,8 @@ fn show_one(out: &mut dyn Write, approval: &Approval) -> Result<(), CliError> {
         .iter()
         .map(|d| {
             vec![
-                d.node_index.to_string(),
+                // People count nodes from 1; the API's index is 0-based.
+                (u64::from(d.node_index) + 1).to_string(),
                 d.actor
                     .as_ref()
                     .map(|a| a.subject.clone())

@@ -251,15 +251,31 @@ pub async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Connection
     if let Some(found) = by_name.into_iter().find(|c| c.name == name_or_id) {
         return Ok(found);
     }
-    let response = client
+    let found = client
         .get_connection(GetConnectionRequest {
             connection_id: name_or_id.to_string(),
         })
-        .await?
-        .into_inner();
-    response
-        .connection
-        .ok_or_else(|| CliError::NotFound(format!("no connection named {name_or_id:?}")))
+        .await;
+    match found {
+        Ok(response) => {
+            if let Some(connection) = response.into_inner().connection {
+                return Ok(connection);
+            }
+        }
+        // Neither a name nor an id: say so with the names that are close.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ) => {}
+        Err(status) => return Err(status.into()),
+    }
+    let names = list(client, None).await?;
+    let close = crate::suggest::closest(name_or_id, names.iter().map(|c| c.name.as_str()));
+    Err(CliError::NotFound(format!(
+        "no connection named {name_or_id:?}{}",
+        crate::suggest::hint(&close)
+    )))
 }
 
 /// What a command prints: one connection (as its Get/Create response) or a listing.

@@ -19,6 +19,7 @@ mod health;
 pub mod output;
 mod permission;
 mod progress;
+mod suggest;
 mod task;
 mod template;
 mod token;

@@ -85,6 +85,25 @@ pub fn local_time(timestamp: prost_types::Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// How long ago `timestamp` was, in its largest whole unit (`45s`, `12m`, `5h`, `3d`), as
+/// listings show it; a time in the future (clock skew) is `0s`.
+pub fn age(timestamp: prost_types::Timestamp) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    age_between(timestamp.seconds, now)
+}
+
+fn age_between(then: i64, now: i64) -> String {
+    let seconds = now.saturating_sub(then).max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3_600 => format!("{}m", seconds / 60),
+        3_600..86_400 => format!("{}h", seconds / 3_600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
 /// An enum value as the API names it (`TASK_STATUS_EXECUTING`): tables show the same names as
 /// JSON, so what a person reads is what a script matches. The number when this client does not
 /// know the value (a newer server's).
@@ -117,6 +136,15 @@ pub fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_in_their_largest_unit() {
+        assert_eq!(age_between(100, 145), "45s");
+        assert_eq!(age_between(0, 59 * 60 + 59), "59m");
+        assert_eq!(age_between(0, 5 * 3_600 + 1), "5h");
+        assert_eq!(age_between(0, 3 * 86_400), "3d");
+        assert_eq!(age_between(100, 90), "0s", "a clock ahead of ours");
+    }
 
     #[test]
     fn columns_align() {

@@ -195,7 +195,16 @@ pub async fn run(
                     .entries
                     .iter()
                     .find(|e| &e.template_id == key || &e.template_name == key)
-                    .ok_or_else(|| CliError::NotFound(format!("no template named {key:?}")))?;
+                    .ok_or_else(|| {
+                        let close = crate::suggest::closest(
+                            key,
+                            current.entries.iter().map(|e| e.template_name.as_str()),
+                        );
+                        CliError::NotFound(format!(
+                            "no template named {key:?}{}",
+                            crate::suggest::hint(&close)
+                        ))
+                    })?;
                 ids.push(entry.template_id.clone());
             }
             let updated = client
@@ -266,21 +275,40 @@ async fn list(client: &mut Client) -> Result<Vec<Template>, CliError> {
 }
 
 async fn resolve(client: &mut Client, name_or_id: &str) -> Result<Template, CliError> {
-    if let Some(found) = list(client)
-        .await?
-        .into_iter()
-        .find(|t| t.name == name_or_id)
-    {
-        return Ok(found);
+    let templates = list(client).await?;
+    if let Some(found) = templates.iter().find(|t| t.name == name_or_id) {
+        return Ok(found.clone());
     }
-    client
+    match client
         .get_template(GetTemplateRequest {
             template_id: name_or_id.to_string(),
         })
-        .await?
-        .into_inner()
-        .template
-        .ok_or_else(|| CliError::NotFound(format!("no template named {name_or_id:?}")))
+        .await
+    {
+        Ok(response) => response
+            .into_inner()
+            .template
+            .ok_or_else(|| no_template(name_or_id, &templates)),
+        // Neither a name nor an id: say so with the names that are close.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ) =>
+        {
+            Err(no_template(name_or_id, &templates))
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
+/// The not-found error for `name`, with the closest template names.
+fn no_template(name: &str, templates: &[Template]) -> CliError {
+    let close = crate::suggest::closest(name, templates.iter().map(|t| t.name.as_str()));
+    CliError::NotFound(format!(
+        "no template named {name:?}{}",
+        crate::suggest::hint(&close)
+    ))
 }
 
 fn show_list(

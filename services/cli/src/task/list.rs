@@ -11,7 +11,7 @@ use shadowsync_proto::task::v1::{
 use super::render::{actions, connection_label};
 use super::{Client, status_name};
 use crate::CliError;
-use crate::output::{self, OutputFormat, local_time, proto_json};
+use crate::output::{self, OutputFormat, proto_json};
 use crate::when;
 
 /// Page size of `--all-pages` when none is given: the server's maximum, for fewest round trips.
@@ -214,7 +214,7 @@ const HEADERS: [&str; 8] = [
     "CONNECTION",
     "DATABASE",
     "CREATOR",
-    "CREATED",
+    "AGE",
     "APPROVAL",
     "ACTIONS",
 ];
@@ -229,8 +229,10 @@ fn row(task: &Task) -> Vec<String> {
             .as_ref()
             .map(|c| c.subject.clone())
             .unwrap_or_default(),
-        task.create_time.map(local_time).unwrap_or_default(),
-        task.approval_id.clone(),
+        task.create_time.map(output::age).unwrap_or_default(),
+        // The full id is in `task show` and the JSON; any 8-character prefix is unique enough
+        // to find it there.
+        task.approval_id.chars().take(8).collect(),
         actions(task),
     ]
 }

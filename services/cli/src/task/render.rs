@@ -96,7 +96,8 @@ pub fn task_fields(task: &Task) -> Vec<(&'static str, String)> {
     }
     fields.push(("approval", task.approval_id.clone()));
     if let Some(wait) = &task.approval_wait {
-        let mut text = format!("node {}", wait.node_index);
+        // People count nodes from 1; the API's index is 0-based.
+        let mut text = format!("node {}", u64::from(wait.node_index) + 1);
         if !wait.node_name.is_empty() {
             text.push_str(&format!(" {:?}", wait.node_name));
         }
@@ -211,7 +212,7 @@ fn timeline_detail(entry: &TimelineEntry, kind: Option<TimelineEntryKind>) -> St
         )
     );
     if about_a_node || !entry.node_name.is_empty() {
-        let mut node = format!("node {}", entry.node_index);
+        let mut node = format!("node {}", u64::from(entry.node_index) + 1);
         if !entry.node_name.is_empty() {
             node.push_str(&format!(" {:?}", entry.node_name));
         }
@@ -381,7 +382,7 @@ pub(super) mod tests {
         assert_eq!(field(&task, "creator"), "alice (Alice)");
         assert_eq!(field(&task, "approval"), "ap-9");
         assert!(
-            field(&task, "waiting for").starts_with("node 0 \"DBA review\" bob, role:dba until ")
+            field(&task, "waiting for").starts_with("node 1 \"DBA review\" bob, role:dba until ")
         );
         assert_eq!(
             field(&task, "progress"),
@@ -435,7 +436,7 @@ pub(super) mod tests {
         assert_eq!(row[0], "7");
         assert_eq!(row[2], "TIMELINE_ENTRY_KIND_APPROVED");
         assert_eq!(row[3], "svc:executor");
-        assert_eq!(row[4], "node 1 \"owner\"; looks good");
+        assert_eq!(row[4], "node 2 \"owner\"; looks good");
 
         let pending = TimelineEntry {
             candidate_users: vec!["bob".into()],
@@ -446,7 +447,7 @@ pub(super) mod tests {
         assert_eq!(
             timeline_row(&pending)[4],
             format!(
-                "node 0; waiting for bob, role:dba until {}",
+                "node 1; waiting for bob, role:dba until {}",
                 local_time(Timestamp::default())
             )
         );
