@@ -1,9 +1,12 @@
 //! Where the server is and who the caller is.
 //!
-//! The endpoint comes from `--endpoint`, `SHADOWSYNC_ENDPOINT`, the embedded server's
+//! The endpoint comes from `--endpoint`, `SHADOWSYNC_ENDPOINT`, the context (`--context`,
+//! `SHADOWSYNC_CONTEXT` or the current one; see [`crate::context`]), the embedded server's
 //! `endpoint` file in the data directory, or `http://127.0.0.1:50051`. The token comes from
-//! `--token`, `SHADOWSYNC_TOKEN`, or the embedded mode's `admin.token`. Tokens never need to be
-//! typed into argv: the environment variable and the file keep them out of process lists.
+//! `--token`, `SHADOWSYNC_TOKEN`, the context's token file or command, or the embedded mode's
+//! `admin.token`; the CA and the server name from their flag, variable or the context. Tokens
+//! never need to be typed into argv: the variable, files and commands keep them out of process
+//! lists.
 
 use std::path::PathBuf;
 
@@ -12,6 +15,7 @@ use shadowsync_common::grpc::{self, AuthenticatedChannel};
 use shadowsync_common::secret::Secret;
 
 use crate::CliError;
+use crate::context::{self, Context, Contexts};
 
 /// Default endpoint of `shadowsync serve all`.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
@@ -46,6 +50,9 @@ pub struct ClientArgs {
         value_name = "NAME"
     )]
     pub tls_server_name: Option<String>,
+    /// Use this context instead of the current one (`shadowctl context list`).
+    #[arg(long, global = true, env = "SHADOWSYNC_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 /// The endpoint to call and where it came from (told when the server cannot be reached).
@@ -61,7 +68,31 @@ pub struct ResolvedEndpoint {
 impl ClientArgs {
     /// The endpoint to call: `--endpoint` > `SHADOWSYNC_ENDPOINT` > the data directory's
     /// `endpoint` file > the default.
-    pub fn endpoint(&self) -> ResolvedEndpoint {
+    pub fn endpoint(&self) -> Result<ResolvedEndpoint, CliError> {
+        let context = self.selected_context()?;
+        Ok(self.endpoint_with(context.as_ref()))
+    }
+
+    /// The context in force: `--context`/`SHADOWSYNC_CONTEXT`, else the current one.
+    ///
+    /// Fails when the contexts file cannot be read or the named context does not exist.
+    pub fn selected_context(&self) -> Result<Option<(String, Context)>, CliError> {
+        let Some(dir) = context::config_dir() else {
+            return match &self.context {
+                Some(name) => Err(CliError::Usage(format!(
+                    "--context {name}: no configuration directory (set HOME or \
+                     SHADOWSYNC_CONFIG_DIR)"
+                ))),
+                None => Ok(None),
+            };
+        };
+        let contexts = Contexts::load(&dir)?;
+        Ok(contexts
+            .select(self.context.as_deref())?
+            .map(|(name, context)| (name.to_string(), context.clone())))
+    }
+
+    fn endpoint_with(&self, context: Option<&(String, Context)>) -> ResolvedEndpoint {
         if let Some(endpoint) = &self.endpoint {
             // clap fills the field from either; the environment wins the name only when the
             // flag is absent, i.e. when the values agree.
@@ -74,6 +105,12 @@ impl ClientArgs {
             return ResolvedEndpoint {
                 url: with_scheme(endpoint.trim()),
                 origin: origin.to_string(),
+            };
+        }
+        if let Some((name, context)) = context {
+            return ResolvedEndpoint {
+                url: with_scheme(context.endpoint.trim()),
+                origin: format!("context {name}"),
             };
         }
         let file = self.data_dir.join("endpoint");
@@ -103,6 +140,11 @@ impl ClientArgs {
         if let Some(token) = &self.token {
             return Ok(Secret::new(token.trim().to_string()));
         }
+        if let Some((name, context)) = self.selected_context()?
+            && let Some(token) = context.token(&name)?
+        {
+            return Ok(Secret::new(token));
+        }
         let path = self.data_dir.join("admin.token");
         std::fs::read_to_string(&path)
             .map(|token| Secret::new(token.trim().to_string()))
@@ -119,9 +161,19 @@ impl ClientArgs {
     /// Fails when the endpoint is malformed, or is https:// without `--ca` (the client trusts
     /// no system roots: a cluster's services carry certificates of its own CA).
     pub fn channel(&self) -> Result<Channel, CliError> {
-        let endpoint = self.endpoint().url;
+        let context = self.selected_context()?;
+        let endpoint = self.endpoint_with(context.as_ref()).url;
+        let context = context.map(|(_, context)| context);
+        let ca = self
+            .ca
+            .clone()
+            .or_else(|| context.as_ref().and_then(|c| c.ca.clone()));
+        let tls_server_name = self
+            .tls_server_name
+            .clone()
+            .or_else(|| context.as_ref().and_then(|c| c.tls_server_name.clone()));
         let tls = if endpoint.starts_with("https://") {
-            let path = self.ca.as_ref().ok_or_else(|| {
+            let path = ca.as_ref().ok_or_else(|| {
                 CliError::Usage(format!(
                     "{endpoint} uses TLS: pass --ca (or set SHADOWSYNC_CA) with the CA that \
                      signed the server's certificate"
@@ -132,7 +184,7 @@ impl ClientArgs {
             Some(grpc::ClientTls {
                 ca: Some(ca),
                 identity: None,
-                domain: self.tls_server_name.clone(),
+                domain: tls_server_name,
             })
         } else {
             None
@@ -182,8 +234,9 @@ mod tests {
             data_dir: dir.path().join(".shadowsync"),
             ca: None,
             tls_server_name: None,
+            context: None,
         };
-        let resolved = args.endpoint();
+        let resolved = args.endpoint_with(None);
         assert_eq!(resolved.url, DEFAULT_ENDPOINT);
         assert!(
             resolved.origin.contains("the default"),
@@ -198,8 +251,15 @@ mod tests {
 
         std::fs::create_dir(dir.path().join(".shadowsync")).expect("mkdir");
         std::fs::write(dir.path().join(".shadowsync/endpoint"), "127.0.0.1:6000\n").expect("write");
-        let resolved = args.endpoint();
+        let resolved = args.endpoint_with(None);
         assert_eq!(resolved.url, "http://127.0.0.1:6000");
-        assert!(resolved.origin.ends_with("endpoint"), "{}", resolved.origin);
+
+        let context = Context {
+            endpoint: "shadowsync.example.com:443".into(),
+            ..Context::default()
+        };
+        let resolved = args.endpoint_with(Some(&("prod".into(), context)));
+        assert_eq!(resolved.url, "http://shadowsync.example.com:443");
+        assert_eq!(resolved.origin, "context prod");
     }
 }

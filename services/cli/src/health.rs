@@ -53,7 +53,7 @@ pub async fn run(
         OutputFormat::Json => output::json(
             out,
             &serde_json::json!({
-                "endpoint": client.endpoint().url,
+                "endpoint": client.endpoint()?.url,
                 "healthy": healthy,
                 "services": rows.iter().map(|row| serde_json::json!({"service": row[0], "status": row[1]})).collect::<Vec<_>>(),
             }),

@@ -13,6 +13,7 @@ mod analysis;
 mod approval;
 pub mod client;
 mod connection;
+mod context;
 pub mod exit;
 mod guard;
 mod health;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Manage database connections.
     #[command(subcommand)]
     Connection(connection::ConnectionCommand),
+    /// Named clusters (endpoint, CA, token source): add, use, list, rm.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
     /// Ask the executor's safety guard about statements (JSON array on stdin), offline.
     Guard(guard::GuardArgs),
     /// Report the health of every service at the endpoint.
@@ -204,6 +208,7 @@ impl Cli {
             Command::Analysis(_) => "analysis",
             Command::Approval(_) => "approval",
             Command::Connection(_) => "connection",
+            Command::Context(_) => "context",
             Command::Guard(_) => "guard",
             Command::Health => "health",
             Command::Whoami => "whoami",
@@ -224,11 +229,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let client = cli.client.clone();
     dispatch(cli).await.map_err(|error| match error {
         CliError::Status(status) if status.code() == tonic::Code::Unavailable => {
-            let endpoint = client.endpoint();
-            CliError::Unreachable {
-                status,
-                endpoint: endpoint.url,
-                origin: endpoint.origin,
+            match client.endpoint() {
+                Ok(endpoint) => CliError::Unreachable {
+                    status,
+                    endpoint: endpoint.url,
+                    origin: endpoint.origin,
+                },
+                Err(_) => CliError::Status(status),
             }
         }
         other => other,
@@ -250,6 +257,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Connection(command) => {
             connection::run(&cli.client, &command, cli.output, &mut stdout).await
         }
+        Command::Context(command) => context::run(&cli.client, &command, cli.output, &mut stdout),
         Command::Health => health::run(&cli.client, cli.output, &mut stdout).await,
         Command::Whoami => whoami::run(&cli.client, cli.output, &mut stdout).await,
         Command::Task(command) => task::run(&cli.client, &command, cli.output, &mut stdout).await,

@@ -88,6 +88,9 @@ pub fn shadowctl(data_dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env_remove("SHADOWSYNC_TOKEN")
         .env_remove("SHADOWSYNC_ENDPOINT")
+        .env_remove("SHADOWSYNC_CONTEXT")
+        // A context of the user running the tests must not redirect them.
+        .env("SHADOWSYNC_CONFIG_DIR", data_dir.join("no-contexts"))
         .output()
         .expect("run shadowctl")
 }
