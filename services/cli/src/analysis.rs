@@ -1,7 +1,7 @@
 //! `shadowctl analysis start|show|table|skip|unskip|preview`: the analysis journey
 //! (DESIGN.md §1 step 2).
 
-use std::io::{IsTerminal as _, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use shadowsync_proto::task::v1::{
 
 use crate::client::ClientArgs;
 use crate::output::{self, OutputFormat, proto_json, request_id};
+use crate::progress::Progress;
 use crate::{CliError, Exit};
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -274,7 +275,7 @@ pub(crate) async fn report_started(
     wait_for_it: bool,
 ) -> Result<ExitCode, CliError> {
     if wait_for_it {
-        analysis = wait(client, &analysis.id).await?;
+        analysis = wait(client, &analysis.id, format).await?;
     }
     show(client, out, format, &analysis.id, None).await?;
     if analysis.status == AnalysisStatus::Failed as i32 {
@@ -283,9 +284,10 @@ pub(crate) async fn report_started(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Polls until the analysis leaves PENDING/RUNNING, drawing progress on a terminal's stderr.
-async fn wait(client: &mut Client, id: &str) -> Result<Analysis, CliError> {
-    let terminal = std::io::stderr().is_terminal();
+/// Polls until the analysis leaves PENDING/RUNNING, drawing progress on a terminal's stderr
+/// (tables analysed of the total: the bar's percent and counter come from the same two numbers).
+async fn wait(client: &mut Client, id: &str, format: OutputFormat) -> Result<Analysis, CliError> {
+    let progress = Progress::tables(format);
     loop {
         let analysis = client
             .get_analysis(GetAnalysisRequest {
@@ -299,25 +301,26 @@ async fn wait(client: &mut Client, id: &str) -> Result<Analysis, CliError> {
             .unwrap_or_default();
         let running = analysis.status == AnalysisStatus::Pending as i32
             || analysis.status == AnalysisStatus::Running as i32;
-        if terminal {
-            let filled = usize::try_from(analysis.progress_percent.min(100) / 5).unwrap_or(0);
-            eprint!(
-                "\r[{}{}] {:>3}% {}/{} tables",
-                "#".repeat(filled),
-                " ".repeat(20 - filled),
-                analysis.progress_percent,
-                analysis.tables_done,
-                analysis.tables_total
-            );
-            if !running {
-                eprintln!();
-            }
-        }
+        progress.update(
+            analysis.tables_done.into(),
+            analysis.tables_total.into(),
+            format!("analysis {}", enum_name_of_status(analysis.status)),
+        );
         if !running {
+            progress.finish();
             return Ok(analysis);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+fn enum_name_of_status(status: i32) -> String {
+    crate::output::enum_name(
+        status,
+        AnalysisStatus::try_from(status)
+            .ok()
+            .map(|s| s.as_str_name()),
+    )
 }
 
 fn result_name(result: i32) -> String {
@@ -408,11 +411,19 @@ async fn show_with(
     let status = AnalysisStatus::try_from(analysis.status)
         .map(|s| s.as_str_name().to_string())
         .unwrap_or_default();
+    // The percent shown is the counter's own, so the two never disagree.
+    let percent = (u64::from(analysis.tables_done) * 100)
+        .checked_div(u64::from(analysis.tables_total))
+        .unwrap_or(if analysis.status == AnalysisStatus::Succeeded as i32 {
+            100
+        } else {
+            0
+        });
     let mut header = format!(
         "analysis {}  {}  {}%  {}/{} tables  synced {}  unsynced {}\n",
         analysis.id,
         status,
-        analysis.progress_percent,
+        percent,
         analysis.tables_done,
         analysis.tables_total,
         analysis.synced_count,
