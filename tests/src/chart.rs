@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 /// The release name and namespace every test renders with.
 pub const RELEASE: &str = "shadowsync";
@@ -69,7 +69,7 @@ pub fn try_render(args: &[&str]) -> Result<Rendered, String> {
     }
     let text = String::from_utf8(output.stdout).expect("UTF-8 manifests");
     let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let value: Value = serde::Deserialize::deserialize(document).expect("valid YAML");
         if !value.is_null() {
             objects.push(value);
@@ -153,7 +153,7 @@ pub fn string_map(value: &Value) -> BTreeMap<String, String> {
                         k.as_str().unwrap_or_default().to_string(),
                         match v {
                             Value::String(s) => s.clone(),
-                            other => serde_yaml::to_string(other)
+                            other => serde_yaml_ng::to_string(other)
                                 .unwrap_or_default()
                                 .trim()
                                 .to_string(),

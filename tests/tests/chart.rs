@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use shadowsync_common::config::KEYS;
 use shadowsync_system_tests::chart::{
     self, Rendered, at, list, render, string_map, text, try_render,
@@ -601,7 +601,7 @@ fn metrics_are_served_and_the_operator_material_ships_on_request() {
         "metrics"
     );
     let rules = on.of_kind("PrometheusRule")[0];
-    let shipped: Value = serde_yaml::from_str(
+    let shipped: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(
             chart::repository().join("deploy/observability/prometheus-rules.yaml"),
         )

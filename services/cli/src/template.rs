@@ -235,11 +235,11 @@ fn read_template(path: &Path) -> Result<Template, CliError> {
         .extension()
         .is_some_and(|ext| ext == "yaml" || ext == "yml");
     let value: serde_json::Value = if is_yaml {
-        serde_yaml::from_str(&text)
+        serde_yaml_ng::from_str(&text)
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
     } else {
         serde_json::from_str(&text)
-            .or_else(|_| serde_yaml::from_str(&text))
+            .or_else(|_| serde_yaml_ng::from_str(&text))
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
     };
     // `template show -o json` prints the GetTemplate response; its template is what is meant.
