@@ -163,12 +163,14 @@ fn needs_recreate(current: &Column, desired: &Column) -> bool {
             && current.generated != desired.generated)
 }
 
+/// Equal foreign keys but for their names. Column names compare by exact spelling: a key keeps
+/// the spelling it was declared with when a column's case is renamed (MariaDB 10.11 prints
+/// the old spelling), so only a key declared again reads back as the source's.
 pub(crate) fn same_foreign_key(a: &ForeignKey, b: &ForeignKey) -> bool {
-    let lower = |names: &[String]| names.iter().map(|n| key(n)).collect::<Vec<_>>();
-    lower(&a.columns) == lower(&b.columns)
+    a.columns == b.columns
         && a.referenced_schema == b.referenced_schema
         && a.referenced_table == b.referenced_table
-        && lower(&a.referenced_columns) == lower(&b.referenced_columns)
+        && a.referenced_columns == b.referenced_columns
         && a.on_delete == b.on_delete
         && a.on_update == b.on_update
 }
@@ -179,6 +181,21 @@ fn index_uses(index: &Index, columns: &[String]) -> bool {
         // An expression may use any column; rebuilding it is always safe.
         IndexTarget::Expression(_) => !columns.is_empty(),
     })
+}
+
+/// Equal indexes, column names compared case-insensitively: renaming a column's case renames
+/// it in every index, so such an index need not be rebuilt.
+fn same_index(a: &Index, b: &Index) -> bool {
+    let fold = |index: &Index| {
+        let mut index = index.clone();
+        for part in &mut index.parts {
+            if let IndexTarget::Column(name) = &mut part.target {
+                *name = key(name);
+            }
+        }
+        index
+    };
+    fold(a) == fold(b)
 }
 
 /// True when `index`'s leading columns are `columns`, in order: InnoDB would use it for a
@@ -269,7 +286,14 @@ pub fn alter(
             .position(|old| same_foreign_key(old, fk))
             .filter(|_| !touches_change)
         {
-            Some(position) => kept_fks.push(unmatched_current.remove(position).clone()),
+            Some(position) => {
+                // Kept under its current name; its column names read back as the desired ones
+                // (a case-only rename renames them in the key too).
+                let mut kept = fk.clone();
+                kept.name
+                    .clone_from(&unmatched_current.remove(position).name);
+                kept_fks.push(kept);
+            }
             None => added_fks.push(fk.clone()),
         }
     }
@@ -315,7 +339,7 @@ pub fn alter(
     for index in &current.indexes {
         let rebuild = match desired_indexes.get(&key(&index.name)) {
             Some(wanted) => {
-                *wanted != index
+                !same_index(wanted, index)
                     || index_uses(index, &recreated)
                     || refreshed.contains(&key(&index.name))
             }
@@ -325,11 +349,14 @@ pub fn alter(
             clauses.push(format!("DROP INDEX {}", quote_identifier(&index.name)));
         }
     }
-    let primary_changed = current.primary_key != desired.primary_key
-        || current
-            .primary_key
-            .as_ref()
-            .is_some_and(|pk| index_uses(pk, &recreated));
+    let primary_changed = match (&current.primary_key, &desired.primary_key) {
+        (Some(old), Some(new)) => !same_index(old, new),
+        (None, None) => false,
+        _ => true,
+    } || current
+        .primary_key
+        .as_ref()
+        .is_some_and(|pk| index_uses(pk, &recreated));
     if primary_changed && current.primary_key.is_some() {
         clauses.push("DROP PRIMARY KEY".into());
     }
@@ -383,7 +410,7 @@ pub fn alter(
     for index in &desired.indexes {
         let rebuild = match current_indexes.get(&key(&index.name)) {
             Some(old) => {
-                *old != index
+                !same_index(old, index)
                     || index_uses(old, &recreated)
                     || refreshed.contains(&key(&index.name))
             }
