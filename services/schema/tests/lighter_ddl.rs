@@ -74,6 +74,19 @@ async fn partitions_are_added_dropped_reorganized_and_coalesced_in_place() {
         only("keyed"),
         "ALTER TABLE `_test_keyed` COALESCE PARTITION 3"
     );
+    let kinds = |source: &str| -> Vec<HazardKind> {
+        plan.table(source).unwrap().statements[0]
+            .hazards
+            .iter()
+            .map(|hazard| hazard.kind)
+            .collect()
+    };
+    assert_eq!(kinds("added"), []);
+    assert_eq!(kinds("dropped"), [HazardKind::DeletesData]);
+    assert_eq!(
+        kinds("split"),
+        [HazardKind::TableRebuild, HazardKind::BlocksWrites]
+    );
     db.apply(&plan).await;
     assert_all_no_action(&db.plan(SyncRange::All, &naming, &[]).await);
     db.assert_shadows_match(&naming).await;

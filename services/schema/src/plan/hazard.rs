@@ -375,39 +375,42 @@ fn partition_change(found: &mut Findings, before: &Table, after: &Table) {
         found.copy("re-partitioning the table");
         return;
     }
-    let names = |p: &crate::model::Partitioning| -> Vec<String> {
-        p.partitions.iter().map(|x| x.name.to_lowercase()).collect()
-    };
     if matches!(old.method, PartitionMethod::Hash | PartitionMethod::Key) {
         found.copy("changing the number of HASH/KEY partitions redistributes every row");
         return;
     }
-    let (old_names, new_names) = (names(old), names(new));
+    let appended = new.partitions.starts_with(&old.partitions);
+    if appended {
+        // ADD PARTITION for RANGE/LIST creates empty partitions.
+        return;
+    }
+    // DROP PARTITION (the new list is the old one minus some partitions) deletes their rows;
+    // anything else rewrites partitions, keeping every row (a row that fits no new partition
+    // fails the statement instead).
+    let mut remaining = new.partitions.iter().peekable();
+    let mut dropped = Vec::new();
     for partition in &old.partitions {
-        if !new_names.contains(&partition.name.to_lowercase()) {
-            found.add(
-                HazardKind::DeletesData,
-                format!(
-                    "partition `{}` is dropped or reorganized; rows it holds outside the new bounds are lost",
-                    partition.name
-                ),
-            );
+        if remaining.peek() == Some(&partition) {
+            remaining.next();
+        } else {
+            dropped.push(partition.name.as_str());
         }
     }
-    let changed_bounds = old.partitions.iter().any(|partition| {
-        new.partitions
-            .iter()
-            .any(|p| p.name.eq_ignore_ascii_case(&partition.name) && p != partition)
-    });
-    if changed_bounds {
-        found.add(
-            HazardKind::TableRebuild,
-            "REORGANIZE PARTITION copies the rows of the partitions it rewrites",
-        );
-        found.add(
-            HazardKind::BlocksWrites,
-            "REORGANIZE PARTITION blocks writes while it copies",
-        );
+    if remaining.peek().is_none() {
+        for name in dropped {
+            found.add(
+                HazardKind::DeletesData,
+                format!("drops partition `{name}` and the rows it holds"),
+            );
+        }
+        return;
     }
-    let _ = old_names;
+    found.add(
+        HazardKind::TableRebuild,
+        "rewriting partitions copies their rows (REORGANIZE PARTITION or PARTITION BY)",
+    );
+    found.add(
+        HazardKind::BlocksWrites,
+        "rewriting partitions blocks writes while it copies",
+    );
 }
