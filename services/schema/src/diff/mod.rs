@@ -3,9 +3,10 @@
 //! Both sides are normalized models of the same server. The desired model is the source under
 //! the shadow's name with foreign keys already pointing where they should and new constraint
 //! names already chosen (see `plan`). The output is as few statements as MySQL-family servers
-//! accept: one `ALTER TABLE` holding every change, plus a separate `ALTER TABLE ... ADD FOREIGN
-//! KEY` only when a foreign key must be both dropped and added (a server cannot do both in one
-//! copying ALTER) or its parent is not ready yet (dependency cycles).
+//! accept: one `ALTER TABLE` holding every change, plus a separate statement, whose
+//! [`Step::separate_reason`] says why, only for partition maintenance (MariaDB runs it alone),
+//! a foreign key dropped and re-added under the same name, option resets after an engine
+//! change, or a foreign key whose parent is not ready yet (dependency cycles).
 
 use std::collections::HashMap;
 
