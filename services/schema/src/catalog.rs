@@ -11,7 +11,8 @@ use crate::normalize::ServerContext;
 /// The tables a request covers: every source table, or an explicit list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRange {
-    /// Every base table that is not itself the shadow of another table under the naming rule.
+    /// Every base table whose name does not match the shadow naming rule (a table that matches
+    /// it is a shadow, never a source, even when its source no longer exists).
     All,
     /// These source tables (each must be a base table of the database).
     Partial(Vec<String>),
@@ -99,6 +100,26 @@ impl Catalog {
             .insert(self.server.table_key(&table.name), table);
     }
 
+    /// Orphan shadows: base tables whose names match the naming rule while the table they
+    /// would be the shadow of does not exist, sorted. They are never sources and never
+    /// touched; the plan lists them as `SOURCE_MISSING`.
+    pub fn orphan_shadows(&self, naming: &ShadowNaming) -> Vec<String> {
+        let index = self.base_table_index();
+        let fold = |name: &str| self.server.table_key(name);
+        let mut orphans: Vec<String> = self
+            .base_tables
+            .iter()
+            .filter(|table| {
+                naming
+                    .source_of(table, fold)
+                    .is_some_and(|source| !index.contains_key(&source))
+            })
+            .cloned()
+            .collect();
+        orphans.sort();
+        orphans
+    }
+
     /// The source tables `range` names, in a stable order; for [`SyncRange::Partial`], the
     /// names that are not base tables are returned as the error.
     pub fn resolve_sources(
@@ -108,20 +129,11 @@ impl Catalog {
     ) -> Result<Vec<String>, Vec<String>> {
         match range {
             SyncRange::All => {
-                let keys: std::collections::HashSet<String> = self
-                    .base_tables
-                    .iter()
-                    .map(|t| self.server.table_key(t))
-                    .collect();
                 let fold = |name: &str| self.server.table_key(name);
                 let mut sources: Vec<String> = self
                     .base_tables
                     .iter()
-                    .filter(|table| {
-                        naming
-                            .source_of(table, fold)
-                            .is_none_or(|source| !keys.contains(&source))
-                    })
+                    .filter(|table| naming.source_of(table, fold).is_none())
                     .cloned()
                     .collect();
                 sources.sort();
@@ -168,12 +180,13 @@ mod tests {
     }
 
     #[test]
-    fn all_tables_excludes_shadows_of_existing_sources() {
+    fn a_table_matching_the_naming_rule_is_never_a_source() {
         let naming = ShadowNaming::default();
         let catalog = catalog(0, &["orders", "_test_orders", "_test_lonely", "items"]);
         let sources = catalog.resolve_sources(&SyncRange::All, &naming).unwrap();
-        // `_test_lonely` shadows nothing that exists, so it is a source itself.
-        assert_eq!(sources, vec!["_test_lonely", "items", "orders"]);
+        // `_test_lonely` shadows nothing that exists: an orphan shadow, still not a source.
+        assert_eq!(sources, vec!["items", "orders"]);
+        assert_eq!(catalog.orphan_shadows(&naming), vec!["_test_lonely"]);
     }
 
     #[test]
@@ -182,8 +195,10 @@ mod tests {
         let sensitive = catalog(0, &["Orders", "_test_orders"]);
         assert_eq!(
             sensitive.resolve_sources(&SyncRange::All, &naming).unwrap(),
-            vec!["Orders", "_test_orders"]
+            vec!["Orders"]
         );
+        // Case-sensitive names: `_test_orders` is the orphan shadow of a missing `orders`.
+        assert_eq!(sensitive.orphan_shadows(&naming), vec!["_test_orders"]);
         assert!(
             sensitive
                 .resolve_sources(&SyncRange::Partial(vec!["orders".into()]), &naming)

@@ -164,8 +164,8 @@ pub async fn run_plan_with(
 
 /// A readable, aligned table of results.
 pub fn text_report(plan: &Plan) -> String {
-    let header = ["SOURCE", "SHADOW", "RESULT", "STATEMENTS", "REASON"];
-    let rows: Vec<[String; 5]> = plan
+    let header = ["SOURCE", "SHADOW", "RESULT", "RISK", "STATEMENTS", "REASON"];
+    let rows: Vec<[String; 6]> = plan
         .tables
         .iter()
         .map(|table| {
@@ -180,6 +180,11 @@ pub fn text_report(plan: &Plan) -> String {
                     format!("{result} (skipped)")
                 } else {
                     result
+                },
+                if table.result.needs_sync() {
+                    table.risk.as_str().to_owned()
+                } else {
+                    "-".to_owned()
                 },
                 table.statements.len().to_string(),
                 table.reason.clone().unwrap_or_default(),
@@ -218,6 +223,10 @@ pub fn text_report(plan: &Plan) -> String {
         count(crate::plan::SyncResult::Unsupported),
         plan.order.len()
     );
+    if !plan.order.is_empty() {
+        // The statements with their hazards; `--format sql` prints the bare script.
+        let _ = write!(out, "\n{}", plan.sql_preview());
+    }
     out
 }
 

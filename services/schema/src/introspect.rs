@@ -3,8 +3,9 @@
 //! One round trip reads the server version, `lower_case_table_names`, the database's default
 //! charset/collation, the collation table and the list of base tables (none of these opens a
 //! table). Then `SHOW CREATE TABLE` is sent for the needed tables only — the requested sources,
-//! their existing shadows, and the parents whose shadows are missing — as multi-statement batches over a small pool, so round trips
-//! grow as N / batch size. Every query sent is counted (see [`Introspector::round_trips`]).
+//! their existing shadows, orphan shadows, and the parents whose shadows are missing — as
+//! multi-statement batches over a small pool, so round trips grow as N / batch size. Every
+//! query sent is counted (see [`Introspector::round_trips`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -224,6 +225,17 @@ impl Introspector {
                 needed.push((*found).to_owned());
             }
         }
+        // Orphan shadows are never touched, but their foreign keys can forbid a change of the
+        // shadow they reference and their constraint names are taken: read them too (few).
+        for orphan in catalog.orphan_shadows(naming) {
+            let key = catalog.server.table_key(&orphan);
+            if !needed
+                .iter()
+                .any(|name| catalog.server.table_key(name) == key)
+            {
+                needed.push(orphan);
+            }
+        }
         let mut stats = IntrospectStats::default();
         let mut tables = self
             .read_tables(database, &needed, &catalog.server, &mut stats, progress)
@@ -238,8 +250,13 @@ impl Introspector {
             .collect();
         loop {
             let mut parents: Vec<String> = Vec::new();
+            let fold = |name: &str| catalog.server.table_key(name);
             for table in &tables {
                 let Ok(model) = &table.model else { continue };
+                if naming.source_of(&table.name, fold).is_some() {
+                    // A shadow's parents are shadows: nothing to pull in.
+                    continue;
+                }
                 for fk in &model.foreign_keys {
                     let same_database = fk.referenced_schema.as_deref().is_none_or(|schema| {
                         catalog.server.table_key(schema) == catalog.server.table_key(database)

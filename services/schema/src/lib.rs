@@ -6,7 +6,8 @@
 //!    sources and their shadows, parsed into the [`model`].
 //! 2. [`plan()`] normalizes source and shadow, diffs them and returns a [`Plan`]: one
 //!    [`TablePlan`] per source (`CREATE`/`UPDATE`/`NO_ACTION`/`SOURCE_MISSING`/`UNSUPPORTED`,
-//!    DDL, statements, fingerprints) and the execution order of every statement.
+//!    DDL, statements with their [`Hazard`]s, the table's [`RiskLevel`], fingerprints), one
+//!    `SOURCE_MISSING` row per orphan shadow, and the execution order of every statement.
 //! 3. The executor re-reads tables with [`Introspector::fingerprints`] (two round trips) and
 //!    compares them with the plan's: the source's with `source_fingerprint` (drift), the
 //!    shadow's with `shadow_fingerprint` (untouched), each statement's
@@ -44,8 +45,11 @@
 //! ```
 //!
 //! # Known limits
-//! - Partition changes re-partition the whole table (`PARTITION BY ...` in the ALTER) rather
-//!   than `ADD`/`DROP`/`REORGANIZE PARTITION`; a column rename is a drop plus an add.
+//! - Partition maintenance covers RANGE/LIST partitions listed one by one and HASH/KEY
+//!   `PARTITIONS n` without subpartitions; other partition changes re-partition the whole
+//!   table. A column rename (other than a case-only one) is a drop plus an add.
+//! - An orphan shadow blocks a change of the shadow it references when the change drops or
+//!   retypes a referenced column; dropping the index its key uses is not foreseen.
 //! - New FK/CHECK names avoid the names of the tables read (the range's sources and shadows),
 //!   not of every table in the schema (that would need information_schema scans that open
 //!   every table).
@@ -94,7 +98,8 @@ pub use naming::{Affix, ShadowNaming};
 pub use normalize::{ServerContext, normalize};
 pub use parse::parse_create_table;
 pub use plan::{
-    AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan, plan,
+    AnalysisRequest, Hazard, HazardKind, Plan, PlannedStatement, RiskLevel, StatementRef,
+    SyncResult, TablePlan, plan,
 };
 pub use render::Flavor;
 pub use session::{

@@ -108,6 +108,17 @@ impl ShadowNaming {
         };
         stripped.filter(|s| !s.is_empty()).map(str::to_owned)
     }
+
+    /// `name` without the affix, spelt as in `name`, when it carries the affix under `fold`
+    /// (see [`Self::source_of`]).
+    pub fn strip_affix<'n>(&self, name: &'n str, fold: impl Fn(&str) -> String) -> Option<&'n str> {
+        self.source_of(name, fold)?;
+        // The affix is ASCII and `fold` only changes case, so its length in bytes is the same.
+        match self {
+            Self::Prefix(affix) => name.get(affix.as_str().len()..),
+            Self::Suffix(affix) => name.get(..name.len().checked_sub(affix.as_str().len())?),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +149,12 @@ mod tests {
             suffix.source_of("ORDERS_T", str::to_lowercase).as_deref(),
             Some("orders")
         );
+        assert_eq!(
+            prefix.strip_affix("_TEST_Big", str::to_lowercase),
+            Some("Big")
+        );
+        assert_eq!(prefix.strip_affix("_TEST_Big", str::to_owned), None);
+        assert_eq!(suffix.strip_affix("Big_t", str::to_owned), Some("Big"));
         assert!(prefix.shadow_name(&"x".repeat(59)).is_err());
         assert!(prefix.shadow_name(&"x".repeat(58)).is_ok());
     }

@@ -4,8 +4,10 @@
 //! printed them and however they were written: MariaDB's quoted literal defaults and
 //! `current_timestamp()`, MySQL 8's missing integer display widths, charsets and collations
 //! inherited from the table and database, MariaDB's `JSON` alias (a `longtext` with a
-//! `json_valid` check), `NO ACTION` vs `RESTRICT`. The normalized model is also what the
-//! renderer writes, so every column carries its effective charset and collation explicitly.
+//! `json_valid` check), and on MariaDB an explicit `RESTRICT` (printed like the default). An
+//! explicit `NO ACTION` stays: the server prints it, so it is what a shadow must read back. The
+//! normalized model is also what the renderer writes, so every column carries its effective
+//! charset and collation explicitly.
 
 use std::collections::BTreeMap;
 
@@ -117,9 +119,15 @@ pub fn normalize(table: &Table, context: &ServerContext) -> Table {
     }
     for foreign_key in &mut table.foreign_keys {
         for action in [&mut foreign_key.on_delete, &mut foreign_key.on_update] {
-            // InnoDB treats them alike and servers print either (or nothing) for the default.
-            if action.is_none() || action.as_deref() == Some("NO ACTION") {
-                *action = Some("RESTRICT".into());
+            // InnoDB enforces NO ACTION and RESTRICT alike, but the server keeps what was
+            // written: MariaDB prints an explicit `NO ACTION` and prints nothing for both the
+            // default and `RESTRICT`; MySQL 8 prints both explicit rules. The rule is compared
+            // as the server shows it, so a shadow reads back exactly like its source.
+            if let Some(rule) = action.as_mut() {
+                *rule = rule.to_ascii_uppercase();
+            }
+            if context.flavor == Flavor::MariaDb && action.as_deref() == Some("RESTRICT") {
+                *action = None;
             }
         }
         if foreign_key

@@ -279,7 +279,8 @@ fn partition_options(engine: Option<&String>, comment: &str, extra: &[String]) -
     out
 }
 
-fn partition(partition: &Partition) -> String {
+/// One `PARTITION name VALUES ... [options] [(SUBPARTITION ...)]` definition.
+pub fn partition(partition: &Partition) -> String {
     let mut out = format!("PARTITION {}", quote_identifier(&partition.name));
     match &partition.bound {
         PartitionBound::None => {}

@@ -1,4 +1,4 @@
-//! Analysis benchmark (issue 3 §6), not part of CI.
+//! Analysis benchmark, not part of CI.
 //!
 //! Generates N source tables in a fresh MariaDB database (a realistic mix of columns, indexes
 //! and foreign keys; a third with shadows missing, a third differing, a third equal), runs the

@@ -3,9 +3,10 @@
 //! Both sides are normalized models of the same server. The desired model is the source under
 //! the shadow's name with foreign keys already pointing where they should and new constraint
 //! names already chosen (see `plan`). The output is as few statements as MySQL-family servers
-//! accept: one `ALTER TABLE` holding every change, plus a separate `ALTER TABLE ... ADD FOREIGN
-//! KEY` only when a foreign key must be both dropped and added (a server cannot do both in one
-//! copying ALTER) or its parent is not ready yet (dependency cycles).
+//! accept: one `ALTER TABLE` holding every change, plus a separate statement, whose
+//! [`Step::separate_reason`] says why, only for partition maintenance (MariaDB runs it alone),
+//! a foreign key dropped and re-added under the same name, option resets after an engine
+//! change, or a foreign key whose parent is not ready yet (dependency cycles).
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use crate::model::{Column, ForeignKey, GeneratedStorage, Index, IndexTarget, Tab
 use crate::render::{self, Flavor, quote_identifier};
 
 mod options;
+mod partition;
 use options::option_changes;
 
 /// One statement and the shadow's model once it has run.
@@ -20,6 +22,8 @@ use options::option_changes;
 pub struct Step {
     pub sql: String,
     pub after: Table,
+    /// Why this statement is not part of the table's previous one (`None` for the first).
+    pub separate_reason: Option<String>,
 }
 
 /// The statements that take a shadow to its desired state.
@@ -45,12 +49,22 @@ pub fn create(desired: &Table, flavor: Flavor, ready: &dyn Fn(&ForeignKey) -> bo
     let steps = vec![Step {
         sql: render::create_table(&first, flavor),
         after: first,
+        separate_reason: None,
     }];
-    let deferred = add_foreign_keys(&desired.name, &later, desired);
+    let deferred = add_foreign_keys(&desired.name, &later, desired, CYCLE_REASON);
     TableChange { steps, deferred }
 }
 
-fn add_foreign_keys(table: &str, foreign_keys: &[ForeignKey], after: &Table) -> Option<Step> {
+/// Why foreign keys whose parent is not ready are added by a later statement.
+const CYCLE_REASON: &str =
+    "the foreign keys' parent shadows are created or changed later (a dependency cycle)";
+
+fn add_foreign_keys(
+    table: &str,
+    foreign_keys: &[ForeignKey],
+    after: &Table,
+    reason: &str,
+) -> Option<Step> {
     if foreign_keys.is_empty() {
         return None;
     }
@@ -65,6 +79,7 @@ fn add_foreign_keys(table: &str, foreign_keys: &[ForeignKey], after: &Table) -> 
             clauses.join(", ")
         ),
         after: after.clone(),
+        separate_reason: Some(reason.to_owned()),
     })
 }
 
@@ -72,7 +87,8 @@ fn key(name: &str) -> String {
     name.to_lowercase()
 }
 
-/// Equal definitions; column names compare case-insensitively, as the servers do.
+/// Equal definitions, names spelt alike (the servers match names case-insensitively, but print
+/// them as written, so a case-only difference is a difference).
 fn same_column(a: &Column, b: &Column) -> bool {
     // Destructured so that a new field cannot be forgotten here.
     let Column {
@@ -90,7 +106,8 @@ fn same_column(a: &Column, b: &Column) -> bool {
         check,
         extra,
     } = a;
-    name.to_lowercase() == b.name.to_lowercase()
+    // Exact spelling: a column whose name differs only in case is renamed to the source's.
+    *name == b.name
         && *data_type == b.data_type
         && *charset == b.charset
         && *collation == b.collation
@@ -105,15 +122,35 @@ fn same_column(a: &Column, b: &Column) -> bool {
         && *extra == b.extra
 }
 
-/// Lower-case names of the columns both tables have whose definitions differ.
-pub(crate) fn changed_columns(current: &Table, desired: &Table) -> Vec<String> {
+/// Lower-case names of the columns both tables have whose change a foreign key on them
+/// forbids while it exists: MariaDB 10.11 refuses any change of type, length, charset or
+/// collation of a column a foreign key uses, at either end (error 1832/1833), even with
+/// `foreign_key_checks = 0`, and cannot drop and re-add it in place (storage switches). Other
+/// changes (comment, default, nullability, a case-only rename) run with the key in place.
+pub(crate) fn key_blocking_columns(current: &Table, desired: &Table) -> Vec<String> {
     desired
         .columns
         .iter()
         .filter(|column| {
-            current
-                .column(&column.name)
-                .is_some_and(|old| !same_column(old, column))
+            current.column(&column.name).is_some_and(|old| {
+                old.data_type != column.data_type
+                    || old.charset != column.charset
+                    || old.collation != column.collation
+                    || needs_recreate(old, column)
+            })
+        })
+        .map(|column| key(&column.name))
+        .collect()
+}
+
+/// Lower-case names of the columns that become NOT NULL (an `ON ... SET NULL` key on them
+/// must go first: the server refuses the change while it exists).
+fn made_not_null(current: &Table, desired: &Table) -> Vec<String> {
+    desired
+        .columns
+        .iter()
+        .filter(|column| {
+            !column.nullable && current.column(&column.name).is_some_and(|old| old.nullable)
         })
         .map(|column| key(&column.name))
         .collect()
@@ -127,12 +164,14 @@ fn needs_recreate(current: &Column, desired: &Column) -> bool {
             && current.generated != desired.generated)
 }
 
+/// Equal foreign keys but for their names. Column names compare by exact spelling: a key keeps
+/// the spelling it was declared with when a column's case is renamed (MariaDB 10.11 prints
+/// the old spelling), so only a key declared again reads back as the source's.
 pub(crate) fn same_foreign_key(a: &ForeignKey, b: &ForeignKey) -> bool {
-    let lower = |names: &[String]| names.iter().map(|n| key(n)).collect::<Vec<_>>();
-    lower(&a.columns) == lower(&b.columns)
+    a.columns == b.columns
         && a.referenced_schema == b.referenced_schema
         && a.referenced_table == b.referenced_table
-        && lower(&a.referenced_columns) == lower(&b.referenced_columns)
+        && a.referenced_columns == b.referenced_columns
         && a.on_delete == b.on_delete
         && a.on_update == b.on_update
 }
@@ -143,6 +182,31 @@ fn index_uses(index: &Index, columns: &[String]) -> bool {
         // An expression may use any column; rebuilding it is always safe.
         IndexTarget::Expression(_) => !columns.is_empty(),
     })
+}
+
+/// Equal indexes, column names compared case-insensitively: renaming a column's case renames
+/// it in every index, so such an index need not be rebuilt.
+fn same_index(a: &Index, b: &Index) -> bool {
+    let fold = |index: &Index| {
+        let mut index = index.clone();
+        for part in &mut index.parts {
+            if let IndexTarget::Column(name) = &mut part.target {
+                *name = key(name);
+            }
+        }
+        index
+    };
+    fold(a) == fold(b)
+}
+
+/// True when `index`'s leading columns are `columns`, in order: InnoDB would use it for a
+/// foreign key on them.
+fn serves(index: &Index, columns: &[String]) -> bool {
+    index.parts.len() >= columns.len()
+        && index.parts.iter().zip(columns).all(|(part, column)| {
+            matches!(&part.target, IndexTarget::Column(name) if key(name) == key(column))
+                && part.prefix_length.is_none()
+        })
 }
 
 /// The longest common subsequence of two name lists (columns that need not move).
@@ -186,8 +250,9 @@ pub fn alter(
         current.columns.iter().map(|c| (key(&c.name), c)).collect();
     let desired_keys: Vec<String> = desired.columns.iter().map(|c| key(&c.name)).collect();
 
-    // Columns whose definition changes (FKs and indexes on them are rebuilt around the change).
-    let changed_columns = changed_columns(current, desired);
+    // Columns whose change a foreign key on them forbids (such keys are rebuilt around it).
+    let blocking_columns = key_blocking_columns(current, desired);
+    let not_null_columns = made_not_null(current, desired);
     let recreated: Vec<String> = desired
         .columns
         .iter()
@@ -207,18 +272,29 @@ pub fn alter(
         // A server refuses to change a column an FK uses (either end, for a self-reference)
         // while the FK exists: such FKs are dropped and added back around the change.
         let self_reference = key(&fk.referenced_table) == key(&desired.name);
-        let touches_change = fk.columns.iter().any(|c| changed_columns.contains(&key(c)))
-            || (self_reference
-                && fk
-                    .referenced_columns
-                    .iter()
-                    .any(|c| changed_columns.contains(&key(c))));
+        let sets_null = [&fk.on_delete, &fk.on_update]
+            .iter()
+            .any(|rule| rule.as_deref() == Some("SET NULL"));
+        let touches_change = fk.columns.iter().any(|c| {
+            blocking_columns.contains(&key(c)) || (sets_null && not_null_columns.contains(&key(c)))
+        }) || (self_reference
+            && fk
+                .referenced_columns
+                .iter()
+                .any(|c| blocking_columns.contains(&key(c))));
         match unmatched_current
             .iter()
             .position(|old| same_foreign_key(old, fk))
             .filter(|_| !touches_change)
         {
-            Some(position) => kept_fks.push(unmatched_current.remove(position).clone()),
+            Some(position) => {
+                // Kept under its current name; its column names read back as the desired ones
+                // (a case-only rename renames them in the key too).
+                let mut kept = fk.clone();
+                kept.name
+                    .clone_from(&unmatched_current.remove(position).name);
+                kept_fks.push(kept);
+            }
             None => added_fks.push(fk.clone()),
         }
     }
@@ -244,6 +320,18 @@ pub fn alter(
         clauses.push(format!("DROP CONSTRAINT {}", quote_identifier(&check.name)));
     }
 
+    // An index InnoDB created by itself for a foreign key is replaced, under the new key's
+    // name, whenever a key on the same columns is added; SHOW CREATE TABLE does not tell such
+    // an index from a declared one. So an existing index that will serve an added key is
+    // declared again in the same statement (adding a key copies the table anyway), and keeps
+    // the source's name.
+    let refreshed: Vec<String> = current
+        .indexes
+        .iter()
+        .filter(|index| added_fks.iter().any(|fk| serves(index, &fk.columns)))
+        .map(|index| key(&index.name))
+        .collect();
+
     // Indexes: matched by name; a changed index, or one on a recreated column, is rebuilt.
     let desired_indexes: HashMap<String, &Index> =
         desired.indexes.iter().map(|i| (key(&i.name), i)).collect();
@@ -251,18 +339,25 @@ pub fn alter(
         current.indexes.iter().map(|i| (key(&i.name), i)).collect();
     for index in &current.indexes {
         let rebuild = match desired_indexes.get(&key(&index.name)) {
-            Some(wanted) => *wanted != index || index_uses(index, &recreated),
+            Some(wanted) => {
+                !same_index(wanted, index)
+                    || index_uses(index, &recreated)
+                    || refreshed.contains(&key(&index.name))
+            }
             None => true,
         };
         if rebuild {
             clauses.push(format!("DROP INDEX {}", quote_identifier(&index.name)));
         }
     }
-    let primary_changed = current.primary_key != desired.primary_key
-        || current
-            .primary_key
-            .as_ref()
-            .is_some_and(|pk| index_uses(pk, &recreated));
+    let primary_changed = match (&current.primary_key, &desired.primary_key) {
+        (Some(old), Some(new)) => !same_index(old, new),
+        (None, None) => false,
+        _ => true,
+    } || current
+        .primary_key
+        .as_ref()
+        .is_some_and(|pk| index_uses(pk, &recreated));
     if primary_changed && current.primary_key.is_some() {
         clauses.push("DROP PRIMARY KEY".into());
     }
@@ -315,7 +410,11 @@ pub fn alter(
     }
     for index in &desired.indexes {
         let rebuild = match current_indexes.get(&key(&index.name)) {
-            Some(old) => *old != index || index_uses(old, &recreated),
+            Some(old) => {
+                !same_index(old, index)
+                    || index_uses(old, &recreated)
+                    || refreshed.contains(&key(&index.name))
+            }
             None => true,
         };
         if rebuild {
@@ -338,19 +437,45 @@ pub fn alter(
     // Foreign keys to add now go into the same statement unless some were dropped in it.
     let (ready_fks, deferred_fks): (Vec<ForeignKey>, Vec<ForeignKey>) =
         added_fks.into_iter().partition(|fk| ready(fk));
-    let separate_fk_step = !dropped_fks.is_empty() && !ready_fks.is_empty();
+    // A key dropped and added under the same name cannot share a statement (the server checks
+    // the new name before dropping the old); different names can, and do.
+    let separate_fk_step = ready_fks.iter().any(|fk| {
+        dropped_fks
+            .iter()
+            .any(|old| old.name.eq_ignore_ascii_case(&fk.name))
+    });
     if !separate_fk_step {
         for fk in &ready_fks {
             clauses.push(format!("ADD {}", render::foreign_key(fk)));
         }
     }
 
+    // Partition maintenance (ADD/DROP/REORGANIZE/COALESCE PARTITION) is lighter than
+    // re-partitioning but MariaDB accepts it only alone in its ALTER TABLE; when the other
+    // changes copy the table anyway, the full clause rides along in that one copy instead.
     let mut partition_clause = String::new();
+    let mut partition_step: Option<String> = None;
     if current.partitioning != desired.partitioning {
-        partition_clause = match &desired.partitioning {
-            Some(partitioning) => render::partitioning(partitioning),
-            None => "REMOVE PARTITIONING".into(),
+        let light = match (&current.partitioning, &desired.partitioning) {
+            (Some(old), Some(new)) => partition::maintenance(old, new),
+            _ => None,
         };
+        let mut probe = desired.clone();
+        probe.partitioning = current.partitioning.clone();
+        probe.foreign_keys = kept_fks.clone();
+        let others_rebuild = !clauses.is_empty()
+            && crate::plan::hazard::hazards(Some(current), &probe)
+                .iter()
+                .any(|h| h.kind == crate::plan::hazard::HazardKind::TableRebuild);
+        match light {
+            Some(maintenance) if !others_rebuild => partition_step = Some(maintenance),
+            _ => {
+                partition_clause = match &desired.partitioning {
+                    Some(partitioning) => render::partitioning(partitioning),
+                    None => "REMOVE PARTITIONING".into(),
+                }
+            }
+        }
     }
 
     // The model after each step: names of kept constraints stay as the shadow has them.
@@ -374,6 +499,8 @@ pub fn alter(
     }
 
     let mut change = TableChange::default();
+    let reason =
+        |change: &TableChange, why: &str| (!change.steps.is_empty()).then(|| why.to_owned());
     if !clauses.is_empty() || !partition_clause.is_empty() {
         let mut sql = format!("ALTER TABLE {}", quote_identifier(&desired.name));
         if !clauses.is_empty() {
@@ -384,9 +511,28 @@ pub fn alter(
             sql.push('\n');
             sql.push_str(&partition_clause);
         }
+        let mut after = after_main.clone();
+        if partition_step.is_some() {
+            after.partitioning = current.partitioning.clone();
+        }
         change.steps.push(Step {
             sql,
+            after,
+            separate_reason: None,
+        });
+    }
+    if let Some(maintenance) = partition_step {
+        let separate_reason = reason(
+            &change,
+            "MariaDB runs ADD/DROP/REORGANIZE/COALESCE PARTITION only alone in an ALTER TABLE",
+        );
+        change.steps.push(Step {
+            sql: format!(
+                "ALTER TABLE {} {maintenance}",
+                quote_identifier(&desired.name)
+            ),
             after: after_main.clone(),
+            separate_reason,
         });
     }
     if separate_resets {
@@ -396,18 +542,27 @@ pub fn alter(
             .collect::<Vec<_>>()
             .join(" ");
         after_main.options.other = target.options.other.clone();
+        let separate_reason = reason(
+            &change,
+            "after an engine change the server keeps the old engine's options and ignores \
+             their reset in the same statement",
+        );
         change.steps.push(Step {
             sql: format!("ALTER TABLE {} {sql}", quote_identifier(&desired.name)),
             after: after_main.clone(),
+            separate_reason,
         });
     }
     if separate_fk_step {
         let mut after = after_main.clone();
         after.foreign_keys.extend(ready_fks.iter().cloned());
-        if let Some(step) = add_foreign_keys(&desired.name, &ready_fks, &after) {
+        let why = "a foreign key dropped and added in one copying ALTER TABLE is refused: the \
+                   old key is dropped first";
+        if let Some(mut step) = add_foreign_keys(&desired.name, &ready_fks, &after, why) {
+            step.separate_reason = reason(&change, why);
             change.steps.push(step);
         }
     }
-    change.deferred = add_foreign_keys(&desired.name, &deferred_fks, &target);
+    change.deferred = add_foreign_keys(&desired.name, &deferred_fks, &target, CYCLE_REASON);
     change
 }

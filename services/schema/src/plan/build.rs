@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::hazard::{self, RiskLevel};
 use super::isolation;
 use super::names::{NameAllocator, dependency_order};
-use super::table::{Work, analyse};
-use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult};
-use crate::catalog::Catalog;
+use super::table::{Work, analyse, orphan};
+use super::{AnalysisRequest, Plan, PlannedStatement, StatementRef, SyncResult, TablePlan};
+use crate::catalog::{Catalog, SyncRange};
 use crate::diff::{self, Step, TableChange};
 use crate::error::{Result, SchemaError};
 use crate::fingerprint::fingerprint_normalized;
@@ -65,6 +66,11 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         }
         let mut desired = Table::clone(source);
         desired.name = shadow_name.clone();
+        // An existing constraint lends its name to one desired constraint only: two equal
+        // definitions (two CHECKs with one expression) must not both take it, or the ALTER
+        // that adds the second fails on a duplicate name. The diff pairs them in this order.
+        let mut claimed_fks: Vec<bool> =
+            vec![false; item.shadow.as_ref().map_or(0, |s| s.foreign_keys.len())];
         for fk in &mut desired.foreign_keys {
             // Other databases' parents made the table UNSUPPORTED (see `isolation`).
             if let Some(target) = parent_shadow(&fk.referenced_table) {
@@ -72,22 +78,28 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                 fk.referenced_schema = None;
             }
             let existing = item.shadow.as_ref().and_then(|shadow| {
-                shadow
+                let position = shadow
                     .foreign_keys
                     .iter()
-                    .find(|old| diff::same_foreign_key(old, fk))
+                    .enumerate()
+                    .position(|(i, old)| !claimed_fks[i] && diff::same_foreign_key(old, fk))?;
+                claimed_fks[position] = true;
+                shadow.foreign_keys.get(position)
             });
             fk.name = match existing {
                 Some(old) => old.name.clone(),
                 None => fk_names.allocate(naming, &fk.name),
             };
         }
+        let mut claimed_checks: Vec<bool> =
+            vec![false; item.shadow.as_ref().map_or(0, |s| s.checks.len())];
         for check in &mut desired.checks {
             let existing = item.shadow.as_ref().and_then(|shadow| {
-                shadow
-                    .checks
-                    .iter()
-                    .find(|old| old.expression == check.expression)
+                let position = shadow.checks.iter().enumerate().position(|(i, old)| {
+                    !claimed_checks[i] && old.expression == check.expression
+                })?;
+                claimed_checks[position] = true;
+                shadow.checks.get(position)
             });
             check.name = match existing {
                 Some(old) => old.name.clone(),
@@ -95,6 +107,20 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             };
         }
         item.desired = Some(desired);
+    }
+
+    // Orphan shadows are never touched, so a change their foreign keys forbid (dropping or
+    // retyping a column they reference: errors 1829/1833) is not planned; the table says why.
+    let orphans = catalog.orphan_shadows(naming);
+    for item in &mut work {
+        let (Some(shadow), Some(desired)) = (&item.shadow, &item.desired) else {
+            continue;
+        };
+        if let Some(reason) = blocked_by_orphan(catalog, &orphans, shadow, desired) {
+            item.plan.result = SyncResult::Unsupported;
+            item.plan.reason = Some(reason);
+            item.desired = None;
+        }
     }
 
     // A shadow whose foreign key references a column another shadow is about to change must
@@ -106,7 +132,7 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             continue;
         }
         if let (Some(shadow), Some(desired)) = (&item.shadow, &item.desired) {
-            let changed = diff::changed_columns(shadow, desired);
+            let changed = diff::key_blocking_columns(shadow, desired);
             if !changed.is_empty() {
                 changed_by_shadow.insert(context.table_key(&shadow.name), changed);
             }
@@ -228,22 +254,31 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
                 .iter()
                 .map(|fk| format!("DROP FOREIGN KEY {}", render::quote_identifier(&fk.name)))
                 .collect();
-            statements.push(statement(&Step {
-                sql: format!(
-                    "ALTER TABLE {} {}",
-                    render::quote_identifier(&shadow.name),
-                    clauses.join(", ")
-                ),
-                after: Table::clone(shadow),
-            }));
+            // Dropping foreign keys is metadata-only: no hazard.
+            statements.push(statement(
+                None,
+                &Step {
+                    sql: format!(
+                        "ALTER TABLE {} {}",
+                        render::quote_identifier(&shadow.name),
+                        clauses.join(", ")
+                    ),
+                    after: Table::clone(shadow),
+                    separate_reason: None,
+                },
+            ));
             pre_refs.push(StatementRef {
                 table: i,
                 statement: 0,
             });
         }
         let first_own = statements.len();
-        statements.extend(steps.iter().map(statement));
-        let deferred_statement = deferred.as_ref().map(statement);
+        let mut before: Option<&Table> = item.shadow.as_deref();
+        for step in &steps {
+            statements.push(statement(before, step));
+            before = Some(&step.after);
+        }
+        let deferred_statement = deferred.as_ref().map(|step| statement(before, step));
         if statements.is_empty() && deferred_statement.is_none() {
             item.plan.result = SyncResult::NoAction;
             item.plan.target_fingerprint = item.plan.shadow_fingerprint.clone();
@@ -266,6 +301,11 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
         item.plan.target_fingerprint = statements
             .last()
             .map(|statement| statement.expected_fingerprint_after.clone());
+        item.plan.risk = statements
+            .iter()
+            .map(|statement| RiskLevel::of(&statement.hazards))
+            .max()
+            .unwrap_or_default();
         item.plan.statements = statements;
     }
     ordered.extend(deferred_refs);
@@ -278,17 +318,81 @@ pub fn plan(catalog: &Catalog, request: &AnalysisRequest) -> Result<Plan> {
             item.plan.skipped = true;
         }
     }
+    let mut tables: Vec<TablePlan> = work.into_iter().map(|item| item.plan).collect();
+    if request.range == SyncRange::All {
+        // Listed after the sources (statement references index the sources' rows).
+        let fold = |name: &str| context.table_key(name);
+        tables.extend(orphans.iter().filter_map(|shadow| {
+            let source = naming.strip_affix(shadow, fold)?;
+            Some(orphan(catalog, shadow, source))
+        }));
+    }
     Ok(Plan {
         database: catalog.database.clone(),
         naming: naming.clone(),
-        tables: work.into_iter().map(|item| item.plan).collect(),
+        tables,
         order: ordered,
     })
 }
 
-fn statement(step: &Step) -> PlannedStatement {
+/// Why `shadow` cannot become `desired` while an orphan shadow's foreign key references it, if
+/// it cannot: the change drops or retypes a referenced column.
+fn blocked_by_orphan(
+    catalog: &Catalog,
+    orphans: &[String],
+    shadow: &Table,
+    desired: &Table,
+) -> Option<String> {
+    let context = &catalog.server;
+    let mut forbidden = diff::key_blocking_columns(shadow, desired);
+    forbidden.extend(
+        shadow
+            .columns
+            .iter()
+            .filter(|column| desired.column(&column.name).is_none())
+            .map(|column| column.name.to_lowercase()),
+    );
+    if forbidden.is_empty() {
+        return None;
+    }
+    let own = context.table_key(&shadow.name);
+    let database = context.table_key(&catalog.database);
+    for orphan in orphans {
+        let Some(Ok(model)) = catalog.table(orphan).map(|table| &table.model) else {
+            continue;
+        };
+        for fk in &model.foreign_keys {
+            let same_database = fk
+                .referenced_schema
+                .as_deref()
+                .is_none_or(|schema| context.table_key(schema) == database);
+            if !same_database || context.table_key(&fk.referenced_table) != own {
+                continue;
+            }
+            if let Some(column) = fk
+                .referenced_columns
+                .iter()
+                .find(|column| forbidden.contains(&column.to_lowercase()))
+            {
+                return Some(format!(
+                    "column `{column}` cannot be dropped or changed: foreign key `{}` of the \
+                     orphan shadow `{orphan}` (whose source does not exist, so it is never \
+                     touched) references it; drop that key or table, then analyse again",
+                    fk.name
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The planned form of `step`, which runs on a shadow whose model is `before` (`None` when the
+/// statement creates it).
+fn statement(before: Option<&Table>, step: &Step) -> PlannedStatement {
     PlannedStatement {
         sql: step.sql.clone(),
         expected_fingerprint_after: fingerprint_normalized(&step.after),
+        hazards: hazard::hazards(before, &step.after),
+        separate_reason: step.separate_reason.clone(),
     }
 }

@@ -1,6 +1,7 @@
 //! Plans: per-table results and the ordered change script.
 
 mod build;
+pub mod hazard;
 mod isolation;
 mod names;
 mod table;
@@ -12,6 +13,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use build::plan;
+pub use hazard::{Hazard, HazardKind, RiskLevel};
 
 use crate::catalog::SyncRange;
 use crate::naming::ShadowNaming;
@@ -55,6 +57,14 @@ impl SyncResult {
 pub struct PlannedStatement {
     pub sql: String,
     pub expected_fingerprint_after: String,
+    /// What running it does to the shadow besides changing its definition (empty for
+    /// `CREATE TABLE`), one entry per kind, in [`HazardKind`] order.
+    #[serde(default)]
+    pub hazards: Vec<Hazard>,
+    /// Why this statement is not merged into the table's previous one (`None` for a table's
+    /// first statement).
+    #[serde(default)]
+    pub separate_reason: Option<String>,
 }
 
 /// The analysis of one source table.
@@ -80,6 +90,9 @@ pub struct TablePlan {
     /// Source tables whose shadows this table's foreign keys reference and that change in this
     /// plan: they run first.
     pub depends_on: Vec<String>,
+    /// The highest risk of this table's statements (`LOW` when it has none).
+    #[serde(default)]
+    pub risk: RiskLevel,
 }
 
 /// A reference to `tables[table].statements[statement]`.
@@ -121,8 +134,58 @@ impl Plan {
         script
     }
 
+    /// The script for a person to read: each statement preceded by `--` comment lines naming
+    /// its table's risk on the table's first statement, why it is a separate statement when
+    /// it is, and each of its hazards. The statements are exactly [`Self::sql_script`]'s.
+    pub fn sql_preview(&self) -> String {
+        let mut script = String::new();
+        for (table, statement) in self.statements() {
+            let first = table
+                .statements
+                .first()
+                .is_some_and(|s| std::ptr::eq(s, statement));
+            if first {
+                script.push_str(&format!(
+                    "-- {}: risk {}\n",
+                    table.shadow.as_deref().unwrap_or(&table.source),
+                    table.risk.as_str()
+                ));
+            }
+            if let Some(reason) = &statement.separate_reason {
+                script.push_str(&format!("-- separate statement: {}\n", one_line(reason)));
+            }
+            for hazard in &statement.hazards {
+                script.push_str(&format!(
+                    "-- hazard {}: {}\n",
+                    hazard.kind.as_str(),
+                    one_line(&hazard.explanation)
+                ));
+            }
+            script.push_str(&statement.sql);
+            script.push_str(";\n");
+        }
+        script
+    }
+
+    /// The highest risk of the tables that run statements (skipped ones do not).
+    pub fn risk(&self) -> RiskLevel {
+        self.tables
+            .iter()
+            .filter(|table| !table.skipped && table.result.needs_sync())
+            .map(|table| table.risk)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The plan for `source`, if it is in the range.
     pub fn table(&self, source: &str) -> Option<&TablePlan> {
         self.tables.iter().find(|table| table.source == source)
     }
+}
+
+/// Text kept on one comment line: line breaks (which would end the comment) become spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }

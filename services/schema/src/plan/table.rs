@@ -40,12 +40,26 @@ pub(super) fn analyse<'a>(
             shadow_fingerprint: None,
             target_fingerprint: None,
             depends_on: Vec::new(),
+            risk: Default::default(),
         },
         source: None,
         shadow: None,
         desired: None,
     };
     let plan = &mut item.plan;
+    let fold = |name: &str| context.table_key(name);
+    if let Some(source) = request.naming.strip_affix(source_name, fold) {
+        // A table matching the naming rule is a shadow, never a source.
+        if base_tables.contains_key(&context.table_key(source)) {
+            plan.reason = Some(format!(
+                "`{source_name}` matches the shadow naming rule: it is the shadow of `{source}`, \
+                 never a source"
+            ));
+            return item;
+        }
+        item.plan = orphan(catalog, source_name, source);
+        return item;
+    }
     match request.naming.shadow_name(source_name) {
         Ok(shadow) => plan.shadow = Some(shadow),
         Err(reason) => {
@@ -102,6 +116,30 @@ pub(super) fn analyse<'a>(
         Err(error) => plan.reason = Some(format!("cannot read the shadow DDL: {error}")),
     }
     item
+}
+
+/// The row of an orphan shadow: a table matching the naming rule whose source `source` does
+/// not exist. It is listed so the user sees it, and never touched.
+pub(super) fn orphan(catalog: &Catalog, shadow_name: &str, source: &str) -> TablePlan {
+    let shadow = catalog.table(shadow_name);
+    TablePlan {
+        source: source.to_owned(),
+        shadow: Some(shadow_name.to_owned()),
+        result: SyncResult::SourceMissing,
+        reason: Some(format!(
+            "the source table `{source}` does not exist: `{shadow_name}` is an orphan shadow, \
+             left untouched"
+        )),
+        skipped: false,
+        source_ddl: None,
+        shadow_ddl: shadow.map(|table| table.ddl.clone()),
+        statements: Vec::new(),
+        source_fingerprint: None,
+        shadow_fingerprint: shadow.and_then(|table| table.fingerprint.clone()),
+        target_fingerprint: None,
+        depends_on: Vec::new(),
+        risk: Default::default(),
+    }
 }
 
 /// Why a table cannot get a shadow because its definition reaches outside the database

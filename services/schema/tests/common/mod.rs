@@ -71,6 +71,25 @@ impl TestDb {
         .unwrap()
     }
 
+    /// Column `column` of the first row `sql` returns, as text (`""` for NULL).
+    pub async fn query_string(&self, sql: &str, column: usize) -> String {
+        use sqlx::Row as _;
+        let row = sqlx::query(AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.try_get::<Option<String>, _>(column)
+            .ok()
+            .flatten()
+            .or_else(|| {
+                row.try_get::<Option<Vec<u8>>, _>(column)
+                    .ok()
+                    .flatten()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .unwrap_or_default()
+    }
+
     /// Applies the plan's script statement by statement, with foreign_key_checks on.
     pub async fn apply(&self, plan: &Plan) {
         let mut conn = self.pool.acquire().await.unwrap();
@@ -113,6 +132,11 @@ impl TestDb {
                 }
             }
             assert_eq!(
+                server_text(&catalog.table(&source).unwrap().ddl, naming, &catalog),
+                server_text(&catalog.table(&shadow_name).unwrap().ddl, naming, &catalog),
+                "shadow {shadow_name} reads back differently from {source}"
+            );
+            assert_eq!(
                 canonical(&src),
                 canonical(&shadow),
                 "shadow {shadow_name} differs from {source}:\n{}\n---\n{}",
@@ -148,4 +172,64 @@ pub fn assert_all_no_action(plan: &Plan) {
         assert!(table.statements.is_empty());
     }
     assert!(plan.order.is_empty());
+}
+
+/// The server's own `SHOW CREATE TABLE` text reduced to structure without the engine's parser
+/// or normalizer (an oracle independent of both): the table name, the `AUTO_INCREMENT`
+/// counter and FK/CHECK names dropped, FK targets that are shadows of existing tables read as
+/// those tables, and secondary keys, foreign keys and checks sorted (their listing order
+/// follows a table's history).
+pub fn server_text(ddl: &str, naming: &ShadowNaming, catalog: &Catalog) -> Vec<String> {
+    let mut head = Vec::new();
+    let mut keys = Vec::new();
+    let mut constraints = Vec::new();
+    let mut tail = Vec::new();
+    let mut lines = ddl.lines();
+    if lines.next().is_some() {
+        head.push("CREATE TABLE (".to_owned());
+    }
+    for line in lines {
+        let trimmed = line.trim().trim_end_matches(',').to_owned();
+        if trimmed.starts_with(')') {
+            let options: Vec<&str> = trimmed
+                .split(' ')
+                .filter(|word| !word.starts_with("AUTO_INCREMENT="))
+                .collect();
+            tail.push(options.join(" "));
+        } else if tail.is_empty()
+            && ["KEY ", "UNIQUE KEY ", "FULLTEXT KEY ", "SPATIAL KEY "]
+                .iter()
+                .any(|kind| trimmed.starts_with(kind))
+        {
+            keys.push(trimmed);
+        } else if tail.is_empty() && trimmed.starts_with("CONSTRAINT `") {
+            // `CONSTRAINT `name` FOREIGN KEY ...` / `CHECK (...)`: drop the name.
+            let rest = trimmed["CONSTRAINT `".len()..]
+                .split_once("` ")
+                .map_or(trimmed.clone(), |(_, rest)| rest.to_owned());
+            let rest = match rest.split_once("REFERENCES `") {
+                Some((before, after)) => {
+                    let (parent, after) = after.split_once('`').unwrap_or((after, ""));
+                    let parent = naming
+                        .source_of(parent, str::to_owned)
+                        .filter(|source| catalog.has_base_table(source))
+                        .unwrap_or_else(|| parent.to_owned());
+                    format!("{before}REFERENCES `{parent}`{after}")
+                }
+                None => rest,
+            };
+            constraints.push(rest);
+        } else if tail.is_empty() {
+            head.push(trimmed);
+        } else {
+            tail.push(trimmed);
+        }
+    }
+    keys.sort();
+    constraints.sort();
+    head.into_iter()
+        .chain(keys)
+        .chain(constraints)
+        .chain(tail)
+        .collect()
 }

@@ -103,15 +103,18 @@ pub const CASES: &[Case] = &[
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, g polygon NOT NULL, SPATIAL KEY sg (g))",
         ],
     },
-    // Foreign keys to a parent whose shadow exists: compared by definition, not by name.
+    // Foreign keys to a parent whose shadow exists: compared by definition (rules as the server
+    // prints them: RESTRICT as the default, NO ACTION explicitly), not by name.
     Case {
         source: "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, pid int DEFAULT NULL, pcode varchar(10) DEFAULT NULL, KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pid) REFERENCES {p} (id) ON DELETE CASCADE, FOREIGN KEY (pcode) REFERENCES {p} (code) ON UPDATE SET NULL)",
         equivalents: &[
-            "CREATE TABLE {t} (id int PRIMARY KEY, pid int, pcode varchar(10), KEY kp (pid), KEY kc (pcode), CONSTRAINT {n}_f1 FOREIGN KEY (pid) REFERENCES {p}(id) ON DELETE CASCADE ON UPDATE RESTRICT, CONSTRAINT {n}_f2 FOREIGN KEY (pcode) REFERENCES {p}(code) ON DELETE NO ACTION ON UPDATE SET NULL)",
+            "CREATE TABLE {t} (id int PRIMARY KEY, pid int, pcode varchar(10), KEY kp (pid), KEY kc (pcode), CONSTRAINT {n}_f1 FOREIGN KEY (pid) REFERENCES {p}(id) ON DELETE CASCADE ON UPDATE RESTRICT, CONSTRAINT {n}_f2 FOREIGN KEY (pcode) REFERENCES {p}(code) ON DELETE RESTRICT ON UPDATE SET NULL)",
         ],
         mutations: &[
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, pid int DEFAULT NULL, pcode varchar(10) DEFAULT NULL, KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pid) REFERENCES {p} (id) ON DELETE SET NULL, FOREIGN KEY (pcode) REFERENCES {p} (code) ON UPDATE SET NULL)",
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, pid int DEFAULT NULL, pcode varchar(10) DEFAULT NULL, KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pcode) REFERENCES {p} (code) ON UPDATE SET NULL)",
+            // The server prints an explicit NO ACTION: it is not the default.
+            "CREATE TABLE {t} (id int PRIMARY KEY, pid int, pcode varchar(10), KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pid) REFERENCES {p}(id) ON DELETE CASCADE, FOREIGN KEY (pcode) REFERENCES {p}(code) ON DELETE NO ACTION ON UPDATE SET NULL)",
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, pid int DEFAULT NULL, pcode varchar(10) DEFAULT NULL, KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pid) REFERENCES {ps} (id) ON DELETE CASCADE, FOREIGN KEY (pcode) REFERENCES {p} (code) ON UPDATE SET NULL)",
             "CREATE TABLE {t} (id int NOT NULL PRIMARY KEY, pid bigint DEFAULT NULL, pcode varchar(10) DEFAULT NULL, KEY kp (pid), KEY kc (pcode), FOREIGN KEY (pcode) REFERENCES {p} (code) ON UPDATE SET NULL, FOREIGN KEY (id) REFERENCES {p} (id))",
         ],

@@ -169,8 +169,9 @@ async fn foreign_key_cycles_and_skips() {
     assert_all_no_action(&db.plan(SyncRange::All, &naming, &[]).await);
 }
 
-/// A parent's shadow changes a column that existing child shadows reference: the children's
-/// keys are dropped first and added back after the parent's ALTER (with checks on).
+/// A parent's shadow changes the type of columns that existing child shadows reference (which
+/// MariaDB refuses while a key uses them, even with checks off): the children's keys are
+/// dropped first and added back after the parent's ALTER (with checks on).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_referenced_column_drops_and_restores_child_keys() {
     let db = TestDb::new().await;
@@ -180,7 +181,7 @@ async fn changing_a_referenced_column_drops_and_restores_child_keys() {
          CREATE TABLE c (id int PRIMARY KEY, p bigint, KEY kp (p), FOREIGN KEY (p) REFERENCES p (id));
          CREATE TABLE d (id int PRIMARY KEY, code varchar(20), KEY kc (code), FOREIGN KEY (code) REFERENCES p (code));
          CREATE TABLE s (id bigint PRIMARY KEY, up bigint, KEY ku (up), FOREIGN KEY (up) REFERENCES s (id));
-         CREATE TABLE _test_p (id int NOT NULL, code varchar(20) NOT NULL COMMENT 'old', PRIMARY KEY (id), UNIQUE KEY uc (code));
+         CREATE TABLE _test_p (id int NOT NULL, code varchar(10) NOT NULL COMMENT 'old', PRIMARY KEY (id), UNIQUE KEY uc (code));
          CREATE TABLE _test_c (id int PRIMARY KEY, p int, KEY kp (p), FOREIGN KEY (p) REFERENCES _test_p (id));
          CREATE TABLE _test_d (id int PRIMARY KEY, code varchar(20), KEY kc (code), FOREIGN KEY (code) REFERENCES _test_p (code));
          CREATE TABLE _test_s (id int PRIMARY KEY, up int, KEY ku (up), FOREIGN KEY (up) REFERENCES _test_s (id))",
