@@ -293,8 +293,9 @@ impl TaskTx {
     }
 
     /// Moves the task to `to` (with `changes`), and queues `task.<to>` with `actor` and
-    /// `comment`. The caller has checked the transition is legal on the locked row.
-    pub async fn transition(
+    /// `comment`. Only `tasks::lifecycle` calls it, having checked the move is legal from the
+    /// locked row's status.
+    pub(crate) async fn transition(
         &mut self,
         to: TaskStatus,
         mut changes: Changes,

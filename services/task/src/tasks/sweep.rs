@@ -23,7 +23,8 @@ use shadowsync_proto::routing;
 use shadowsync_proto::task::v1::{LogLevel, TaskStatus, TimelineEntry, TimelineEntryKind};
 use tracing::{debug, warn};
 
-use super::{Tasks, actions::mark_not_run, approval};
+use super::lifecycle::{self, CancelledBy};
+use super::{Tasks, approval};
 use crate::error::{Result, TaskError, from_peer};
 use crate::store::lifecycle::Value;
 
@@ -89,33 +90,17 @@ impl Tasks {
         let mut tx = self.lock(id).await?;
         let now = tx.now();
         let task = tx.task.clone();
-        let (to, kind, message) = match from {
-            TaskStatus::Executing if task.execution_deadline.is_some_and(|d| d < now) => (
-                TaskStatus::ExecutionExpired,
-                TimelineEntryKind::ExecutionExpired,
-                "execution did not end within the execution expiration",
-            ),
-            TaskStatus::WaitForExecution
-                if task
-                    .due_at
-                    .is_some_and(|due| due + task.wait_expiration < now) =>
-            {
-                (
-                    TaskStatus::WaitForExecutionExpired,
-                    TimelineEntryKind::WaitForExecutionExpired,
-                    "no executor claimed it within the wait expiration",
-                )
-            }
-            _ => return Ok(()),
+        let due = match from {
+            TaskStatus::Executing => task.execution_deadline.is_some_and(|d| d < now),
+            TaskStatus::WaitForExecution => task
+                .due_at
+                .is_some_and(|due| due + task.wait_expiration < now),
+            _ => false,
         };
-        if task.status != from {
+        if !due || task.status != from {
             return Ok(());
         }
-        mark_not_run(&mut tx).await?;
-        tx.transition(to, vec![("lease_token", Value::Text(None))], None, message)
-            .await?;
-        tx.note(kind, None, message).await?;
-        tx.log(LogLevel::Error, message).await?;
+        lifecycle::expire(&mut tx, vec![("lease_token", Value::Text(None))]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,17 +114,13 @@ impl Tasks {
         }
         let executor = task.lease_owner.clone().unwrap_or_default();
         if task.abort_requested {
-            mark_not_run(&mut tx).await?;
-            let reason = "aborted; the executor stopped answering";
-            tx.transition(
-                TaskStatus::Cancelled,
-                vec![("lease_token", Value::Text(None))],
+            lifecycle::cancel(
+                &mut tx,
+                CancelledBy::abort_unanswered(),
                 None,
-                reason,
+                vec![("lease_token", Value::Text(None))],
             )
             .await?;
-            tx.note(TimelineEntryKind::Cancelled, None, reason).await?;
-            tx.log(LogLevel::Warn, reason).await?;
             tx.commit().await?;
             metrics().lease_expirations.add(1, &[]);
             return Ok(());
