@@ -58,6 +58,8 @@ pub struct InMemoryTaskServiceDouble {
     pub page_size: usize,
     /// Claims answered UNAVAILABLE before the service "recovers".
     pub unavailable_claims: std::sync::atomic::AtomicU32,
+    /// Claims answered INTERNAL (an unexpected failure of the task service) before it recovers.
+    pub internal_claims: std::sync::atomic::AtomicU32,
 }
 
 impl InMemoryTaskServiceDouble {
@@ -69,6 +71,7 @@ impl InMemoryTaskServiceDouble {
             heartbeat_interval: Duration::from_millis(200),
             page_size: 2,
             unavailable_claims: std::sync::atomic::AtomicU32::new(0),
+            internal_claims: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -236,6 +239,13 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
             .is_ok()
         {
             return Err(BackendError::Unavailable("approval service down".into()));
+        }
+        if self
+            .internal_claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::Rejected("Internal: internal error".into()));
         }
         let now = self.clock.now();
         let mut tasks = self.lock();
