@@ -60,6 +60,8 @@ pub struct InMemoryTaskServiceDouble {
     pub unavailable_claims: std::sync::atomic::AtomicU32,
     /// Claims answered INTERNAL (an unexpected failure of the task service) before it recovers.
     pub internal_claims: std::sync::atomic::AtomicU32,
+    /// Table reports answered UNAVAILABLE (the task service's store away) before it recovers.
+    pub unavailable_reports: std::sync::atomic::AtomicU32,
 }
 
 impl InMemoryTaskServiceDouble {
@@ -72,6 +74,7 @@ impl InMemoryTaskServiceDouble {
             page_size: 2,
             unavailable_claims: std::sync::atomic::AtomicU32::new(0),
             internal_claims: std::sync::atomic::AtomicU32::new(0),
+            unavailable_reports: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -346,6 +349,19 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
     }
 
     async fn report_table(&self, lease: &LeaseRef, report: &TableReport) -> BackendResult<bool> {
+        if self
+            .unavailable_reports
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err(BackendError::Unavailable(
+                "metadata store unavailable".into(),
+            ));
+        }
         let (abort_requested, delay) = self.record_report(lease, report)?;
         if let Some(delay) = delay {
             // A slow answer, outside the lock: lets a test act while the executor waits.
