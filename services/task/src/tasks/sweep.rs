@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use super::lifecycle::{self, CancelledBy};
 use super::{Tasks, approval};
 use crate::error::{Result, TaskError, from_peer};
-use crate::store::lifecycle::Value;
+use crate::store::lifecycle::{DueWork, Value};
 
 const BATCH: i64 = 100;
 /// The durable queue the task service's events land in.
@@ -38,7 +38,7 @@ impl Tasks {
         let now = self.clock.now();
         for id in self
             .store
-            .due_tasks("status = 'SUBMITTING' AND submit_next_at <= $1", now, BATCH)
+            .due_tasks(DueWork::SubmissionRetry, now, BATCH)
             .await?
         {
             if let Err(error) = self.advance_submission(id).await {
@@ -47,7 +47,7 @@ impl Tasks {
         }
         for id in self
             .store
-            .due_tasks("approval_cancel_pending = 1 AND $1 = $1", now, BATCH)
+            .due_tasks(DueWork::ApprovalCancellation, now, BATCH)
             .await?
         {
             if let Err(error) = self.cancel_approval(id).await {
@@ -56,29 +56,21 @@ impl Tasks {
         }
         for id in self
             .store
-            .due_tasks(
-                "status = 'EXECUTING' AND execution_deadline < $1",
-                now,
-                BATCH,
-            )
+            .due_tasks(DueWork::ExecutionExpiry, now, BATCH)
             .await?
         {
             self.expire(id, TaskStatus::Executing).await?;
         }
         for id in self
             .store
-            .due_tasks(
-                "status = 'WAIT_FOR_EXECUTION' AND due_at + wait_expiration < $1",
-                now,
-                BATCH,
-            )
+            .due_tasks(DueWork::WaitExpiry, now, BATCH)
             .await?
         {
             self.expire(id, TaskStatus::WaitForExecution).await?;
         }
         for id in self
             .store
-            .due_tasks("status = 'EXECUTING' AND lease_until < $1", now, BATCH)
+            .due_tasks(DueWork::LapsedLease, now, BATCH)
             .await?
         {
             self.lease_lapsed(id).await?;
