@@ -4,16 +4,15 @@
 use std::time::Duration;
 
 use shadowsync_common::cleartext_gate::{UNREACHABLE, gated_lazy_pool};
+use shadowsync_common::target::TargetOptions;
 use shadowsync_proto::common::v1::{AnalysisFailureReason, ConnectionDetails, Dialect};
 use shadowsync_schema::{IntrospectOptions, Introspector, SchemaError};
-use sqlx::mysql::{
-    MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlSslMode,
-};
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 
 use crate::error::AnalysisError;
 
 /// Driver options a connection may carry (the task service refuses others at creation).
-pub const KNOWN_OPTIONS: &[&str] = &["ssl-mode", "connect-timeout"];
+pub use shadowsync_common::target::KNOWN_OPTIONS;
 
 /// How long to wait for a target database that does not answer, unless `connect-timeout` says.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,19 +62,11 @@ pub fn connect(
     if !details.password.is_empty() {
         connect = connect.password(&details.password);
     }
-    let mut timeout = DEFAULT_CONNECT_TIMEOUT;
-    for (key, value) in &details.options {
-        match key.as_str() {
-            "ssl-mode" => connect = connect.ssl_mode(ssl_mode(value)?),
-            "connect-timeout" => timeout = parse_duration(value)?,
-            other => {
-                return Err(AnalysisError::invalid(
-                    format!("connection.options.{other}"),
-                    format!("unknown option; known: {}", KNOWN_OPTIONS.join(", ")),
-                ));
-            }
-        }
-    }
+    let target = TargetOptions::parse(&details.options).map_err(|error| {
+        AnalysisError::invalid(format!("connection.options.{}", error.option), error.reason)
+    })?;
+    let connect = target.apply(connect);
+    let timeout = target.connect_timeout_or(DEFAULT_CONNECT_TIMEOUT);
     // Every connection runs under the executor's sql_mode: `SHOW CREATE TABLE` then prints what
     // the executor's guard and session read (`'it\'s'`, backticked names).
     let connect = shadowsync_schema::without_driver_sql_mode(connect);
@@ -88,39 +79,6 @@ pub fn connect(
         .map_err(|e| AnalysisError::Internal(format!("cleartext gate: {e}")))?;
     let introspector = Introspector::with_pool(pool.clone(), options);
     Ok((pool, introspector))
-}
-
-fn ssl_mode(value: &str) -> Result<MySqlSslMode, AnalysisError> {
-    match value.to_ascii_uppercase().as_str() {
-        "DISABLED" => Ok(MySqlSslMode::Disabled),
-        "PREFERRED" => Ok(MySqlSslMode::Preferred),
-        "REQUIRED" => Ok(MySqlSslMode::Required),
-        "VERIFY_CA" => Ok(MySqlSslMode::VerifyCa),
-        "VERIFY_IDENTITY" => Ok(MySqlSslMode::VerifyIdentity),
-        _ => Err(AnalysisError::invalid(
-            "connection.options.ssl-mode",
-            "one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
-        )),
-    }
-}
-
-/// `10s`, `500ms` or a number of seconds.
-fn parse_duration(value: &str) -> Result<Duration, AnalysisError> {
-    let invalid =
-        || AnalysisError::invalid("connection.options.connect-timeout", "e.g. 10s or 500ms");
-    if let Some(ms) = value.strip_suffix("ms") {
-        return ms
-            .trim()
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| invalid());
-    }
-    value
-        .trim_end_matches('s')
-        .trim()
-        .parse()
-        .map(Duration::from_secs)
-        .map_err(|_| invalid())
 }
 
 /// What went wrong on the target side, in the contract's terms.

@@ -32,6 +32,7 @@ pub mod outbox;
 pub mod plan_digest;
 pub mod queue;
 pub mod secret;
+pub mod target;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

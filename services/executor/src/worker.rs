@@ -2,7 +2,8 @@
 //!
 //! Per delivery (each in its own tokio task, at most `concurrency` at once, with at most
 //! `prefetch` unsettled deliveries): decode `ExecuteTask` (undecodable → dead-letter), claim it
-//! (unknown task → dead-letter; task service unavailable → requeue after a pause), **ack as soon
+//! (unknown task → dead-letter; any other failure → requeue after a pause, since the message
+//! names a task that exists and a dead letter would strand it), **ack as soon
 //! as the claim is granted or refused** — from then on the lease is the durable record, so a
 //! long DDL never holds a delivery past the broker's consumer timeout — and run the engine.
 //! A bad message is handled on its own; the loop never stops because of one.
@@ -207,9 +208,14 @@ impl Worker {
                 settle(delivery.nack_requeue().await);
                 return;
             }
+            // The task exists: dead-lettering its message would strand it until its wait
+            // expires, and the refusal may pass (an INTERNAL answer during an outage of the
+            // task service's store). Hand it back after a pause; once the task is final the
+            // claim is refused and the delivery acked.
             Err(error) => {
-                tracing::error!(task_id, attempt, %error, "claim rejected; dead-lettered");
-                settle(delivery.reject_to_dead_letter().await);
+                tracing::warn!(task_id, attempt, %error, "claim failed; message handed back");
+                tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+                settle(delivery.nack_requeue().await);
                 return;
             }
         };

@@ -56,8 +56,13 @@ impl Dependencies {
         })
     }
 
-    /// Registers a probe for each dependency (and the data directory when anything lives there).
-    pub fn add_probes(&self, config: &Config, readiness: &mut Readiness) {
+    /// Registers a probe for each dependency `role` needs to answer its API (and the data
+    /// directory when anything lives there).
+    ///
+    /// The task service's API does not need the broker: what it publishes goes through its
+    /// outbox and its event consumer resubscribes by itself, so a broker outage must not take
+    /// its public API out of a readiness-probed Service. Its queue is not probed.
+    pub fn add_probes(&self, role: Role, config: &Config, readiness: &mut Readiness) {
         if config.database_url.is_none() || config.queue.url.is_none() {
             readiness.probe(Probe::DataDir(config.data_dir.clone()));
         }
@@ -67,7 +72,9 @@ impl Dependencies {
         if let Some(db) = &self.approval_db {
             readiness.probe(Probe::Database("approval store", db.clone()));
         }
-        if let Some(queue) = &self.queue {
+        if let Some(queue) = &self.queue
+            && role != Role::Task
+        {
             readiness.probe(Probe::Queue(queue.clone()));
         }
     }

@@ -131,7 +131,7 @@ pub async fn run_with_metrics(
     let ungated = AuthLayer::new(authenticator);
     let auth = ungated.clone().gated(readiness.prepared());
     let deps = deps::Dependencies::open(role, &config).await?;
-    deps.add_probes(&config, &mut readiness);
+    deps.add_probes(role, &config, &mut readiness);
 
     let (reflection_v1, reflection_v1alpha) =
         grpc::reflection(&[shadowsync_proto::FILE_DESCRIPTOR_SET])?;

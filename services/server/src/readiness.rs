@@ -17,6 +17,16 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+/// How long a probe may take: a dependency that does not answer within it is down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often dependencies are probed while serving, so an outage turns health NOT_SERVING
+/// within about `SERVING_PROBE_EVERY + PROBE_TIMEOUT`.
+const SERVING_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often they are probed while not serving, so health recovers promptly.
+const NOT_SERVING_PROBE_EVERY: Duration = Duration::from_millis(250);
+/// While a dependency stays unreachable, how often that is logged again.
+const STILL_UNREACHABLE_EVERY: Duration = Duration::from_secs(60);
+
 /// A dependency checked on every readiness pass.
 pub enum Probe {
     Database(&'static str, Database),
@@ -34,7 +44,14 @@ impl Probe {
         }
     }
 
+    /// Checks the dependency, failing when it does not answer within [`PROBE_TIMEOUT`].
     async fn check(&self) -> Result<(), String> {
+        tokio::time::timeout(PROBE_TIMEOUT, self.check_untimed())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {PROBE_TIMEOUT:?}")))
+    }
+
+    async fn check_untimed(&self) -> Result<(), String> {
         match self {
             Probe::Database(_, db) => db.check_ready().await.map_err(|e| e.to_string()),
             Probe::Queue(queue) => queue.check_ready().await.map_err(|e| e.to_string()),
@@ -112,6 +129,9 @@ impl Readiness {
         self.prepared.send_replace(true);
 
         let mut serving = false;
+        // The failing dependency and reason last logged, and when: an outage is logged when it
+        // starts or changes, then once a minute, not on every probe.
+        let mut logged: Option<(&'static str, String, tokio::time::Instant)> = None;
         loop {
             let mut failure = None;
             for probe in &self.probes {
@@ -121,22 +141,36 @@ impl Readiness {
                 }
             }
             match failure {
-                None if !serving => {
-                    self.set(ServingStatus::Serving).await;
-                    tracing::info!("dependencies reachable: serving");
-                    serving = true;
+                None => {
+                    if !serving {
+                        self.set(ServingStatus::Serving).await;
+                        tracing::info!("dependencies reachable: serving");
+                        serving = true;
+                    }
+                    logged = None;
                 }
-                None => {}
                 Some((dependency, reason)) => {
                     if serving {
                         self.set(ServingStatus::NotServing).await;
                         serving = false;
                     }
-                    tracing::warn!(dependency, reason = %reason, "dependency unreachable: not serving");
+                    let repeat = logged.as_ref().is_some_and(|(name, last, at)| {
+                        *name == dependency
+                            && *last == reason
+                            && at.elapsed() < STILL_UNREACHABLE_EVERY
+                    });
+                    if !repeat {
+                        tracing::warn!(dependency, reason = %reason, "dependency unreachable: not serving");
+                        logged = Some((dependency, reason, tokio::time::Instant::now()));
+                    }
                 }
             }
-            let pause = if serving { 5_000 } else { 250 };
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let pause = if serving {
+                SERVING_PROBE_EVERY
+            } else {
+                NOT_SERVING_PROBE_EVERY
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 }

@@ -255,6 +255,92 @@ async fn health_is_not_serving_while_a_dependency_is_down() {
     server.stop().await;
 }
 
+/// The serving status of every service the process runs.
+async fn health_of(channel: shadowsync_common::grpc::Channel) -> i32 {
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status
+}
+
+#[tokio::test]
+async fn the_task_service_stays_ready_while_the_broker_is_down() {
+    // Its API works without the broker (events wait in the outbox), so a broker outage must not
+    // take it out of a readiness-probed Service. Nothing listens on port 1.
+    let store = shadowsync_common::testing::TestDatabase::postgres().await;
+    let database = format!("database.url={}", store.url);
+    let server = TestServer::start(
+        Role::Task,
+        &[
+            &database,
+            "queue.url=amqp://guest:guest@127.0.0.1:1/%2f",
+            "endpoints.analysis=http://127.0.0.1:9",
+            "endpoints.approval=http://127.0.0.1:9",
+        ],
+    )
+    .await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    wait_serving(channel.clone(), shadowsync_proto::TASK_SERVICE).await;
+    let authed =
+        grpc::authenticated(channel, &token(&Identity::user("alice", &[]))).expect("header");
+    TaskServiceClient::new(authed)
+        .list_connections(ListConnectionsRequest::default())
+        .await
+        .expect("the API answers");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_follows_a_store_outage_within_seconds() {
+    let store = shadowsync_common::testing::TestDatabase::postgres().await;
+    let (_, rest) = store.url.split_once("://").expect("scheme");
+    let (authority, path) = rest.split_once('/').expect("path");
+    let (user, host) = authority.rsplit_once('@').expect("user");
+    let target = tokio::net::lookup_host(host)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let mut proxy = shadowsync_common::testing::TcpProxy::start(target).await;
+    let database = format!("database.url=postgres://{user}@{}/{path}", proxy.address());
+    let server = TestServer::start(
+        Role::Task,
+        &[
+            &database,
+            "queue.url=amqp://guest:guest@127.0.0.1:1/%2f",
+            "endpoints.analysis=http://127.0.0.1:9",
+            "endpoints.approval=http://127.0.0.1:9",
+        ],
+    )
+    .await;
+    let channel = grpc::channel(&server.url(), None).expect("channel");
+    wait_serving(channel.clone(), "").await;
+
+    proxy.cut().await;
+    let cut = std::time::Instant::now();
+    while health_of(channel.clone()).await != ServingStatus::NotServing as i32 {
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "still SERVING 5 s into the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.restore();
+    let back = std::time::Instant::now();
+    while health_of(channel.clone()).await != ServingStatus::Serving as i32 {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not SERVING 10 s after the store came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn calls_before_the_store_is_migrated_are_unavailable_not_internal() {
     // Nothing listens on port 1: the task store cannot be migrated, so the service never

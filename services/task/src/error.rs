@@ -58,6 +58,11 @@ impl From<TaskError> for ApiError {
             // Only reached through `From<TaskError> for ApiError` callers that do not special-case
             // it; the Status conversion below answers UNIMPLEMENTED.
             TaskError::Unimplemented(m) => ApiError::FailedPrecondition(m),
+            // Retryable: the executor hands its delivery back instead of dead-lettering it, and
+            // a client retries, so no task is stranded by an outage of the store.
+            TaskError::Store(error) if is_unreachable(&error) => {
+                ApiError::Unavailable("metadata store unavailable".to_owned())
+            }
             internal @ (TaskError::Store(_) | TaskError::Internal(_)) => {
                 ApiError::internal(internal)
             }
@@ -74,6 +79,24 @@ impl From<TaskError> for Status {
     }
 }
 
+/// Whether a store error means the store cannot be reached now (connection refused, reset or
+/// timed out; the server shutting down or not accepting connections yet), as opposed to a
+/// query the store refused.
+pub fn is_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08) and operator interventions that end
+        // sessions (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
+}
+
 /// A peer's status as seen by the task service: codes that mean "the peer is down" stay
 /// retryable, anything else is internal (the peer's message may not be meant for our caller).
 pub fn from_peer(service: &str, status: &Status) -> TaskError {
@@ -87,5 +110,26 @@ pub fn from_peer(service: &str, status: &Status) -> TaskError {
             TaskError::Unavailable(format!("the {service} service is unavailable"))
         }
         code => TaskError::Internal(format!("{service} service answered {code:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_and_a_refused_query_internal() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        for error in [
+            sqlx::Error::Io(reset),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+        ] {
+            let status = Status::from(TaskError::Store(error));
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+            assert_eq!(status.message(), "metadata store unavailable");
+        }
+        let refused = Status::from(TaskError::Store(sqlx::Error::RowNotFound));
+        assert_eq!(refused.code(), tonic::Code::Internal);
     }
 }

@@ -15,7 +15,8 @@ use tonic::Status;
 
 use crate::error::{Result, TaskError, from_peer};
 use crate::store::lifecycle::{LogLine, TaskTx, Value, append_logs, is_final};
-use crate::tasks::{Tasks, actions::mark_not_run, approval};
+use crate::tasks::lifecycle::{self, CancelledBy, FailedBy};
+use crate::tasks::{Tasks, approval};
 
 fn lease_lost() -> Status {
     Status::aborted("lease lost")
@@ -58,11 +59,7 @@ impl Tasks {
     async fn fail_before_start(&self, id: i64, reason: &str) -> Result<()> {
         let mut tx = self.lock(id).await?;
         if !is_final(tx.task.status) {
-            mark_not_run(&mut tx).await?;
-            tx.transition(TaskStatus::ExecutionFailed, Vec::new(), None, reason)
-                .await?;
-            tx.note(TimelineEntryKind::Failed, None, reason).await?;
-            tx.log(LogLevel::Error, reason).await?;
+            lifecycle::fail(&mut tx, FailedBy::TaskService, None, reason).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -117,9 +114,7 @@ impl Tasks {
             && matches!(task.status, TaskStatus::Submitting | TaskStatus::Approving)
         {
             let mut tx = self.lock(id).await?;
-            approval::apply(&mut tx, approval)
-                .await
-                .map_err(TaskError::from)?;
+            approval::apply(&mut tx, approval).await?;
             tx.commit().await.map_err(TaskError::from)?;
         }
         let approved = approval
@@ -187,16 +182,19 @@ impl Tasks {
             return Ok(refused(ClaimRefusalReason::TaskFinal));
         }
         if task.abort_requested {
-            if task.status != TaskStatus::Executing || task.lease_token.is_none() {
-                mark_not_run(&mut tx).await.map_err(TaskError::from)?;
-                tx.transition(
-                    TaskStatus::Cancelled,
-                    Vec::new(),
-                    None,
-                    "aborted before execution",
-                )
-                .await
-                .map_err(TaskError::from)?;
+            // While an executor holds a live lease it stops between statements and completes
+            // the task; otherwise no one will, so the claim that finds the abort ends it.
+            let held = task.status == TaskStatus::Executing
+                && task.lease_token.is_some()
+                && task.lease_until.is_some_and(|until| until > now);
+            if !held {
+                let by = if task.status == TaskStatus::Executing && task.lease_token.is_some() {
+                    CancelledBy::abort_unanswered()
+                } else {
+                    CancelledBy::abort_before_execution()
+                };
+                lifecycle::cancel(&mut tx, by, None, vec![("lease_token", Value::Text(None))])
+                    .await?;
                 tx.commit().await.map_err(TaskError::from)?;
             }
             return Ok(refused(ClaimRefusalReason::Aborted));
@@ -236,9 +234,8 @@ impl Tasks {
                         .map_err(TaskError::from)?;
                 }
                 if task.status == TaskStatus::WaitForExecution {
-                    tx.transition(TaskStatus::Executing, changes, actor.clone(), "")
-                        .await
-                        .map_err(TaskError::from)?;
+                    lifecycle::advance(&mut tx, TaskStatus::Executing, changes, actor.clone(), "")
+                        .await?;
                 } else {
                     tx.update(changes).await.map_err(TaskError::from)?;
                 }
@@ -546,34 +543,23 @@ impl Tasks {
             ))
             .into());
         }
-        mark_not_run(&mut tx).await.map_err(TaskError::from)?;
-        let kind = match expected {
-            TaskStatus::ExecutionSucceeded => TimelineEntryKind::Succeeded,
-            TaskStatus::ExecutionFailed => TimelineEntryKind::Failed,
-            _ => TimelineEntryKind::Cancelled,
-        };
         let actor = Some(crate::actor(caller));
-        tx.transition(expected, Vec::new(), actor.clone(), &request.message)
-            .await
-            .map_err(TaskError::from)?;
-        tx.note(kind, actor, &request.message)
-            .await
-            .map_err(TaskError::from)?;
-        let level = if expected == TaskStatus::ExecutionSucceeded {
-            LogLevel::Info
-        } else {
-            LogLevel::Warn
-        };
-        tx.log(
-            level,
-            &format!(
-                "execution ended {}: {}",
-                crate::store::lifecycle::status_name(expected),
-                request.message
-            ),
-        )
-        .await
-        .map_err(TaskError::from)?;
+        let message = request.message.clone();
+        match expected {
+            TaskStatus::ExecutionSucceeded => lifecycle::succeed(&mut tx, actor, &message).await?,
+            TaskStatus::ExecutionFailed => {
+                lifecycle::fail(&mut tx, FailedBy::Executor, actor, &message).await?;
+            }
+            _ => {
+                lifecycle::cancel(
+                    &mut tx,
+                    CancelledBy::Executor { message },
+                    actor,
+                    Vec::new(),
+                )
+                .await?;
+            }
+        }
         tx.commit().await.map_err(TaskError::from)?;
         Ok(CompleteExecutionResponse {
             status: expected as i32,

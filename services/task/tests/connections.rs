@@ -356,3 +356,47 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
     assert_eq!(gone.code(), Code::NotFound);
     target.drop_all().await;
 }
+
+/// Options are checked by value, not only by name, on every path that takes them: an unknown
+/// TLS mode is refused naming the option, never probed or stored as a weaker default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_option_values_are_refused_naming_the_option() {
+    let services = Services::start(TaskConfig::default()).await;
+    let mut admin = services.client("root", &["admin"]).await;
+    for (option, value) in [
+        ("ssl-mode", "sometimes"),
+        ("connect-timeout", "soon"),
+        ("connect-timeout", "0s"),
+    ] {
+        let mut invalid = spec("weak", "root", "");
+        invalid.options = [(option.to_string(), value.to_string())].into();
+        let created = admin
+            .create_connection(CreateConnectionRequest {
+                connection: Some(invalid.clone()),
+                request_id: String::new(),
+            })
+            .await
+            .expect_err("create refused");
+        assert_eq!(created.code(), Code::InvalidArgument, "{created:?}");
+        assert!(
+            created
+                .message()
+                .starts_with(&format!("connection.options.{option}")),
+            "{created:?}"
+        );
+        let tested = admin
+            .test_connection(TestConnectionRequest {
+                target: Some(test_connection_request::Target::Spec(invalid)),
+            })
+            .await
+            .expect_err("test refused");
+        assert_eq!(tested.code(), Code::InvalidArgument, "{tested:?}");
+        assert!(tested.message().contains(option), "{tested:?}");
+    }
+    let listed = admin
+        .list_connections(ListConnectionsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.connections.is_empty(), "nothing was stored");
+}

@@ -103,9 +103,18 @@ impl Database {
         } else {
             return Err(DbError::UnsupportedUrl);
         };
+        // While PostgreSQL cannot be reached the pool retries connecting until the acquire
+        // timeout, and every call waits that long before it can answer UNAVAILABLE: keep it
+        // short. (A wait that long for a free connection means the service is overloaded,
+        // which is UNAVAILABLE too.) SQLite is a local file that is never away; its writers
+        // queue behind one lock, so it keeps a longer wait.
+        let acquire_timeout = match backend {
+            Backend::Postgres => Duration::from_secs(3),
+            Backend::Sqlite => Duration::from_secs(10),
+        };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(acquire_timeout);
         // Connections are made on first use, so a service starts (and reports NOT_SERVING)
         // while its store is still unreachable; `migrate` is the first real use.
         let pool = match backend {

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shadowsync_common::cleartext_gate::CleartextGate;
+use shadowsync_common::target::TargetOptions;
 
 use shadowsync_schema::{
     IntrospectOptions, Introspector, TableObservation, pin_session, pinned_pool,
     without_driver_sql_mode,
 };
-use sqlx::mysql::{
-    MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPoolOptions, MySqlSslMode,
-};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 use crate::backend::DatabaseTarget;
@@ -35,31 +34,6 @@ pub enum StatementError {
     /// The connection broke: the statement may or may not have run. The engine stops without
     /// recording anything, so the lease lapses and the next attempt decides by fingerprints.
     Connection(String),
-}
-
-fn ssl_mode(value: &str) -> Result<MySqlSslMode, String> {
-    match value.to_ascii_uppercase().as_str() {
-        "DISABLED" => Ok(MySqlSslMode::Disabled),
-        "PREFERRED" => Ok(MySqlSslMode::Preferred),
-        "REQUIRED" => Ok(MySqlSslMode::Required),
-        "VERIFY_CA" => Ok(MySqlSslMode::VerifyCa),
-        "VERIFY_IDENTITY" => Ok(MySqlSslMode::VerifyIdentity),
-        _ => Err(format!("invalid ssl-mode `{value}`")),
-    }
-}
-
-/// `10s`, `500ms` or a number of seconds.
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid connect-timeout `{value}` (e.g. 10s or 500ms)");
-    match value.strip_suffix("ms") {
-        Some(ms) => ms.trim().parse().map(Duration::from_millis),
-        None => value
-            .trim_end_matches('s')
-            .trim()
-            .parse()
-            .map(Duration::from_secs),
-    }
-    .map_err(|_| invalid())
 }
 
 /// A session pinned to [`SESSION_SQL_MODE`](shadowsync_schema::SESSION_SQL_MODE), the mode the
@@ -117,14 +91,10 @@ impl TargetDatabase {
         if !target.password.expose().is_empty() {
             options = options.password(target.password.expose());
         }
-        let mut timeout = DEFAULT_CONNECT_TIMEOUT;
-        for (key, value) in &target.options {
-            match key.as_str() {
-                "ssl-mode" => options = options.ssl_mode(ssl_mode(value)?),
-                "connect-timeout" => timeout = parse_duration(value)?,
-                other => return Err(format!("unknown connection option `{other}`")),
-            }
-        }
+        let parsed = TargetOptions::parse(&target.options)
+            .map_err(|error| format!("invalid connection option {error}"))?;
+        let options = parsed.apply(options);
+        let timeout = parsed.connect_timeout_or(DEFAULT_CONNECT_TIMEOUT);
         let (options, gate) = CleartextGate::protect(options)
             .map_err(|error| format!("cannot open the cleartext gate: {error}"))?;
         let connection = open(&options, timeout).await?;
@@ -227,16 +197,6 @@ impl TargetDatabase {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connection_options_are_read_as_the_task_service_validates_them() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("soon").is_err());
-        assert!(matches!(ssl_mode("required"), Ok(MySqlSslMode::Required)));
-        assert!(ssl_mode("sometimes").is_err());
-    }
 
     /// A server that asks for the password in clear (up front or by a switch), or under its own
     /// key over plain text, never gets it from an executor: the connection fails instead.

@@ -342,6 +342,22 @@ async fn a_lost_lease_stops_before_the_next_statement() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_ride_out_a_task_service_outage_shorter_than_the_lease() {
+    let h = Harness::new("CREATE TABLE a (id int PRIMARY KEY)").await;
+    let plan = h.db.plan().await;
+    h.add(ErrorStrategy::Abort, plan);
+    // About seven seconds of refused reports (the back-off is capped at 2 s), well inside the
+    // 30 s lease: the run waits them out instead of abandoning the task to a re-dispatch.
+    h.service
+        .unavailable_reports
+        .store(8, std::sync::atomic::Ordering::SeqCst);
+    let end = h.run(1, "executor-a").await;
+    assert_eq!(end, ExecutionEnd::Completed(ExecutionOutcome::Succeeded));
+    assert_eq!(h.status("a"), Some(TableExecutionStatus::Succeeded));
+    h.db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_interrupts_without_completing() {
     let h = Harness::new(ABC).await;
     let plan = h.db.plan().await;

@@ -58,6 +58,10 @@ pub struct InMemoryTaskServiceDouble {
     pub page_size: usize,
     /// Claims answered UNAVAILABLE before the service "recovers".
     pub unavailable_claims: std::sync::atomic::AtomicU32,
+    /// Claims answered INTERNAL (an unexpected failure of the task service) before it recovers.
+    pub internal_claims: std::sync::atomic::AtomicU32,
+    /// Table reports answered UNAVAILABLE (the task service's store away) before it recovers.
+    pub unavailable_reports: std::sync::atomic::AtomicU32,
 }
 
 impl InMemoryTaskServiceDouble {
@@ -69,6 +73,8 @@ impl InMemoryTaskServiceDouble {
             heartbeat_interval: Duration::from_millis(200),
             page_size: 2,
             unavailable_claims: std::sync::atomic::AtomicU32::new(0),
+            internal_claims: std::sync::atomic::AtomicU32::new(0),
+            unavailable_reports: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -237,6 +243,13 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
         {
             return Err(BackendError::Unavailable("approval service down".into()));
         }
+        if self
+            .internal_claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::Rejected("Internal: internal error".into()));
+        }
         let now = self.clock.now();
         let mut tasks = self.lock();
         let task = tasks.get_mut(&task_id).ok_or(BackendError::NotFound)?;
@@ -336,6 +349,19 @@ impl ExecutionBackend for InMemoryTaskServiceDouble {
     }
 
     async fn report_table(&self, lease: &LeaseRef, report: &TableReport) -> BackendResult<bool> {
+        if self
+            .unavailable_reports
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err(BackendError::Unavailable(
+                "metadata store unavailable".into(),
+            ));
+        }
         let (abort_requested, delay) = self.record_report(lease, report)?;
         if let Some(delay) = delay {
             // A slow answer, outside the lock: lets a test act while the executor waits.

@@ -304,6 +304,31 @@ async fn a_claim_that_cannot_be_made_now_is_handed_back_and_retried() {
     db.drop_database().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_answered_internal_is_handed_back_not_dead_lettered() {
+    let queue = in_process().await;
+    let db = TestDb::new().await;
+    db.exec("CREATE TABLE a (id int PRIMARY KEY)").await;
+    let service = Arc::new(InMemoryTaskServiceDouble::new(Arc::new(SystemClock)));
+    service
+        .internal_claims
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    service.add_task(11, db.target(), ErrorStrategy::Abort, db.plan().await);
+    let (stop, worker) = start_worker(queue.clone(), service.clone(), "executor-a");
+    publish(queue.as_ref(), 11).await;
+    assert_eq!(
+        wait_for_outcome(&service, 11).await,
+        ExecutionOutcome::Succeeded
+    );
+    assert!(dead_letters_quick(queue.as_ref()).await.is_empty());
+    let _ = stop.send(());
+    tokio::time::timeout(DEADLINE, worker)
+        .await
+        .unwrap()
+        .unwrap();
+    db.drop_database().await;
+}
+
 const ABC: &str = "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);\
     CREATE TABLE c (id int PRIMARY KEY);";
 

@@ -306,7 +306,7 @@ impl Connections {
                     host: record.host,
                     port: record.port,
                     username: record.username,
-                    options: record.options,
+                    options: target_options(&record.options, "connection.options")?,
                 }
             }
             Some(Target::Spec(spec)) => {
@@ -316,7 +316,7 @@ impl Connections {
                     port: record.port,
                     username: record.username,
                     password: Secret::new(spec.password),
-                    options: record.options,
+                    options: target_options(&record.options, "spec.options")?,
                 }
             }
             None => {
@@ -471,4 +471,13 @@ fn canonical(spec: &ConnectionSpec, password_tag: &str) -> Vec<u8> {
         options
     )
     .into_bytes()
+}
+
+/// A stored or requested connection's options, parsed; INVALID_ARGUMENT naming the option.
+fn target_options(
+    options: &BTreeMap<String, String>,
+    field: &str,
+) -> Result<shadowsync_common::target::TargetOptions> {
+    shadowsync_common::target::TargetOptions::parse(options)
+        .map_err(|error| TaskError::invalid(format!("{field}.{}", error.option), error.reason))
 }

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use shadowsync_common::cleartext_gate::{CleartextGate, UNREACHABLE};
 use shadowsync_common::secret::Secret;
+use shadowsync_common::target::TargetOptions;
 use shadowsync_proto::task::v1::TestConnectionResponse;
 use sqlx::Connection as _;
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlSslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError};
 
 /// What a probe needs. The password stays wrapped until it is handed to the driver.
 pub struct ProbeTarget {
@@ -15,10 +16,11 @@ pub struct ProbeTarget {
     pub port: u32,
     pub username: String,
     pub password: Secret<String>,
-    pub options: std::collections::BTreeMap<String, String>,
+    /// Parsed by the caller: an invalid option is INVALID_ARGUMENT before any probe.
+    pub options: TargetOptions,
 }
 
-/// How long a probe waits for a silent server.
+/// How long a probe waits for a silent server, unless the connection's `connect-timeout` says.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects and runs `SELECT VERSION()`. Never fails: a refusal is a normal `ok = false`
@@ -33,15 +35,8 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
     if !target.password.expose().is_empty() {
         options = options.password(target.password.expose());
     }
-    if let Some(mode) = target.options.get("ssl-mode") {
-        options = options.ssl_mode(match mode.to_ascii_uppercase().as_str() {
-            "DISABLED" => MySqlSslMode::Disabled,
-            "REQUIRED" => MySqlSslMode::Required,
-            "VERIFY_CA" => MySqlSslMode::VerifyCa,
-            "VERIFY_IDENTITY" => MySqlSslMode::VerifyIdentity,
-            _ => MySqlSslMode::Preferred,
-        });
-    }
+    let options = target.options.apply(options);
+    let timeout = target.options.connect_timeout_or(PROBE_TIMEOUT);
     let attempt = async {
         // Held until the probe ends; see `CleartextGate` for why the password needs it.
         let (options, _gate) = CleartextGate::protect(options)?;
@@ -52,7 +47,7 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
         let _ = connection.close().await;
         Ok::<_, sqlx::Error>(version)
     };
-    let outcome = tokio::time::timeout(PROBE_TIMEOUT, attempt).await;
+    let outcome = tokio::time::timeout(timeout, attempt).await;
     let latency = started.elapsed();
     let mut response = TestConnectionResponse {
         latency: Some(prost_types::Duration {
@@ -73,7 +68,7 @@ pub async fn probe(target: ProbeTarget) -> TestConnectionResponse {
         }
         Err(_) => {
             response.error_code = "connect".into();
-            response.error_message = format!("no answer within {}s", PROBE_TIMEOUT.as_secs());
+            response.error_message = format!("no answer within {timeout:?}");
         }
     }
     response

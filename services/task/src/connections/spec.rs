@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
+use shadowsync_common::target::TargetOptions;
 use shadowsync_proto::common::v1::Dialect;
 
 use crate::error::{Result, TaskError};
 
 /// Driver options a connection may carry (what the analysis service and executors understand).
-pub const KNOWN_OPTIONS: &[&str] = &["ssl-mode", "connect-timeout"];
+pub use shadowsync_common::target::KNOWN_OPTIONS;
 
 /// The default environment label.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
@@ -69,20 +70,14 @@ pub fn environment(value: &str, field: &str) -> Result<String> {
     Ok(value.to_owned())
 }
 
-/// Known keys only, so receivers can trust them.
+/// Known options with valid values only (`shadowsync_common::target`), so receivers can trust
+/// them; the error names the option (`<field>.<option>`).
 pub fn options(
     options: &HashMap<String, String>,
     field: &str,
 ) -> Result<std::collections::BTreeMap<String, String>> {
-    for key in options.keys() {
-        if !KNOWN_OPTIONS.contains(&key.as_str()) {
-            return Err(TaskError::invalid(
-                format!("{field}.{key}"),
-                format!("unknown option; known: {}", KNOWN_OPTIONS.join(", ")),
-            ));
-        }
-    }
-    Ok(options.clone().into_iter().collect())
+    TargetOptions::validated(options)
+        .map_err(|error| TaskError::invalid(format!("{field}.{}", error.option), error.reason))
 }
 
 #[cfg(test)]
@@ -99,6 +94,10 @@ mod tests {
         let unknown: HashMap<String, String> = [("sslmode".to_string(), "x".to_string())].into();
         let error = options(&unknown, "connection.options").unwrap_err();
         assert!(error.to_string().starts_with("connection.options.sslmode"));
+        let weak: HashMap<String, String> =
+            [("ssl-mode".to_string(), "sometimes".to_string())].into();
+        let error = options(&weak, "connection.options").unwrap_err();
+        assert!(error.to_string().starts_with("connection.options.ssl-mode"));
         assert!(matches!(
             dialect(Dialect::Postgresql as i32, "d"),
             Err(TaskError::Unimplemented(_))

@@ -293,8 +293,9 @@ impl TaskTx {
     }
 
     /// Moves the task to `to` (with `changes`), and queues `task.<to>` with `actor` and
-    /// `comment`. The caller has checked the transition is legal on the locked row.
-    pub async fn transition(
+    /// `comment`. Only `tasks::lifecycle` calls it, having checked the move is legal from the
+    /// locked row's status.
+    pub(crate) async fn transition(
         &mut self,
         to: TaskStatus,
         mut changes: Changes,
@@ -446,6 +447,21 @@ impl TaskTx {
     }
 }
 
+/// Work a sweeper finds due ([`SqlStore::due_tasks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueWork {
+    /// SUBMITTING tasks whose approval request is due another try.
+    SubmissionRetry,
+    /// Cancelled tasks whose approval is still to be cancelled (due at once).
+    ApprovalCancellation,
+    /// EXECUTING tasks past their execution deadline.
+    ExecutionExpiry,
+    /// WAIT_FOR_EXECUTION tasks not claimed within the wait expiration after their due time.
+    WaitExpiry,
+    /// EXECUTING tasks whose executor's lease lapsed.
+    LapsedLease,
+}
+
 /// One line for the task log.
 #[derive(Debug, Clone)]
 pub struct LogLine {
@@ -536,19 +552,39 @@ impl SqlStore {
             .transpose()
     }
 
-    /// Ids of tasks whose column `due_column` is at or before `now` in `status` (sweepers).
+    /// Ids of up to `limit` tasks with `work` due at `now`, lowest first (the sweepers).
     pub async fn due_tasks(
         &self,
-        condition: &'static str,
+        work: DueWork,
         now: Micros,
         limit: i64,
     ) -> Result<Vec<i64>, sqlx::Error> {
-        let sql = format!("SELECT id FROM tasks WHERE {condition} ORDER BY id LIMIT $2");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(self.database().pool())
-            .await?;
+        let query = match work {
+            DueWork::SubmissionRetry => sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'SUBMITTING' AND submit_next_at <= $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(now),
+            DueWork::ApprovalCancellation => sqlx::query(
+                "SELECT id FROM tasks WHERE approval_cancel_pending = 1 ORDER BY id LIMIT $1",
+            ),
+            DueWork::ExecutionExpiry => sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'EXECUTING' AND execution_deadline < $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(now),
+            DueWork::WaitExpiry => sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'WAIT_FOR_EXECUTION' \
+                 AND due_at + wait_expiration < $1 ORDER BY id LIMIT $2",
+            )
+            .bind(now),
+            DueWork::LapsedLease => sqlx::query(
+                "SELECT id FROM tasks WHERE status = 'EXECUTING' AND lease_until < $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(now),
+        };
+        let rows = query.bind(limit).fetch_all(self.database().pool()).await?;
         rows.iter().map(|row| row.try_get(0)).collect()
     }
 

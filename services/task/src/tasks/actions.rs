@@ -7,34 +7,17 @@ use shadowsync_proto::approval::v1::{
 };
 use shadowsync_proto::common::v1::{ShadowNaming, SyncRange};
 use shadowsync_proto::task::v1::{
-    Analysis, InitiateAgainRequest, LogLevel, StartAnalysisRequest, TableExecutionStatus, Task,
-    TaskStatus, TimelineEntryKind,
+    Analysis, InitiateAgainRequest, LogLevel, StartAnalysisRequest, Task, TaskStatus,
+    TimelineEntryKind,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tracing::warn;
 
+use super::lifecycle::{self, CancelledBy};
 use super::{Tasks, approval};
 use crate::analysis::start::Origin;
 use crate::error::{Result, TaskError, from_peer};
-use crate::store::lifecycle::{TaskTx, is_final};
-
-/// Marks every synced table without a final status NOT_RUN (the task stopped before them).
-pub(crate) async fn mark_not_run(tx: &mut TaskTx) -> Result<(), sqlx::Error> {
-    let id = tx.task.id;
-    let now = tx.now();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE task_tables SET status = {not_run}, ended_at = $2 \
-         WHERE task_id = $1 AND synced = 1 AND status IN ({pending}, {running})",
-        not_run = TableExecutionStatus::NotRun as i32,
-        pending = TableExecutionStatus::Pending as i32,
-        running = TableExecutionStatus::Running as i32,
-    )))
-    .bind(id)
-    .bind(now)
-    .execute(tx.connection())
-    .await?;
-    Ok(())
-}
+use crate::store::lifecycle::is_final;
 
 impl Tasks {
     /// Aborts a task that is not final (creator or admin).
@@ -67,22 +50,19 @@ impl Tasks {
             status => {
                 let cancel_approval = matches!(status, TaskStatus::Approving)
                     || (status == TaskStatus::Submitting && !task.approval_id.is_empty());
-                // Whatever state it was in, none of its tables will run now (DESIGN §3: a
-                // user's abort leaves them NOT_RUN, not PENDING as if they still might).
-                mark_not_run(&mut tx).await?;
-                tx.transition(
-                    TaskStatus::Cancelled,
+                lifecycle::cancel(
+                    &mut tx,
+                    CancelledBy::User {
+                        subject: caller.subject.clone(),
+                        comment: comment.to_owned(),
+                    },
+                    actor,
                     vec![
                         ("abort_requested", true.into()),
                         ("approval_cancel_pending", cancel_approval.into()),
                     ],
-                    actor.clone(),
-                    comment,
                 )
                 .await?;
-                tx.note(TimelineEntryKind::Cancelled, actor, comment)
-                    .await?;
-                tx.log(LogLevel::Warn, &line).await?;
             }
         }
         let task = tx.commit().await?;

@@ -10,6 +10,8 @@ use shadowsync_proto::task::v1::{
     ApprovalWait, LogLevel, TaskStatus, TimelineEntry, TimelineEntryKind,
 };
 
+use super::lifecycle::{self, CancelledBy};
+use crate::error::Result;
 use crate::store::lifecycle::{Changes, TaskTx, Value, is_final, set_principals};
 
 /// Default expirations when the approval carries none (DESIGN §3: 24 h each).
@@ -30,7 +32,7 @@ pub fn belongs_to(approval: &Approval, task_id: i64) -> bool {
 }
 
 /// Brings the locked task up to `approval`'s state. Returns whether anything changed.
-pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool, sqlx::Error> {
+pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool> {
     let task = tx.task.clone();
     if !belongs_to(approval, task.id) || approval.version <= task.approval_version {
         return Ok(false);
@@ -159,12 +161,10 @@ pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool, sqlx::E
         tx.update(changes).await?;
         return Ok(true);
     }
-    let system = None;
     match status {
         ApprovalStatus::Pending | ApprovalStatus::Unspecified => {
             if task.status == TaskStatus::Submitting {
-                tx.transition(TaskStatus::Approving, changes, system, "")
-                    .await?;
+                lifecycle::advance(tx, TaskStatus::Approving, changes, None, "").await?;
             } else {
                 tx.update(changes).await?;
             }
@@ -177,8 +177,7 @@ pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool, sqlx::E
                 .map_or(approved_at, |at| at.max(approved_at));
             changes.push(("due_at", Value::Int(Some(due))));
             changes.push(("attempt", 1i64.into()));
-            tx.transition(TaskStatus::WaitForExecution, changes, system, "approved")
-                .await?;
+            lifecycle::advance(tx, TaskStatus::WaitForExecution, changes, None, "approved").await?;
             tx.log(LogLevel::Info, "approved; waiting for an executor")
                 .await?;
         }
@@ -187,30 +186,23 @@ pub async fn apply(tx: &mut TaskTx, approval: &Approval) -> Result<bool, sqlx::E
                 .decisions
                 .last()
                 .map_or(String::new(), |d| d.comment.clone());
-            tx.transition(TaskStatus::Rejected, changes, system, &comment)
-                .await?;
+            lifecycle::reject(tx, changes, &comment).await?;
         }
-        ApprovalStatus::Expired => {
-            tx.transition(
-                TaskStatus::ApprovalExpired,
+        ApprovalStatus::Expired => lifecycle::expire(tx, changes).await?,
+        ApprovalStatus::Cancelled => {
+            lifecycle::cancel(
+                tx,
+                CancelledBy::TaskService {
+                    reason: "approval cancelled".to_owned(),
+                    line: (
+                        LogLevel::Warn,
+                        "the approval request was cancelled".to_owned(),
+                    ),
+                },
+                None,
                 changes,
-                system,
-                "approval expired",
             )
             .await?;
-            tx.note(TimelineEntryKind::ApprovalExpired, None, "")
-                .await?;
-            tx.log(LogLevel::Error, "the approval expired before a decision")
-                .await?;
-        }
-        ApprovalStatus::Cancelled => {
-            super::actions::mark_not_run(tx).await?;
-            tx.transition(TaskStatus::Cancelled, changes, system, "approval cancelled")
-                .await?;
-            tx.note(TimelineEntryKind::Cancelled, None, "approval cancelled")
-                .await?;
-            tx.log(LogLevel::Warn, "the approval request was cancelled")
-                .await?;
         }
     }
     Ok(true)

@@ -4,6 +4,8 @@
 //!
 //! - [`submit`]: SubmitTask and the submitter that turns a hidden SUBMITTING task into an
 //!   APPROVING one once its approval request exists;
+//! - [`lifecycle`]: the legal moves of the status machine and the ways a task ends; every
+//!   status change goes through it;
 //! - [`approval`]: applying an approval's state to a task (events, claims, decisions);
 //! - [`actions`]: abort, approve/reject;
 //! - [`read`]: GetTask, ListTasks and the paged settings, timeline and log;
@@ -11,6 +13,7 @@
 
 pub mod actions;
 pub mod approval;
+pub mod lifecycle;
 pub mod read;
 pub mod submit;
 pub mod sweep;

@@ -14,6 +14,7 @@ use shadowsync_proto::task::v1::{
 };
 use tracing::{info, warn};
 
+use super::lifecycle::{self, CancelledBy};
 use super::{Tasks, approval};
 use crate::error::{Result, TaskError, from_peer};
 use crate::store::analyses::AnalysisRepository as _;
@@ -284,10 +285,16 @@ impl Tasks {
             Ok(None) => {
                 if tx.task.status == TaskStatus::Submitting {
                     let reason = "the creator no longer has shadow_table_sync permission";
-                    tx.transition(TaskStatus::Cancelled, Vec::new(), None, reason)
-                        .await?;
-                    tx.note(TimelineEntryKind::Cancelled, None, reason).await?;
-                    tx.log(LogLevel::Error, reason).await?;
+                    lifecycle::cancel(
+                        &mut tx,
+                        CancelledBy::TaskService {
+                            reason: reason.to_owned(),
+                            line: (LogLevel::Error, reason.to_owned()),
+                        },
+                        None,
+                        Vec::new(),
+                    )
+                    .await?;
                 }
             }
             Err(error) => {

@@ -23,9 +23,10 @@ use shadowsync_proto::routing;
 use shadowsync_proto::task::v1::{LogLevel, TaskStatus, TimelineEntry, TimelineEntryKind};
 use tracing::{debug, warn};
 
-use super::{Tasks, actions::mark_not_run, approval};
+use super::lifecycle::{self, CancelledBy};
+use super::{Tasks, approval};
 use crate::error::{Result, TaskError, from_peer};
-use crate::store::lifecycle::Value;
+use crate::store::lifecycle::{DueWork, Value};
 
 const BATCH: i64 = 100;
 /// The durable queue the task service's events land in.
@@ -37,7 +38,7 @@ impl Tasks {
         let now = self.clock.now();
         for id in self
             .store
-            .due_tasks("status = 'SUBMITTING' AND submit_next_at <= $1", now, BATCH)
+            .due_tasks(DueWork::SubmissionRetry, now, BATCH)
             .await?
         {
             if let Err(error) = self.advance_submission(id).await {
@@ -46,7 +47,7 @@ impl Tasks {
         }
         for id in self
             .store
-            .due_tasks("approval_cancel_pending = 1 AND $1 = $1", now, BATCH)
+            .due_tasks(DueWork::ApprovalCancellation, now, BATCH)
             .await?
         {
             if let Err(error) = self.cancel_approval(id).await {
@@ -55,29 +56,21 @@ impl Tasks {
         }
         for id in self
             .store
-            .due_tasks(
-                "status = 'EXECUTING' AND execution_deadline < $1",
-                now,
-                BATCH,
-            )
+            .due_tasks(DueWork::ExecutionExpiry, now, BATCH)
             .await?
         {
             self.expire(id, TaskStatus::Executing).await?;
         }
         for id in self
             .store
-            .due_tasks(
-                "status = 'WAIT_FOR_EXECUTION' AND due_at + wait_expiration < $1",
-                now,
-                BATCH,
-            )
+            .due_tasks(DueWork::WaitExpiry, now, BATCH)
             .await?
         {
             self.expire(id, TaskStatus::WaitForExecution).await?;
         }
         for id in self
             .store
-            .due_tasks("status = 'EXECUTING' AND lease_until < $1", now, BATCH)
+            .due_tasks(DueWork::LapsedLease, now, BATCH)
             .await?
         {
             self.lease_lapsed(id).await?;
@@ -89,33 +82,17 @@ impl Tasks {
         let mut tx = self.lock(id).await?;
         let now = tx.now();
         let task = tx.task.clone();
-        let (to, kind, message) = match from {
-            TaskStatus::Executing if task.execution_deadline.is_some_and(|d| d < now) => (
-                TaskStatus::ExecutionExpired,
-                TimelineEntryKind::ExecutionExpired,
-                "execution did not end within the execution expiration",
-            ),
-            TaskStatus::WaitForExecution
-                if task
-                    .due_at
-                    .is_some_and(|due| due + task.wait_expiration < now) =>
-            {
-                (
-                    TaskStatus::WaitForExecutionExpired,
-                    TimelineEntryKind::WaitForExecutionExpired,
-                    "no executor claimed it within the wait expiration",
-                )
-            }
-            _ => return Ok(()),
+        let due = match from {
+            TaskStatus::Executing => task.execution_deadline.is_some_and(|d| d < now),
+            TaskStatus::WaitForExecution => task
+                .due_at
+                .is_some_and(|due| due + task.wait_expiration < now),
+            _ => false,
         };
-        if task.status != from {
+        if !due || task.status != from {
             return Ok(());
         }
-        mark_not_run(&mut tx).await?;
-        tx.transition(to, vec![("lease_token", Value::Text(None))], None, message)
-            .await?;
-        tx.note(kind, None, message).await?;
-        tx.log(LogLevel::Error, message).await?;
+        lifecycle::expire(&mut tx, vec![("lease_token", Value::Text(None))]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,17 +106,13 @@ impl Tasks {
         }
         let executor = task.lease_owner.clone().unwrap_or_default();
         if task.abort_requested {
-            mark_not_run(&mut tx).await?;
-            let reason = "aborted; the executor stopped answering";
-            tx.transition(
-                TaskStatus::Cancelled,
-                vec![("lease_token", Value::Text(None))],
+            lifecycle::cancel(
+                &mut tx,
+                CancelledBy::abort_unanswered(),
                 None,
-                reason,
+                vec![("lease_token", Value::Text(None))],
             )
             .await?;
-            tx.note(TimelineEntryKind::Cancelled, None, reason).await?;
-            tx.log(LogLevel::Warn, reason).await?;
             tx.commit().await?;
             metrics().lease_expirations.add(1, &[]);
             return Ok(());

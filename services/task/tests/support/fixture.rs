@@ -28,6 +28,8 @@ pub struct Fixture {
     pub admin: Client,
     pub database: MariaDb,
     pub connection_id: String,
+    /// Alice's `shadow_table_sync` grant on the connection (revoke it to take her permission).
+    pub permission_id: String,
     /// Set when the fixture runs on a manual clock.
     pub clock: Option<ManualClock>,
     submissions: u32,
@@ -85,7 +87,7 @@ impl Fixture {
             .into_inner()
             .connection
             .expect("connection");
-        services
+        let permission_id = services
             .approval_client("root-admin", &["admin"])
             .grant_permission(GrantPermissionRequest {
                 user: "alice".into(),
@@ -97,13 +99,18 @@ impl Fixture {
                 request_id: String::new(),
             })
             .await
-            .expect("grant");
+            .expect("grant")
+            .into_inner()
+            .permission
+            .expect("permission")
+            .id;
         Self {
             services,
             alice,
             admin,
             database,
             connection_id: connection.id,
+            permission_id,
             clock,
             submissions: 0,
         }
