@@ -38,7 +38,7 @@ pub const EVENTS_EXCHANGE: &str = "shadowsync.events";
 /// AMQP `content_type` of every queue and event message.
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 
-/// AMQP priority of a template at 1-based `rank`: max(1, 11 − rank) (DESIGN.md §4), never above
+/// AMQP priority of a template at 1-based `rank`: max(1, 11 − rank), never above
 /// [`EXECUTE_QUEUE_MAX_PRIORITY`] (rank 0 is not a rank, but must not yield an invalid priority).
 pub fn execution_priority(rank: u32) -> u8 {
     let priority = 11_u32

@@ -1,4 +1,4 @@
-//! AMQP routing keys of the events on the `shadowsync.events` exchange (DESIGN.md §2). Producers
+//! AMQP routing keys of the events on the `shadowsync.events` exchange. Producers
 //! and consumers build them here so both sides agree.
 
 use crate::approval::v1::{ApprovalEventType, PermissionEventType};

@@ -1,4 +1,4 @@
-//! Clients as the services' users hold them, and the journey's steps (DESIGN.md §1), each
+//! Clients as the services' users hold them, and the journey's steps, each
 //! polling under a timeout where the system works in the background.
 
 use std::time::Duration;

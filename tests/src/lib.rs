@@ -1,5 +1,5 @@
 //! System tests: all four services against the real PostgreSQL, RabbitMQ and MariaDB servers,
-//! driven through the public gRPC API (DESIGN.md §9, STYLE.md 19).
+//! driven through the public gRPC API.
 //!
 //! - [`node`]: one server (`shadowsync_server::run`) on its own thread and tokio runtime, so a
 //!   test can kill it (drop the runtime) and restart it on the same port;

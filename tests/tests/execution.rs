@@ -404,7 +404,7 @@ async fn a_statement_swapped_for_another_valid_one_after_approval_never_runs() {
         shadowsync_system_tests::api::status(&task),
         TaskStatus::ExecutionSucceeded
     );
-    // The approval binds the exact script (DESIGN.md §4): what it did not approve never runs.
+    // The approval binds the exact script: what it did not approve never runs.
     assert!(
         target::show_create(&db, "_test_t1").await.is_none(),
         "an unapproved statement ran"

@@ -1,4 +1,4 @@
-//! The shadowsync analysis service (DESIGN.md §2, §5): stateless, it introspects target databases
+//! The shadowsync analysis service: stateless, it introspects target databases
 //! read-only through the schema engine and streams per-table results to the task service. It
 //! stores nothing: connection details arrive with every request and are dropped with it.
 //!

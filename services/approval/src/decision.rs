@@ -2,7 +2,7 @@
 //! enough approvals (ANY / ALL / QUORUM), when it never can (its approvers are exhausted), and
 //! where a request goes after a node passes (auto-approve nodes pass at once).
 //!
-//! Separation of duties (DESIGN.md §4) is fixed, for every mode and every template: the
+//! Separation of duties is fixed, for every mode and every template: the
 //! requester never decides on their own request, and one person's decision counts once per
 //! request (who approved node 1 cannot approve node 2). Templates can only be stricter.
 
@@ -16,7 +16,7 @@ pub fn is_named(node: &TemplateNode, person: &Person) -> bool {
 }
 
 /// The node at which `subject` decided on `approval`, if they did (approve or reject, at any
-/// node). One person's decision counts once per request (DESIGN.md §4), so anyone with a
+/// node). One person's decision counts once per request, so anyone with a
 /// decision is done with the request.
 pub fn decided_at(approval: &Approval, subject: &str) -> Option<u32> {
     approval

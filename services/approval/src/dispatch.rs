@@ -1,4 +1,4 @@
-//! Dispatch of an approved `shadow_table_sync` request (DESIGN.md §2, §4): `ExecuteTask`
+//! Dispatch of an approved `shadow_table_sync` request: `ExecuteTask`
 //! (attempt 1, the priority fixed at matching) to the execute queue and `execution.dispatched`,
 //! both through the outbox, due at the scheduled time or now. A request approved after its
 //! scheduled time is dispatched at once and marked `late` (the task service logs a WARN).

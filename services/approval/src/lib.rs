@@ -1,4 +1,4 @@
-//! The shadowsync approval service (DESIGN.md §4): process templates and their priority order,
+//! The shadowsync approval service: process templates and their priority order,
 //! approval requests and decisions, permission grants, and dispatch to the executors.
 //!
 //! # Entry points (what the server wires)

@@ -19,7 +19,7 @@ pub enum ApprovalMode {
 }
 
 /// A template's separation-of-duties setting. The fixed minimum, enforced whatever the setting
-/// (`decision::check_may_decide`), is already DESIGN.md §4's rule: the requester never decides
+/// (`decision::check_may_decide`), is already the platform's rule: the requester never decides
 /// on their own request, and one person's decision counts once per request (at one node only,
 /// for ANY, ALL and QUORUM nodes alike). Both values therefore mean that today; the setting is
 /// kept so stored templates and clients keep working, and as the place for stricter rules.

@@ -1,4 +1,4 @@
-//! Request strings are bounded (issue 14): past its bound a field is INVALID_ARGUMENT naming it,
+//! Request strings are bounded: past its bound a field is INVALID_ARGUMENT naming it,
 //! through the real server, before the use case runs.
 #![allow(clippy::unwrap_used, unused_imports, dead_code)]
 

@@ -1,5 +1,5 @@
 //! `shadowctl analysis start|show|table|skip|unskip|preview`: the analysis journey
-//! (DESIGN.md §1 step 2).
+//!.
 
 use std::io::Write;
 use std::process::ExitCode;

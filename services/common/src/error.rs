@@ -1,4 +1,4 @@
-//! The one mapping from domain errors to `tonic::Status` (DESIGN.md §2 "Errors").
+//! The one mapping from domain errors to `tonic::Status`.
 //!
 //! Each service has its own error enum and converts it into [`ApiError`]; this module turns that
 //! into a status. Internal causes are logged here with an incident id and never reach the client:

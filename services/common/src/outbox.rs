@@ -1,4 +1,4 @@
-//! The transactional outbox (DESIGN.md §2): a service writes its state change and the message
+//! The transactional outbox: a service writes its state change and the message
 //! announcing it in **one** database transaction ([`enqueue`]); its [`OutboxRelay`] publishes due
 //! rows with publisher confirms and only then marks them sent. A broker outage therefore delays
 //! messages but never loses one, and nothing is announced that was not committed.

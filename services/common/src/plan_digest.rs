@@ -1,5 +1,4 @@
-//! The plan digest: the one hash that binds what an approval allows to run (DESIGN.md §6, "what
-//! is approved is what runs"). The analysis preview's etag, the approval's payload hash, the
+//! The plan digest: the one hash that binds what an approval allows to run. The analysis preview's etag, the approval's payload hash, the
 //! claim's check in the task service and the executor's own check all come from [`PlanDigest`],
 //! so a plan changed anywhere between preview and execution no longer matches what was approved.
 //!

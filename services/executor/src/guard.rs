@@ -1,4 +1,4 @@
-//! The safety guard (DESIGN.md §6): the last check before a statement reaches the database.
+//! The safety guard: the last check before a statement reaches the database.
 //!
 //! # API (the executor and `shadowctl guard` use exactly this)
 //! - [`SafetyGuard::new`]`(database, shadow_tables)`: the task's database and shadow tables;
@@ -20,8 +20,7 @@
 //! - no engine but the local ones that keep their data in the table itself ([`LOCAL_ENGINES`]:
 //!   `CONNECT`, `FEDERATED`, `SPIDER`, `MERGE`, `OQGRAPH`, `S3`… reach another server, table or
 //!   file), no `CONNECTION=`, no `DATA DIRECTORY`/`INDEX DIRECTORY`;
-//! - foreign keys reference shadow tables only (DESIGN.md §5: a shadow never references a
-//!   non-shadow object): the task's shadow tables, or with [`SafetyGuard::with_naming`] any table
+//! - foreign keys reference shadow tables only: the task's shadow tables, or with [`SafetyGuard::with_naming`] any table
 //!   of the task's database the naming rule makes a shadow; never a source table, never
 //!   another database;
 //! - no sequence (`NEXTVAL`, `NEXT VALUE FOR`, `LASTVAL`, `PREVIOUS VALUE FOR`, `SETVAL`): a
@@ -121,8 +120,8 @@ impl SafetyGuard {
     }
 
     /// The same guard, also letting foreign keys reference any table whose name `naming` makes
-    /// a shadow's (prefix + source or source + suffix, with a non-empty source part; DESIGN.md
-    /// §5: a table matching the naming rule is a shadow). The targets stay the shadow tables.
+    /// a shadow's (prefix + source or source + suffix, with a non-empty source part: a table
+    /// matching the naming rule is a shadow). The targets stay the shadow tables.
     pub fn with_naming(mut self, naming: ShadowNaming) -> Self {
         self.naming = Some(naming);
         self

@@ -1,4 +1,4 @@
-//! The shadowsync executor (DESIGN.md §6): stateless workers that consume the execute queue,
+//! The shadowsync executor: stateless workers that consume the execute queue,
 //! claim tasks from the task service and apply the approved DDL to shadow tables, safely and
 //! resumably.
 //!

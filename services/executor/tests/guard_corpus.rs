@@ -145,7 +145,7 @@ async fn every_statement_rendered_for_the_generated_cases_passes_the_guard() {
             setup.push(fill(ddl, &shadow(&source), &shadow("parent_a"), "parent_a"));
         }
     }
-    // Literals MariaDB prints back with `\'` (the guard refused them all before issue 14): a
+    // Literals MariaDB prints back with `\'` (an earlier guard refused them all): a
     // table to create and a shadow to alter.
     let quotes = "CREATE TABLE {t} (id int PRIMARY KEY, v varchar(20) DEFAULT 'it''s',\
         w varchar(40) AS (concat(v, '''s \\\\ end')) VIRTUAL,\

@@ -1,4 +1,4 @@
-//! A differential fuzz of the safety guard against MariaDB (issue 14).
+//! A differential fuzz of the safety guard against MariaDB.
 //!
 //! A seeded generator wraps legitimate shadow DDL (`ALTER TABLE `_test_x` ADD COLUMN …`,
 //! `COMMENT '…'`, `CHECK (…)`, `DEFAULT '…'`, generated columns) in quotes, backticks, comments
@@ -385,7 +385,7 @@ fn after_dashes(rng: &mut StdRng) -> char {
 }
 
 /// A known shape of lexer disagreement carrying a payload, lightly mutated: what the server
-/// reads as code, a careless lexer reads as a string or a comment (issue 14's three defects).
+/// reads as code, a careless lexer reads as a string or a comment.
 fn smuggle(rng: &mut StdRng) -> String {
     let quote = pick(rng, &["'", "\"", "`"]);
     let payload = pick(rng, PAYLOADS);

@@ -1,4 +1,4 @@
-//! The red-team suite (issue 14): statements an attacker would hand the executor, each with the
+//! The red-team suite: statements an attacker would hand the executor, each with the
 //! verdict the safety guard must give (`red_team/candidates.toml`), and proof on a real MariaDB
 //! that what the guard accepts changes nothing outside the task's shadows.
 //!

@@ -1,6 +1,6 @@
 //! Structural fingerprints: a stable SHA-256 of a table's normalized model.
 //!
-//! The fingerprint leaves out what is not structure (DESIGN.md §5): the table name, the
+//! The fingerprint leaves out what is not structure: the table name, the
 //! `AUTO_INCREMENT` counter, the names of foreign keys and CHECK constraints, and the order in
 //! which secondary indexes, foreign keys and checks are listed. Foreign-key *targets* stay in:
 //! a shadow that references a source parent is in a different state from one that references

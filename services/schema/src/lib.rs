@@ -1,4 +1,4 @@
-//! The shadowsync schema engine (DESIGN.md §5): decides what each shadow table needs.
+//! The shadowsync schema engine: decides what each shadow table needs.
 //!
 //! # Flow
 //! 1. [`Introspector::introspect`] reads a [`Catalog`]: server flavour and defaults, the list of

@@ -1,4 +1,4 @@
-//! Normalization: removes the differences that are spelling, not structure (DESIGN.md §5).
+//! Normalization: removes the differences that are spelling, not structure.
 //!
 //! After [`normalize`], two tables with the same structure have equal models whichever server
 //! printed them and however they were written: MariaDB's quoted literal defaults and

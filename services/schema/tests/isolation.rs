@@ -1,4 +1,4 @@
-//! Isolation on real MariaDB (DESIGN.md §5): a shadow never references a non-shadow object.
+//! Isolation on real MariaDB: a shadow never references a non-shadow object.
 //! After every plan is applied, information_schema proves that no shadow's foreign key
 //! references a table that is not a shadow.
 

@@ -1,4 +1,4 @@
-//! The embedded mode's data directory (DESIGN.md §7, §8).
+//! The embedded mode's data directory.
 //!
 //! `shadowsync serve all` with no configuration keeps everything under one directory
 //! (`./.shadowsync/` by default): the HS256 signing secret, generated once, and a bootstrap admin

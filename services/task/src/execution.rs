@@ -1,4 +1,4 @@
-//! The executors' API (DESIGN.md §6, `TaskExecutionService`): claims verified with the approval
+//! The executors' API: claims verified with the approval
 //! service, leases fencing every later call, per-table results, logs and completion. Every call
 //! is idempotent on (task, attempt) and its own key; a token that is not the current lease is
 //! ABORTED "lease lost".

@@ -1,4 +1,4 @@
-//! `request_id` handling shared by the mutating calls that clients retry (DESIGN.md §7): the
+//! `request_id` handling shared by the mutating calls that clients retry: the
 //! first call reserves the key for the resource it is about to create; a retry with the same
 //! parameters gets that resource; the same key with other parameters is INVALID_ARGUMENT.
 

@@ -1,5 +1,5 @@
-//! The shadowsync task service (DESIGN.md §2): connections, analyses (and, in part 2, tasks,
-//! their timeline and logs, and the execution API the executors call).
+//! The shadowsync task service: connections, analyses, tasks with their timeline and logs, and
+//! the execution API the executors call (docs/architecture.md §1–§2).
 //!
 //! # Entry points (what the `shadowsync` server wires)
 //! - [`prepare`] applies [`MIGRATIONS`] and creates the outbox table, before serving;

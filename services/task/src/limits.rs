@@ -1,4 +1,4 @@
-//! Every string a task-service request carries, bounded before the use case sees it (issue 14):
+//! Every string a task-service request carries, bounded before the use case sees it:
 //! a 60,000-character search string is INVALID_ARGUMENT naming the field, not a slow query or an
 //! INTERNAL. The bounds are `shadowsync_common::limits`' and are listed in `task_service.proto`.
 //! Each RPC handler calls [`Bounded::bounded`] first; a new request type does not compile in

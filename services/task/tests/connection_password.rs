@@ -1,4 +1,4 @@
-//! The stored password only goes where it was entered (issue 14, defect 5): an update that
+//! The stored password only goes where it was entered: an update that
 //! changes where or how a connection logs in needs the password again, and no probe ever sends a
 //! password in clear, even to a server that asks for `mysql_clear_password` over plain TCP.
 

@@ -292,8 +292,8 @@ async fn passwords_are_sealed_never_returned_and_never_logged() {
         );
     }
 
-    // Delete: admin only; refused while unfinished tasks use the connection (part 2 writes
-    // task rows; here they are inserted directly), then done, then NOT_FOUND.
+    // Delete: admin only; refused while unfinished tasks use the connection (their rows are
+    // inserted directly here), then done, then NOT_FOUND.
     let mut tasks = Vec::new();
     for status in ["APPROVING", "EXECUTING", "EXECUTION_SUCCEEDED"] {
         let id: i64 = sqlx::query(

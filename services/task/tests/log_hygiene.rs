@@ -1,4 +1,4 @@
-//! Caller-supplied values cannot forge log lines (issue 14): a newline, an ANSI escape or a
+//! Caller-supplied values cannot forge log lines: a newline, an ANSI escape or a
 //! 3 MiB id in a request leaves one escaped, bounded line per event, and a client's mistake is
 //! never an ERROR in the server's log. The services log through the same writer as production
 //! (`log_line::OneLinePerEvent`).

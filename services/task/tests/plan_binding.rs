@@ -1,4 +1,4 @@
-//! The approved hash binds the plan (issue 14, defect 3): a task's plan changed in the store
+//! The approved hash binds the plan: a task's plan changed in the store
 //! after approval (a statement split at `;\n`, a statement moved to another table, two tables
 //! swapped, the error strategy flipped, the schedule moved, a shadow renamed, or the strategy
 //! flipped with the task's own hash rewritten to match) is refused at claim and the task fails;

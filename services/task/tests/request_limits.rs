@@ -1,4 +1,4 @@
-//! Free-text fields are bounded (issue 14): a 60,000-character search string is INVALID_ARGUMENT
+//! Free-text fields are bounded: a 60,000-character search string is INVALID_ARGUMENT
 //! naming the field, through the real server, and a value at the bound still works.
 
 mod support;

@@ -1,4 +1,4 @@
-//! `StartAnalysis` rejections (issue 4 §6) through real servers: each names its field and
+//! `StartAnalysis` rejections through real servers: each names its field and
 //! stores nothing; a target that fails later is reported as a retryable failure.
 
 mod support;

@@ -1,4 +1,4 @@
-//! The time-driven transitions of DESIGN.md §3, on a manual clock shared by the task and the
+//! The time-driven transitions of the task lifecycle (docs/architecture.md §2), on a manual clock shared by the task and the
 //! approval service (the builtin template's expirations: 24 h each; the executor lease: 30 s by
 //! default):
 //! APPROVAL_EXPIRED (decided by the approval service, learnt from its event), the task

@@ -406,7 +406,7 @@ async fn submit_approve_execute_complete() {
         .map(|s| format!("{};\n", s.sql))
         .collect();
     // The approved hash is the plan digest (tables, order, strategy, schedule), which the
-    // approval bound; no longer the hash of the statements' text (issue 14, defect 3).
+    // approval bound; no longer the hash of the statements' text.
     use sha2::Digest as _;
     assert_ne!(
         hex::encode(sha2::Sha256::digest(script.as_bytes())),

@@ -1,6 +1,6 @@
 //! Task logs through the real tonic server: ALERT keeps WARN and ERROR only, search is a
 //! case-insensitive literal substring, pages neither repeat nor skip, and a 100,000-line log
-//! downloads in order, whole, in bounded chunks (DESIGN.md §1 step 6).
+//! downloads in order, whole, in bounded chunks.
 
 mod support;
 

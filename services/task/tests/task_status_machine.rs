@@ -1,4 +1,4 @@
-//! The task status machine (DESIGN.md §3) through real tonic servers, for the transitions a
+//! The task status machine through real tonic servers, for the transitions a
 //! request drives: approval decisions, execution outcomes, abort in every non-final state, and
 //! the illegal requests that must be refused (FAILED_PRECONDITION, or ABORTED "lease lost" for
 //! a stale lease, as `execution.proto` specifies). The time-driven transitions are in

@@ -1,4 +1,4 @@
-//! Expirations from the matched template (DESIGN.md §3): an approval nobody decides ends
+//! Expirations from the matched template: an approval nobody decides ends
 //! APPROVAL_EXPIRED; a task stuck mid-statement ends EXECUTION_EXPIRED; a task no executor
 //! claims in time ends WAIT_FOR_EXECUTION_EXPIRED, and is not executed when its message is
 //! finally taken.

@@ -1,4 +1,4 @@
-//! Follow-up (DESIGN.md §1.6): the task list shows each person what they may see, filtered,
+//! Follow-up: the task list shows each person what they may see, filtered,
 //! sorted and paged.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The user's journey (DESIGN.md §1, issue 8) as scenarios over any deployment's public API:
+//! The user's journey as scenarios over any deployment's public API:
 //! each takes the [`Endpoints`](crate::api::Endpoints) of a running system, so the same
 //! scenario runs on separate services over PostgreSQL + RabbitMQ and on the embedded mode.
 //!

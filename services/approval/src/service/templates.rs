@@ -353,7 +353,7 @@ impl Service {
     }
 }
 
-/// A duplicate template name is bad input naming the field (issue 5), not a resource clash:
+/// A duplicate template name is bad input naming the field, not a resource clash:
 /// templates are addressed by id, and the name is only a label that must be unique.
 fn duplicate_name(error: ApprovalError, name: &str) -> ApprovalError {
     match error {

@@ -1,5 +1,5 @@
 //! `shadowctl task submit|list|show|abort|again|approve|reject|logs`: shadow-table sync tasks
-//! from submission to follow-up (DESIGN.md §1 steps 3–6).
+//! from submission to follow-up.
 //!
 //! - this file: the commands, and the mutations (submit, abort, again, approve, reject);
 //! - [`list`]: the task list, its filters and paging;
@@ -282,7 +282,7 @@ fn again_request(args: &AgainArgs, connection_id: Option<String>) -> InitiateAga
     }
 }
 
-/// Statuses after which a task never changes again (DESIGN.md §3).
+/// Statuses after which a task never changes again.
 fn is_final(status: i32) -> bool {
     matches!(
         TaskStatus::try_from(status),

@@ -1,4 +1,4 @@
-//! Identity (DESIGN.md §7): bearer JWTs verified on every RPC but health, and the identities of
+//! Identity: bearer JWTs verified on every RPC but health, and the identities of
 //! the services themselves.
 //!
 //! Tokens are HS256 (a shared secret, what the embedded mode uses) or RS256 (public keys only, so

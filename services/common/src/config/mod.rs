@@ -1,4 +1,4 @@
-//! Layered configuration (DESIGN.md §8): defaults → optional TOML file → `SHADOWSYNC_*`
+//! Layered configuration: defaults → optional TOML file → `SHADOWSYNC_*`
 //! environment variables → command-line `--set key=value` flags.
 //!
 //! Every setting has one dotted key (`auth.hs256_secret`); its environment variable is the key
@@ -70,7 +70,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// How services verify bearer tokens (DESIGN.md §7).
+/// How services verify bearer tokens.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// Shared HS256 signing secret; generated into the data directory in embedded mode.
@@ -103,7 +103,7 @@ impl Default for AuthConfig {
     }
 }
 
-/// Where people's tokens come from and how their roles are read (DESIGN.md §7).
+/// Where people's tokens come from and how their roles are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityProviderConfig {
     /// The provider's JWK Set: https, or http on loopback only.

@@ -1,4 +1,4 @@
-//! The metadata store connection every stateful service uses (DESIGN.md §2, §8).
+//! The metadata store connection every stateful service uses.
 //!
 //! One code path for both backends: services write portable SQL (`$1`-style parameters, which
 //! SQLite binds by number too; `RETURNING`; `ON CONFLICT`; integers, text and blobs only, times as

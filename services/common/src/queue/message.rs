@@ -10,7 +10,7 @@ use futures::Stream;
 use super::topology::{MAX_PRIORITY, QueueName};
 use super::{QueueError, QueueResult};
 
-/// The content type of every shadowsync message (DESIGN.md §2).
+/// The content type of every shadowsync message.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
 
 /// The header carrying the W3C trace context across the queue.

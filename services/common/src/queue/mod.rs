@@ -1,4 +1,4 @@
-//! The queue abstraction (DESIGN.md §2 "AMQP topology", §6, §8): one small trait,
+//! The queue abstraction: one small trait,
 //! [`MessageQueue`], with two implementations that keep the same promises:
 //!
 //! - [`AmqpQueue`]: RabbitMQ through lapin, for production;

@@ -1,4 +1,4 @@
-//! Names of the queues and exchanges (DESIGN.md §2 "AMQP topology") and AMQP topic matching.
+//! Names of the queues and exchanges and AMQP topic matching.
 
 use std::fmt;
 use std::time::Duration;

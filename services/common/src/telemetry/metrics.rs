@@ -1,4 +1,4 @@
-//! The process's metric instruments (DESIGN.md §8), on one meter provider that always has a pull
+//! The process's metric instruments, on one meter provider that always has a pull
 //! reader (rendered as Prometheus text on `metrics.listen`) and, when an OTLP endpoint is
 //! configured, a periodic OTLP exporter too.
 //!

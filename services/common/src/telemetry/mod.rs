@@ -1,4 +1,4 @@
-//! The one telemetry entry point (DESIGN.md §8): `tracing` to stderr, pretty or JSON, and
+//! The one telemetry entry point: `tracing` to stderr, pretty or JSON, and
 //! OpenTelemetry traces and metrics over OTLP/gRPC when an endpoint is configured.
 //!
 //! - [`init`] installs the process's subscriber and returns a guard; dropping it flushes and

@@ -1,4 +1,4 @@
-//! The standard `OTEL_*` variables (DESIGN.md §8), read from the environment map the process
+//! The standard `OTEL_*` variables, read from the environment map the process
 //! was given (never from the process environment directly, so tests pass their own).
 //!
 //! Honoured: `OTEL_EXPORTER_OTLP_ENDPOINT` (when `otlp.endpoint` is not set: the shadowsync key

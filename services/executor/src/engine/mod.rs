@@ -1,5 +1,5 @@
 //! The execution engine: runs one claimed plan against the target database, independent of the
-//! queue (DESIGN.md §6).
+//! queue.
 //!
 //! [`execute`] fetches every plan page, starts the heartbeat, reads the fingerprints of every
 //! source and shadow it may touch in one batched introspection, then runs the statements in
@@ -12,7 +12,7 @@
 //! With `table_parallelism` above 1, the tables still to run are split into *lanes*: groups
 //! linked by foreign keys (the plan's `depends_on`, and the keys the shadows hold now) stay in
 //! one lane, in script order on one connection, because DDL on key-linked tables in parallel
-//! can fail or livelock the server (DESIGN.md §5). Independent lanes run at once, each on its
+//! can fail or livelock the server. Independent lanes run at once, each on its
 //! own connection, at most `table_parallelism` of them. ABORT holds across lanes: the first
 //! failure stops every lane before its next statement, and what did not finish is NOT_RUN.
 //!

@@ -441,7 +441,7 @@ async fn a_connection_cut_in_one_lane_interrupts_the_run_and_the_next_attempt_fi
     h.db.drop_database().await;
 }
 
-/// A statement's start is in the task service's log while the statement still runs (issue 14):
+/// A statement's start is in the task service's log while the statement still runs:
 /// an executor that dies mid-statement leaves a log that says what was running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_start_is_durable_before_the_statement_runs() {

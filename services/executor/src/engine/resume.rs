@@ -1,4 +1,4 @@
-//! Where a table starts: the drift check and resume decision (DESIGN.md §6 "Drift", "Resume"),
+//! Where a table starts: the drift check and resume decision,
 //! made from the fingerprints read just before the table is touched. Pure, so every case is
 //! unit-tested without a database.
 
@@ -8,7 +8,7 @@ use crate::backend::PlanTable;
 pub const SOURCE_DRIFT_CODE: &str = "source_drift";
 /// The error code of a table whose shadow is in neither its analysed nor its target state.
 pub const SHADOW_DRIFT_CODE: &str = "shadow_drift";
-/// The message of a source drift (DESIGN.md §6).
+/// The message of a source drift.
 pub const SOURCE_DRIFT_MESSAGE: &str =
     "source table changed since analysis; initiate the task again";
 

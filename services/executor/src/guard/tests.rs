@@ -134,7 +134,7 @@ fn tampered_statements_are_refused_with_a_reason() {
             "`;`",
         ),
         ("CREATE TABLE `_test_orders` (id int);", "`;`"),
-        // Executable comments are refused outright (issue 14), whatever they hold.
+        // Executable comments are refused outright, whatever they hold.
         (
             "CREATE TABLE `_test_orders` (id int) /*! ; DROP TABLE orders */",
             "executable comment",
@@ -148,7 +148,7 @@ fn tampered_statements_are_refused_with_a_reason() {
             "CREATE TABLE /*!`orders`*/ /* `_test_orders` */ (id int)",
             "executable comment",
         ),
-        // A shadow never references production (issue 14).
+        // A shadow never references production.
         (
             "ALTER TABLE `_test_lines` ADD CONSTRAINT `fk` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`)",
             "`customers`, which is not a shadow table",

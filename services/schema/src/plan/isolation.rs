@@ -1,4 +1,4 @@
-//! Isolation (DESIGN.md §5): a shadow never references a non-shadow object.
+//! Isolation: a shadow never references a non-shadow object.
 //!
 //! Three rules, applied before any diff:
 //! - a table whose definition needs another production object (a parent in another database, a

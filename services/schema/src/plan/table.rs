@@ -85,7 +85,7 @@ pub(super) fn analyse<'a>(
         plan.source_fingerprint = Some(fingerprint_normalized(&source));
     }
     if let Some(reason) = reaches_outside(&source) {
-        // The executor's guard refuses such statements (DESIGN.md §6): say so up front.
+        // The executor's guard refuses such statements: say so up front.
         plan.reason = Some(reason);
         return item;
     }

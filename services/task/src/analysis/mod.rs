@@ -1,4 +1,4 @@
-//! The analysis journey (issue 4 §4–6): start (validated, nothing stored when rejected), a
+//! The analysis journey: start (validated, nothing stored when rejected), a
 //! background [`runner::Runner`] that calls the analysis service and writes rows in batches,
 //! reads (header, paged rows, one table, the SQL preview), skips with re-planning, and retry.
 

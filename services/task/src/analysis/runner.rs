@@ -300,7 +300,7 @@ impl Runner {
             }
             Err(e) => error!(error = %e, "cannot list pending analyses"),
         }
-        // Idempotency keys are kept 24 hours (DESIGN.md §7).
+        // Idempotency keys are kept 24 hours.
         let day = micros(std::time::Duration::from_secs(24 * 3600));
         if let Err(e) = inner.store.forget_before(now - day).await {
             error!(error = %e, "cannot forget old request ids");

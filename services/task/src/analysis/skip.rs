@@ -1,7 +1,7 @@
 //! `SetTablesSkipped`: move CREATE/UPDATE rows between the tabs and re-plan through the analysis
 //! service with the new skip set, so every dependant's SQL and the preview stay valid to run.
 //!
-//! A shadow never references a production table (DESIGN.md §5): skipping a table also skips
+//! A shadow never references a production table: skipping a table also skips
 //! every table whose shadow would then reference it (the engine decides, transitively; the rows
 //! are stored as skipped *with* their parent and listed in `cascaded_tables`), and un-skipping it
 //! restores them. A table skipped with its parent cannot be un-skipped on its own: un-skip the

@@ -1,4 +1,4 @@
-//! `StartAnalysis`: validate everything that can be known up front (issue 4 §6), then store
+//! `StartAnalysis`: validate everything that can be known up front, then store
 //! the analysis as PENDING and hand it to the runner. A rejected request stores nothing.
 
 use shadowsync_common::auth::Identity;

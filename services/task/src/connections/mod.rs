@@ -1,4 +1,4 @@
-//! Connections (issue 4 §2): admins register target databases; anyone authenticated lists and
+//! Connections: admins register target databases; anyone authenticated lists and
 //! reads them. The password is sealed with AES-256-GCM before it reaches the store, never
 //! returned and never logged (no function here logs a request or a record's password field).
 

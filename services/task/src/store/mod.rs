@@ -7,7 +7,7 @@
 //! - [`plan_digests`]: the plan digest of a stored preview or task (what approvals bind);
 //! - [`replan`]: applying a re-plan after skips;
 //! - [`request_ids`]: idempotency keys of retried calls;
-//! - [`tasks`]: tasks (part 1: a connection's unfinished tasks, for the delete check).
+//! - [`tasks`]: a connection's unfinished tasks, for the delete check.
 //!
 //! Times are microseconds since the epoch; booleans are 0/1 integers; every integer is 64-bit
 //! on both engines so one decoding path serves both.

@@ -1,4 +1,4 @@
-//! Idempotency keys (DESIGN.md §7): a mutating call's `request_id`, scoped to (caller, rpc),
+//! Idempotency keys: a mutating call's `request_id`, scoped to (caller, rpc),
 //! remembered with a hash of the parameters and the resource it created, for 24 hours.
 
 use async_trait::async_trait;

@@ -1,5 +1,5 @@
-//! Tasks repository: part 1 only counts a connection's unfinished tasks (for the delete check);
-//! part 2 of the task service grows the `tasks` table (migration `0002_tasks`) and this module.
+//! Tasks repository: a connection's unfinished tasks (for the delete check), and the rules every
+//! task insert follows.
 //!
 //! Inserting a task must, in the same transaction and before the insert, lock its connection
 //! with `UPDATE connections SET updated_at = updated_at WHERE id = $1` and refuse the task

@@ -1,4 +1,4 @@
-//! Tasks (DESIGN.md §1 steps 3 and 6, §3): submission behind an approval, the status machine
+//! Tasks: submission behind an approval, the status machine
 //! driven by approval events (confirmed with the approval service), reads, abort, decisions
 //! forwarded to the approval service, and the log.
 //!
