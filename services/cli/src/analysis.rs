@@ -304,7 +304,7 @@ async fn wait(client: &mut Client, id: &str, format: OutputFormat) -> Result<Ana
         progress.update(
             analysis.tables_done.into(),
             analysis.tables_total.into(),
-            format!("analysis {}", enum_name_of_status(analysis.status)),
+            format!("analysis {}", status_name(analysis.status)),
         );
         if !running {
             progress.finish();
@@ -314,7 +314,8 @@ async fn wait(client: &mut Client, id: &str, format: OutputFormat) -> Result<Ana
     }
 }
 
-fn enum_name_of_status(status: i32) -> String {
+/// `ANALYSIS_STATUS_RUNNING`, as the header, the progress bar and JSON show it.
+fn status_name(status: i32) -> String {
     crate::output::enum_name(
         status,
         AnalysisStatus::try_from(status)
@@ -408,9 +409,7 @@ async fn show_with(
         );
         output::write_all(out, line.as_bytes())?;
     }
-    let status = AnalysisStatus::try_from(analysis.status)
-        .map(|s| s.as_str_name().to_string())
-        .unwrap_or_default();
+    let status = status_name(analysis.status);
     // The percent shown is the counter's own, so the two never disagree.
     let percent = (u64::from(analysis.tables_done) * 100)
         .checked_div(u64::from(analysis.tables_total))

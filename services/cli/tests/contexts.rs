@@ -23,16 +23,6 @@ fn elsewhere(config: &Path, args: &[&str]) -> Output {
         .expect("run shadowctl")
 }
 
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        stdout(&output),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 #[test]
 fn contexts_reach_a_server_with_a_token_file_or_command() {
     let server = Embedded::start();

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use support::*;
@@ -25,29 +24,8 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-    output
-}
-
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("json output")
-}
-
-fn as_user(dir: &Path, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shadowctl"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("SHADOWSYNC_TOKEN", token)
-        .env_remove("SHADOWSYNC_ENDPOINT")
-        .output()
-        .expect("run shadowctl")
 }
 
 #[test]

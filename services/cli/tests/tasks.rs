@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use support::*;
@@ -196,16 +196,6 @@ fn reject_again_schedule_abort_and_read_the_logs() {
     mariadb(&format!("DROP DATABASE `{database}`"));
 }
 
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        stdout(&output),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn json(output: Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("json output")
 }
@@ -220,17 +210,6 @@ fn token(dir: &Path, user: &str) -> String {
         &["token", "--user", user, "--roles", "admin"],
     ));
     stdout(&minted).trim().to_string()
-}
-
-fn as_user(dir: &Path, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shadowctl"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("SHADOWSYNC_TOKEN", token)
-        .env_remove("SHADOWSYNC_ENDPOINT")
-        .output()
-        .expect("run shadowctl")
 }
 
 fn list(dir: &Path, filters: &[&str]) -> serde_json::Value {

@@ -95,6 +95,31 @@ pub fn shadowctl(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run shadowctl")
 }
 
+/// shadowctl as the holder of `token`, next to the embedded server in `data_dir`.
+pub fn as_user(data_dir: &Path, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shadowctl"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("SHADOWSYNC_TOKEN", token)
+        .env_remove("SHADOWSYNC_ENDPOINT")
+        .env_remove("SHADOWSYNC_CONTEXT")
+        .env("SHADOWSYNC_CONFIG_DIR", data_dir.join("no-contexts"))
+        .output()
+        .expect("run shadowctl")
+}
+
+/// `output`, after asserting the command succeeded (showing what it printed when not).
+pub fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
